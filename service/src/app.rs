@@ -1,0 +1,166 @@
+//! Routes: `/`, `/health`, `/metrics-test`, `/chain`, and a JSON 404 for everything else.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::downstream::{Downstream, DownstreamError};
+use crate::observe::{HttpMetrics, observe};
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The service `/chain` calls, if configured.
+    pub downstream: Option<Downstream>,
+    /// Instruments recorded by the observing middleware.
+    pub metrics: HttpMetrics,
+}
+
+impl AppState {
+    /// State with instruments from the global meter provider.
+    pub fn new(downstream: Option<Downstream>) -> Self {
+        Self {
+            downstream,
+            metrics: HttpMetrics::new(&opentelemetry::global::meter("traced-service")),
+        }
+    }
+}
+
+/// The whole HTTP surface; every request, the 404s included, passes through [`observe`].
+pub fn app(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/", get(root))
+        .route("/health", get(health))
+        .route("/metrics-test", get(metrics_test))
+        .route("/chain", get(chain))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(metrics, observe))
+}
+
+async fn root() -> Json<Value> {
+    Json(json!({ "message": "Hello from traced-service", "service": "traced-service" }))
+}
+
+async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The seed's slow endpoint: waits 100 ms without holding a worker thread.
+async fn metrics_test() -> Json<Value> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    Json(json!({ "message": "metrics test complete", "delay_ms": 100 }))
+}
+
+async fn chain(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    let downstream = state.downstream.as_ref().ok_or(AppError::NoDownstream)?;
+    let reply = downstream.call().await?;
+    Ok(Json(json!({
+        "message": "chained call complete",
+        "downstream": { "url": downstream.url(), "status": reply.status, "body": reply.body },
+    })))
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": "not found", "path": uri.path() })),
+    )
+        .into_response()
+}
+
+/// Handler failures, each with its status and a message safe to show a client.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("no downstream is configured: start the service with --downstream-url or DOWNSTREAM_URL")]
+    NoDownstream,
+    #[error(transparent)]
+    Downstream(#[from] DownstreamError),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            AppError::NoDownstream => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Downstream(_) => StatusCode::BAD_GATEWAY,
+        };
+        tracing::warn!(error = %self, "request failed");
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    async fn get_json(app: Router, path: &str) -> (StatusCode, Value) {
+        let res = app
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    fn test_app() -> Router {
+        app(AppState::new(None))
+    }
+
+    #[tokio::test]
+    async fn root_greets_in_json() {
+        let (status, body) = get_json(test_app(), "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["message"], "Hello from traced-service");
+    }
+
+    #[tokio::test]
+    async fn health_reports_ok() {
+        let (status, body) = get_json(test_app(), "/health").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({"status": "ok"}));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn metrics_test_waits_100ms_without_blocking() {
+        let started = tokio::time::Instant::now();
+        let (status, body) = get_json(test_app(), "/metrics-test").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["delay_ms"], 100);
+        // With the clock paused, only a tokio sleep (not a blocking one) advances it by 100 ms.
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_get_a_json_404() {
+        let (status, body) = get_json(test_app(), "/nope/123").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, json!({"error": "not found", "path": "/nope/123"}));
+    }
+
+    #[tokio::test]
+    async fn chain_without_downstream_is_503_with_a_hint() {
+        let (status, body) = get_json(test_app(), "/chain").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body["error"].as_str().unwrap().contains("DOWNSTREAM_URL"));
+    }
+
+    #[tokio::test]
+    async fn chain_to_an_unreachable_downstream_is_502_not_a_panic() {
+        // Port 9 on loopback: nothing listens there, the connection is refused at once.
+        let downstream = Downstream::new("http://127.0.0.1:9/".parse().unwrap(), Duration::from_secs(2));
+        let (status, body) = get_json(app(AppState::new(Some(downstream))), "/chain").await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert!(body["error"].as_str().unwrap().contains("127.0.0.1:9"), "{body}");
+    }
+}

@@ -1,0 +1,472 @@
+//! Telemetry settings read from the standard `OTEL_*` environment variables.
+//!
+//! Everything is parsed and checked up front, from a plain map of variables, so a bad value stops
+//! the process at start-up with one line that names the variable and what it accepts, and so the
+//! parsing can be tested without touching the process environment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// A variable that is set to something we cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {var}={value:?}: {expected}")]
+pub struct ConfigError {
+    /// The environment variable's name.
+    pub var: &'static str,
+    /// The value it had.
+    pub value: String,
+    /// What the variable accepts.
+    pub expected: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, value: &str, expected: impl Into<String>) -> Self {
+        Self {
+            var,
+            value: value.to_owned(),
+            expected: expected.into(),
+        }
+    }
+}
+
+/// OTLP transport, from `OTEL_EXPORTER_OTLP_PROTOCOL` (or a signal-specific variant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// OTLP over gRPC (default, port 4317).
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (port 4318).
+    HttpProtobuf,
+}
+
+/// Which span to keep, from `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SamplerChoice {
+    AlwaysOn,
+    AlwaysOff,
+    TraceIdRatio(f64),
+    ParentBasedAlwaysOn,
+    ParentBasedAlwaysOff,
+    ParentBasedTraceIdRatio(f64),
+}
+
+/// A propagator named in `OTEL_PROPAGATORS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PropagatorChoice {
+    /// W3C `traceparent`/`tracestate`.
+    TraceContext,
+    /// W3C `baggage`.
+    Baggage,
+    /// AWS `X-Amzn-Trace-Id` (what an AWS load balancer adds).
+    Xray,
+}
+
+/// Where and how one signal (traces or metrics) is exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalExport {
+    pub protocol: Protocol,
+    /// Full URL: for gRPC the collector's address, for HTTP the signal path (`/v1/traces`).
+    pub endpoint: String,
+}
+
+/// Everything the telemetry set-up needs, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// `OTEL_SDK_DISABLED=true`: no spans, no metrics exported (instruments are no-ops).
+    pub disabled: bool,
+    pub service_name: String,
+    /// From `OTEL_RESOURCE_ATTRIBUTES`, without `service.name` (kept in `service_name`).
+    pub resource_attributes: BTreeMap<String, String>,
+    pub traces: SignalExport,
+    pub metrics: SignalExport,
+    pub sampler: SamplerChoice,
+    pub propagators: Vec<PropagatorChoice>,
+    pub metric_export_interval: Duration,
+    /// Spans held for export at most; more are dropped and counted (`OTEL_BSP_MAX_QUEUE_SIZE`).
+    pub span_queue_size: usize,
+}
+
+/// The service name used when neither `OTEL_SERVICE_NAME` nor `service.name` is given.
+pub const DEFAULT_SERVICE_NAME: &str = "traced-service";
+/// Our default export queue: bigger than the SDK's 2,048 so a burst does not drop spans.
+pub const DEFAULT_SPAN_QUEUE_SIZE: usize = 8192;
+
+const SAMPLERS: &str = "always_on, always_off, traceidratio, parentbased_always_on, \
+                        parentbased_always_off, parentbased_traceidratio";
+const PROTOCOLS: &str = "grpc, http/protobuf";
+
+impl TelemetryConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads the given variables (empty values count as unset, as the OpenTelemetry spec says).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        let disabled = match get("OTEL_SDK_DISABLED") {
+            None => false,
+            Some(v) => parse_bool("OTEL_SDK_DISABLED", v)?,
+        };
+
+        let mut resource_attributes = match get("OTEL_RESOURCE_ATTRIBUTES") {
+            None => BTreeMap::new(),
+            Some(v) => parse_resource_attributes(v)?,
+        };
+        let from_attributes = resource_attributes.remove("service.name");
+        let service_name = get("OTEL_SERVICE_NAME")
+            .map(str::to_owned)
+            .or(from_attributes)
+            .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned());
+
+        let traces = signal_export(&get, "TRACES", "/v1/traces")?;
+        let metrics = signal_export(&get, "METRICS", "/v1/metrics")?;
+
+        let sampler = parse_sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?;
+
+        let propagators = match get("OTEL_PROPAGATORS") {
+            None => vec![
+                PropagatorChoice::TraceContext,
+                PropagatorChoice::Baggage,
+                PropagatorChoice::Xray,
+            ],
+            Some(v) => parse_propagators(v)?,
+        };
+
+        let metric_export_interval = match get("OTEL_METRIC_EXPORT_INTERVAL") {
+            None => Duration::from_secs(60),
+            Some(v) => Duration::from_millis(parse_positive("OTEL_METRIC_EXPORT_INTERVAL", v)?),
+        };
+        let span_queue_size = match get("OTEL_BSP_MAX_QUEUE_SIZE") {
+            None => DEFAULT_SPAN_QUEUE_SIZE,
+            Some(v) => parse_positive("OTEL_BSP_MAX_QUEUE_SIZE", v)? as usize,
+        };
+
+        Ok(Self {
+            disabled,
+            service_name,
+            resource_attributes,
+            traces,
+            metrics,
+            sampler,
+            propagators,
+            metric_export_interval,
+            span_queue_size,
+        })
+    }
+}
+
+fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::new(var, value, "expected true or false")),
+    }
+}
+
+fn parse_positive(var: &'static str, value: &str) -> Result<u64, ConfigError> {
+    match value.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::new(var, value, "expected a whole number greater than 0")),
+    }
+}
+
+/// `key1=value1,key2=value2`, values percent-encoded (W3C baggage octets).
+fn parse_resource_attributes(value: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    const VAR: &str = "OTEL_RESOURCE_ATTRIBUTES";
+    let mut out = BTreeMap::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(ConfigError::new(
+                VAR,
+                value,
+                format!("expected comma-separated key=value pairs, got {pair:?}"),
+            ));
+        };
+        let key = k.trim();
+        if key.is_empty() {
+            return Err(ConfigError::new(
+                VAR,
+                value,
+                format!("expected a key before '=' in {pair:?}"),
+            ));
+        }
+        let decoded = percent_decode(v.trim()).ok_or_else(|| {
+            ConfigError::new(VAR, value, format!("bad percent-encoding in {pair:?}"))
+        })?;
+        out.insert(key.to_owned(), decoded);
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn parse_protocol(var: &'static str, value: &str) -> Result<Protocol, ConfigError> {
+    match value {
+        "grpc" => Ok(Protocol::Grpc),
+        "http/protobuf" => Ok(Protocol::HttpProtobuf),
+        "http/json" => Err(ConfigError::new(
+            var,
+            value,
+            format!("http/json is not supported; expected one of {PROTOCOLS}"),
+        )),
+        _ => Err(ConfigError::new(
+            var,
+            value,
+            format!("expected one of {PROTOCOLS}"),
+        )),
+    }
+}
+
+/// Resolves one signal's protocol and endpoint the way the OTLP exporter spec says: the
+/// signal-specific endpoint is used as is; the generic one gets `/v1/<signal>` appended for HTTP.
+fn signal_export<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    signal: &'static str,
+    http_path: &str,
+) -> Result<SignalExport, ConfigError> {
+    let (protocol_var, endpoint_var): (&'static str, &'static str) = match signal {
+        "TRACES" => (
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ),
+        _ => (
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        ),
+    };
+    let protocol = match get(protocol_var) {
+        Some(v) => parse_protocol(protocol_var, v)?,
+        None => match get("OTEL_EXPORTER_OTLP_PROTOCOL") {
+            Some(v) => parse_protocol("OTEL_EXPORTER_OTLP_PROTOCOL", v)?,
+            None => Protocol::Grpc,
+        },
+    };
+    let endpoint = if let Some(v) = get(endpoint_var) {
+        check_url(endpoint_var, v)?;
+        v.to_owned()
+    } else if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+        check_url("OTEL_EXPORTER_OTLP_ENDPOINT", v)?;
+        match protocol {
+            Protocol::Grpc => v.to_owned(),
+            Protocol::HttpProtobuf => format!("{}{http_path}", v.trim_end_matches('/')),
+        }
+    } else {
+        match protocol {
+            Protocol::Grpc => "http://localhost:4317".to_owned(),
+            Protocol::HttpProtobuf => format!("http://localhost:4318{http_path}"),
+        }
+    };
+    Ok(SignalExport { protocol, endpoint })
+}
+
+fn check_url(var: &'static str, value: &str) -> Result<(), ConfigError> {
+    let expected = "expected an http:// or https:// URL, e.g. http://localhost:4317";
+    let rest = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+        .ok_or_else(|| ConfigError::new(var, value, expected))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    match value.parse::<http::Uri>() {
+        Ok(uri) if !authority.is_empty() && uri.host().is_some() => Ok(()),
+        _ => Err(ConfigError::new(var, value, expected)),
+    }
+}
+
+fn parse_sampler(name: Option<&str>, arg: Option<&str>) -> Result<SamplerChoice, ConfigError> {
+    let ratio = || -> Result<f64, ConfigError> {
+        match arg {
+            None => Ok(1.0),
+            Some(a) => match a.parse::<f64>() {
+                Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+                _ => Err(ConfigError::new(
+                    "OTEL_TRACES_SAMPLER_ARG",
+                    a,
+                    "expected a sampling ratio between 0 and 1, e.g. 0.25",
+                )),
+            },
+        }
+    };
+    Ok(match name.unwrap_or("parentbased_always_on") {
+        "always_on" => SamplerChoice::AlwaysOn,
+        "always_off" => SamplerChoice::AlwaysOff,
+        "traceidratio" => SamplerChoice::TraceIdRatio(ratio()?),
+        "parentbased_always_on" => SamplerChoice::ParentBasedAlwaysOn,
+        "parentbased_always_off" => SamplerChoice::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => SamplerChoice::ParentBasedTraceIdRatio(ratio()?),
+        other => {
+            return Err(ConfigError::new(
+                "OTEL_TRACES_SAMPLER",
+                other,
+                format!("expected one of {SAMPLERS}"),
+            ));
+        }
+    })
+}
+
+fn parse_propagators(value: &str) -> Result<Vec<PropagatorChoice>, ConfigError> {
+    let mut out = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let choice = match name {
+            "tracecontext" => PropagatorChoice::TraceContext,
+            "baggage" => PropagatorChoice::Baggage,
+            "xray" => PropagatorChoice::Xray,
+            "none" => continue,
+            _ => {
+                return Err(ConfigError::new(
+                    "OTEL_PROPAGATORS",
+                    value,
+                    format!(
+                        "unknown propagator {name:?}; expected a comma-separated list of \
+                         tracecontext, baggage, xray or none"
+                    ),
+                ));
+            }
+        };
+        if !out.contains(&choice) {
+            out.push(choice);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
+        let vars = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        TelemetryConfig::from_vars(&vars)
+    }
+
+    #[test]
+    fn defaults_follow_the_spec_and_continue_aws_traces() {
+        let c = parse(&[]).unwrap();
+        assert!(!c.disabled);
+        assert_eq!(c.service_name, DEFAULT_SERVICE_NAME);
+        assert_eq!(c.traces.protocol, Protocol::Grpc);
+        assert_eq!(c.traces.endpoint, "http://localhost:4317");
+        assert_eq!(c.sampler, SamplerChoice::ParentBasedAlwaysOn);
+        assert_eq!(
+            c.propagators,
+            [
+                PropagatorChoice::TraceContext,
+                PropagatorChoice::Baggage,
+                PropagatorChoice::Xray
+            ]
+        );
+        assert_eq!(c.metric_export_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn http_endpoints_get_the_signal_path_only_from_the_generic_variable() {
+        let c = parse(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                "http://metrics:9000/custom",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.traces.endpoint, "http://collector:4318/v1/traces");
+        assert_eq!(c.metrics.endpoint, "http://metrics:9000/custom");
+        assert_eq!(c.metrics.protocol, Protocol::HttpProtobuf);
+    }
+
+    #[test]
+    fn signal_protocol_overrides_the_generic_one() {
+        let c = parse(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        ])
+        .unwrap();
+        assert_eq!(c.traces.protocol, Protocol::Grpc);
+        assert_eq!(c.traces.endpoint, "http://localhost:4317");
+        assert_eq!(c.metrics.endpoint, "http://localhost:4318/v1/metrics");
+    }
+
+    #[test]
+    fn service_name_variable_wins_over_resource_attribute() {
+        let c = parse(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=from-attrs,deployment.environment.name=dev%20one",
+        )])
+        .unwrap();
+        assert_eq!(c.service_name, "from-attrs");
+        assert_eq!(c.resource_attributes["deployment.environment.name"], "dev one");
+        assert!(!c.resource_attributes.contains_key("service.name"));
+        let c = parse(&[
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"),
+            ("OTEL_SERVICE_NAME", "shop"),
+        ])
+        .unwrap();
+        assert_eq!(c.service_name, "shop");
+    }
+
+    #[test]
+    fn sampler_ratio_is_read_and_bounded() {
+        let c = parse(&[
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ])
+        .unwrap();
+        assert_eq!(c.sampler, SamplerChoice::ParentBasedTraceIdRatio(0.25));
+        let e = parse(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid OTEL_TRACES_SAMPLER_ARG=\"1.5\": expected a sampling ratio between 0 and 1, e.g. 0.25"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_what_it_accepts() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("OTEL_SDK_DISABLED", "yes", "expected true or false"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "expected one of grpc, http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", "expected an http:// or https:// URL"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://", "expected an http:// or https:// URL"),
+            ("OTEL_TRACES_SAMPLER", "sometimes", "expected one of always_on"),
+            ("OTEL_PROPAGATORS", "tracecontext,b3", "unknown propagator \"b3\""),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "0", "greater than 0"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "5s", "whole number"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "team", "key=value"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "-1", "whole number"),
+        ];
+        for (var, value, expected) in cases {
+            let e = parse(&[(var, value)]).unwrap_err();
+            assert_eq!(e.var, *var);
+            let line = e.to_string();
+            assert!(line.starts_with(&format!("invalid {var}=")), "{line}");
+            assert!(line.contains(expected), "{var}={value}: {line}");
+            assert!(!line.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn propagators_can_be_turned_off() {
+        assert!(parse(&[("OTEL_PROPAGATORS", "none")]).unwrap().propagators.is_empty());
+    }
+}

@@ -1,0 +1,165 @@
+use std::io::IsTerminal;
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use reqwest::Url;
+
+use traced_service::config::TelemetryConfig;
+use traced_service::downstream::Downstream;
+use traced_service::server::{serve, shutdown_signal};
+use traced_service::telemetry::{Telemetry, TelemetryOptions};
+use traced_service::{AppState, app};
+
+const OTEL_HELP: &str = "\
+TELEMETRY (standard OpenTelemetry environment variables; empty counts as unset):
+  OTEL_SDK_DISABLED=true|false          turn all export off (default false)
+  OTEL_SERVICE_NAME                     service.name (default traced-service)
+  OTEL_RESOURCE_ATTRIBUTES              k=v,k2=v2 (percent-encoded values), e.g.
+                                        deployment.environment.name=dev
+  OTEL_EXPORTER_OTLP_ENDPOINT           collector URL (default http://localhost:4317 for grpc,
+                                        http://localhost:4318 for http/protobuf)
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT    full URL for traces only (used as is)
+  OTEL_EXPORTER_OTLP_METRICS_ENDPOINT   full URL for metrics only (used as is)
+  OTEL_EXPORTER_OTLP_PROTOCOL           grpc (default) | http/protobuf; also _TRACES_/_METRICS_
+  OTEL_EXPORTER_OTLP_TIMEOUT, _HEADERS  export timeout (ms) and headers, read by the SDK
+  OTEL_TRACES_SAMPLER                   always_on | always_off | traceidratio |
+                                        parentbased_always_on (default) |
+                                        parentbased_always_off | parentbased_traceidratio
+  OTEL_TRACES_SAMPLER_ARG               ratio in [0, 1] for the *traceidratio samplers
+  OTEL_PROPAGATORS                      tracecontext,baggage,xray (default) | none; xray reads
+                                        the X-Amzn-Trace-Id header an AWS load balancer adds
+  OTEL_METRIC_EXPORT_INTERVAL           ms between metric exports (default 60000)
+  OTEL_BSP_MAX_QUEUE_SIZE               spans waiting for export at most (default 8192); more
+                                        are dropped and counted in app.telemetry.spans.dropped
+  OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_EXPORT_TIMEOUT
+                                        batching, read by the SDK
+  RUST_LOG                              log filter, e.g. info or traced_service=debug
+
+An invalid value stops the service at start-up with one line naming the variable.
+
+EXAMPLES:
+  traced-service                                       # :3000, export to localhost:4317
+  OTEL_SERVICE_NAME=shop OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317 traced-service
+  traced-service --port 3001 --downstream-url http://127.0.0.1:3000/   # /chain calls :3000
+";
+
+/// The reference traced service: `/`, `/health`, `/metrics-test` and `/chain`, exporting
+/// OpenTelemetry traces and metrics over OTLP.
+#[derive(Debug, Parser)]
+#[command(version, after_help = OTEL_HELP)]
+struct Args {
+    /// Port to listen on (0 picks a free one; the chosen address is logged).
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    port: u16,
+
+    /// Address to bind.
+    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
+    bind: IpAddr,
+
+    /// URL that `GET /chain` calls with the trace context injected (another instance of this
+    /// service, or any HTTP service). Without it, /chain answers 503.
+    #[arg(long, env = "DOWNSTREAM_URL")]
+    downstream_url: Option<Url>,
+
+    /// Timeout for the /chain call, in seconds.
+    #[arg(long, env = "DOWNSTREAM_TIMEOUT_SECS", default_value_t = 5.0)]
+    downstream_timeout_secs: f64,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests may take to finish, in seconds.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10.0)]
+    shutdown_grace_secs: f64,
+
+    /// After the server stops, how long exporting queued spans and metrics may take, in seconds.
+    #[arg(long, env = "TELEMETRY_FLUSH_SECS", default_value_t = 5.0)]
+    telemetry_flush_secs: f64,
+
+    /// Generate X-Ray-style trace ids (start time in the first 4 bytes). X-Ray also accepts
+    /// W3C random ids, so this is only needed for older X-Ray tooling.
+    #[arg(long, env = "XRAY_TRACE_IDS")]
+    xray_trace_ids: bool,
+
+    /// Log format: json, text, or auto (json unless stderr is a terminal).
+    #[arg(long, env = "LOG_FORMAT", default_value = "auto", value_parser = ["auto", "json", "text"])]
+    log_format: String,
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("invalid --{flag}={value}: expected a number of seconds >= 0"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match TelemetryConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("traced-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let durations = (|| {
+        Ok::<_, String>((
+            seconds(args.downstream_timeout_secs, "downstream-timeout-secs")?,
+            seconds(args.shutdown_grace_secs, "shutdown-grace-secs")?,
+            seconds(args.telemetry_flush_secs, "telemetry-flush-secs")?,
+        ))
+    })();
+    let (downstream_timeout, grace, flush) = match durations {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("traced-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("traced-service: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json_logs = match args.log_format.as_str() {
+        "json" => true,
+        "text" => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    let options = TelemetryOptions {
+        xray_trace_ids: args.xray_trace_ids,
+        json_logs,
+    };
+    let result = runtime.block_on(async {
+        let telemetry = Telemetry::init(&config, options).map_err(|e| e.to_string())?;
+        let addr = SocketAddr::new(args.bind, args.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let local = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!(
+            address = %local,
+            service_name = %config.service_name,
+            traces_endpoint = %config.traces.endpoint,
+            telemetry = if config.disabled { "disabled" } else { "enabled" },
+            "listening"
+        );
+        let downstream = args
+            .downstream_url
+            .map(|url| Downstream::new(url, downstream_timeout));
+        let served = serve(listener, app(AppState::new(downstream)), shutdown_signal(), grace).await;
+        tracing::info!(flush_s = flush.as_secs_f64(), "server stopped; flushing telemetry");
+        tokio::task::spawn_blocking(move || telemetry.shutdown(flush))
+            .await
+            .map_err(|e| format!("telemetry flush panicked: {e}"))?;
+        served.map_err(|e| format!("server error: {e}"))
+    });
+    // Exporter tasks may still hold the runtime; don't wait for them past the flush.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("traced-service: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
