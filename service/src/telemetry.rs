@@ -105,6 +105,8 @@ impl Telemetry {
             .with_threads(false)
             .with_location(false)
             .with_target(false)
+            // busy_ns/idle_ns are not semantic-convention attributes.
+            .with_tracked_inactivity(false)
             // Only our request/downstream spans (declared at INFO) become OpenTelemetry spans.
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
         Registry::default()
@@ -300,13 +302,13 @@ impl DropCounter {
         *last = Some(now);
         let total = self.total();
         let since = total - self.reported.swap(total, Ordering::Relaxed);
+        let hint = hint();
         tracing::warn!(
             dropped_spans = since,
             dropped_total = total,
             queue_full = self.queue_full.load(Ordering::Relaxed),
             export_failed = self.export_failed.load(Ordering::Relaxed),
-            "spans are being dropped: {}",
-            hint()
+            "spans are being dropped: {hint}"
         );
     }
 
