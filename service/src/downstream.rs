@@ -2,12 +2,11 @@
 
 use std::time::Duration;
 
+use opentelemetry::trace::{FutureExt, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue, global};
 use opentelemetry_http::HeaderInjector;
 use reqwest::Url;
 use serde_json::Value;
-use tracing::Instrument;
-use tracing::field::Empty;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Another HTTP service that `/chain` calls (often another instance of this one).
 #[derive(Debug, Clone)]
@@ -46,41 +45,45 @@ impl Downstream {
         self.url.as_str()
     }
 
-    /// GETs the downstream inside a CLIENT span whose context travels in the request headers.
+    /// GETs the downstream inside a CLIENT span (child of the current context) whose context
+    /// travels in the request headers.
     pub async fn call(&self) -> Result<Reply, DownstreamError> {
-        let host = self.url.host_str().unwrap_or_default().to_owned();
-        let span = tracing::info_span!(
-            "downstream",
-            otel.name = "GET",
-            otel.kind = "client",
-            otel.status_code = Empty,
-            http.request.method = "GET",
-            url.full = self.url.as_str(),
-            server.address = host,
-            server.port = self.url.port_or_known_default(),
-            http.response.status_code = Empty,
-            "error.type" = Empty,
-        );
+        let tracer = global::tracer("traced-service");
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("url.full", self.url.to_string()),
+            KeyValue::new("server.address", self.url.host_str().unwrap_or_default().to_owned()),
+        ];
+        if let Some(port) = self.url.port_or_known_default() {
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
+        }
+        let span = tracer
+            .span_builder("GET")
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes)
+            .start(&tracer);
+        let cx = Context::current_with_span(span);
         let mut headers = http::HeaderMap::new();
-        let cx = span.context();
-        opentelemetry::global::get_text_map_propagator(|p| {
+        global::get_text_map_propagator(|p| {
             p.inject_context(&cx, &mut HeaderInjector(&mut headers));
         });
-        let result = self.send(headers).instrument(span.clone()).await;
+        let result = self.send(headers).with_context(cx.clone()).await;
+        let span = cx.span();
         match &result {
             Ok(reply) => {
-                span.record("http.response.status_code", reply.status);
+                span.set_attribute(KeyValue::new("http.response.status_code", i64::from(reply.status)));
             }
             Err(e) => {
                 if let DownstreamError::Status { status, .. } = e {
-                    span.record("http.response.status_code", status);
-                    span.record("error.type", status.to_string());
+                    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(*status)));
+                    span.set_attribute(KeyValue::new("error.type", status.to_string()));
                 } else {
-                    span.record("error.type", "connect_or_timeout");
+                    span.set_attribute(KeyValue::new("error.type", "connect_or_timeout"));
                 }
-                span.record("otel.status_code", "ERROR");
+                span.set_status(Status::error(e.to_string()));
             }
         }
+        span.end();
         result
     }
 

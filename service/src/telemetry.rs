@@ -107,7 +107,8 @@ impl Telemetry {
             .with_target(false)
             // busy_ns/idle_ns are not semantic-convention attributes.
             .with_tracked_inactivity(false)
-            // Only our request/downstream spans (declared at INFO) become OpenTelemetry spans.
+            // `tracing` spans at INFO and above (e.g. `#[instrument]` in handlers) become
+            // OpenTelemetry spans, children of the request's span.
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
         Registry::default()
             .with(filter)
@@ -421,22 +422,26 @@ impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanEx
     }
 }
 
+/// The log output. It is filtered to events only: spans are looked up when an event is written
+/// (for `trace_id`/`span_id`), so pre-formatting every span's fields would be wasted work on the
+/// request path.
 fn log_layer<S>(json: bool) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
+    let events_only = tracing_subscriber::filter::filter_fn(|meta| meta.is_event());
     if json {
-        Box::new(
-            tracing_subscriber::fmt::layer()
-                .event_format(JsonWithTraceIds)
-                .with_writer(std::io::stderr),
-        )
+        tracing_subscriber::fmt::layer()
+            .event_format(JsonWithTraceIds)
+            .with_writer(std::io::stderr)
+            .with_filter(events_only)
+            .boxed()
     } else {
-        Box::new(
-            tracing_subscriber::fmt::layer()
-                .with_target(false)
-                .with_writer(std::io::stderr),
-        )
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .with_filter(events_only)
+            .boxed()
     }
 }
 
@@ -463,18 +468,22 @@ where
         fields.insert("level".into(), event.metadata().level().as_str().into());
         fields.insert("target".into(), event.metadata().target().into());
         event.record(&mut JsonVisitor(&mut fields));
-        if let Some(span) = ctx.lookup_current() {
-            fields.insert("span".into(), span.name().into());
-            let cx = tracing::dispatcher::get_default(|d| {
-                tracing_opentelemetry::get_otel_context(&span.id(), d)
-            });
-            if let Some(cx) = cx {
-                let sc = cx.span().span_context().clone();
-                if sc.is_valid() {
-                    fields.insert("trace_id".into(), sc.trace_id().to_string().into());
-                    fields.insert("span_id".into(), sc.span_id().to_string().into());
-                }
+        // The innermost span: a `tracing` span bridged to OpenTelemetry if one is current,
+        // else the OpenTelemetry context attached around the request (see `observe`).
+        let cx = match ctx.lookup_current() {
+            Some(span) => {
+                fields.insert("span".into(), span.name().into());
+                tracing::dispatcher::get_default(|d| {
+                    tracing_opentelemetry::get_otel_context(&span.id(), d)
+                })
+                .unwrap_or_else(Context::current)
             }
+            None => Context::current(),
+        };
+        let sc = cx.span().span_context().clone();
+        if sc.is_valid() {
+            fields.insert("trace_id".into(), sc.trace_id().to_string().into());
+            fields.insert("span_id".into(), sc.span_id().to_string().into());
         }
         let line = serde_json::Value::Object(fields).to_string();
         writeln!(writer, "{line}")

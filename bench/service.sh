@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Benchmark of traced-service on `/`: throughput and latency with telemetry disabled vs enabled
+# (100% sampled, exported over OTLP/gRPC to a loopback sink in another process), then spans
+# received vs requests served after a clean SIGTERM.
+#
+# Usage: bench/service.sh [seconds=20] [connections=16]
+# Needs wrk (Debian package `wrk`). Prints a summary; paste it into BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-20}
+CONNS=${2:-16}
+SVC_PORT=${SVC_PORT:-3300}
+SINK_PORT=${SINK_PORT:-4327}
+STATS_PORT=${STATS_PORT:-4399}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+
+echo "building release binaries..." >&2
+cargo build --release -q -p traced-service --bin traced-service --example otlp_sink
+BIN=target/release/traced-service
+SINK=target/release/examples/otlp_sink
+OUT=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+# CPU seconds (user + system) a process has used so far.
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
+
+run() { # $1 label, rest: env assignments
+  local label=$1; shift
+  env "$@" LOG_FORMAT=json "$BIN" --port "$SVC_PORT" --bind 127.0.0.1 2>"$OUT/$label.log" &
+  local pid=$!; pids+=("$pid")
+  wait_port "$SVC_PORT"
+  wrk -t1 -c1 -d2s "http://127.0.0.1:$SVC_PORT/" >/dev/null   # warm-up
+  echo "running $label: wrk -t2 -c$CONNS -d${DURATION}s --latency /" >&2
+  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$SVC_PORT/" >"$OUT/$label.wrk"
+  local rss_kb; rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+  local cpu_svc; cpu_svc=$(cpu_secs "$pid"); local cpu_sink; cpu_sink=$(cpu_secs "$SINK_PID")
+  kill -TERM "$pid"
+  local rc=0; wait "$pid" || rc=$?
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/$label.wrk")
+  p50=$(awk '$1=="50%" {print $2}' "$OUT/$label.wrk")
+  p99=$(awk '$1=="99%" {print $2}' "$OUT/$label.wrk")
+  printf '%-9s %12s req/s   p50 %-9s p99 %-9s peak RSS %s MiB   exit %s   CPU s: service %s, sink %s\n' \
+    "$label" "$rps" "$p50" "$p99" "$((rss_kb / 1024))" "$rc" "$cpu_svc" "$(awk "BEGIN {print $cpu_sink - ${SINK_CPU_BEFORE:-0}}")"
+  SINK_CPU_BEFORE=$cpu_sink
+  echo "$rps" >"$OUT/$label.rps"
+}
+
+"$SINK" "$SINK_PORT" "$STATS_PORT" 2>"$OUT/sink.log" &
+SINK_PID=$!
+pids+=("$SINK_PID")
+wait_port "$SINK_PORT"; wait_port "$STATS_PORT"
+
+echo "machine: $(nproc) cores, $(uname -m); wrk and the sink share them with the service"
+run disabled OTEL_SDK_DISABLED=true
+run enabled OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_TRACES_SAMPLER=always_on OTEL_SERVICE_NAME=bench
+sleep 1
+stats=$(curl -s "http://127.0.0.1:$STATS_PORT/stats")
+served=$(echo "$stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["app_requests"])')
+spans=$(echo "$stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["server_spans"])')
+ratio=$(python3 -c "print(f'{float(open(\"$OUT/enabled.rps\").read())/float(open(\"$OUT/disabled.rps\").read()):.3f}')")
+echo "enabled/disabled throughput: $ratio (target >= 0.85)"
+echo "enabled run: requests served (app.requests, incl. warm-up) $served, server spans received $spans, lost $((served - spans))"
+grep -h '"spans are being dropped' "$OUT/enabled.log" | head -3 || true
+echo "raw wrk output and logs: $OUT"
