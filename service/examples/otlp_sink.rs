@@ -40,7 +40,9 @@ impl TraceService for Sink {
         for rs in request.into_inner().resource_spans {
             for ss in rs.scope_spans {
                 let server = ss.spans.iter().filter(|s| s.kind == 2).count() as u64;
-                self.0.spans.fetch_add(ss.spans.len() as u64, Ordering::Relaxed);
+                self.0
+                    .spans
+                    .fetch_add(ss.spans.len() as u64, Ordering::Relaxed);
                 self.0.server_spans.fetch_add(server, Ordering::Relaxed);
             }
         }
@@ -102,9 +104,13 @@ async fn main() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", stats_port)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", stats_port))
+        .await
+        .unwrap();
     tokio::spawn(async move { axum::serve(listener, stats).await.unwrap() });
-    eprintln!("otlp_sink: OTLP/gRPC on 127.0.0.1:{otlp_port}, stats on 127.0.0.1:{stats_port}/stats");
+    eprintln!(
+        "otlp_sink: OTLP/gRPC on 127.0.0.1:{otlp_port}, stats on 127.0.0.1:{stats_port}/stats"
+    );
     tonic::transport::Server::builder()
         .add_service(TraceServiceServer::new(sink.clone()))
         .add_service(MetricsServiceServer::new(sink))

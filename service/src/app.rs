@@ -78,7 +78,9 @@ async fn not_found(uri: axum::http::Uri) -> Response {
 /// Handler failures, each with its status and a message safe to show a client.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("no downstream is configured: start the service with --downstream-url or DOWNSTREAM_URL")]
+    #[error(
+        "no downstream is configured: start the service with --downstream-url or DOWNSTREAM_URL"
+    )]
     NoDownstream,
     #[error(transparent)]
     Downstream(#[from] DownstreamError),
@@ -158,9 +160,15 @@ mod tests {
     #[tokio::test]
     async fn chain_to_an_unreachable_downstream_is_502_not_a_panic() {
         // Port 9 on loopback: nothing listens there, the connection is refused at once.
-        let downstream = Downstream::new("http://127.0.0.1:9/".parse().unwrap(), Duration::from_secs(2));
+        let downstream = Downstream::new(
+            "http://127.0.0.1:9/".parse().unwrap(),
+            Duration::from_secs(2),
+        );
         let (status, body) = get_json(app(AppState::new(Some(downstream))), "/chain").await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
-        assert!(body["error"].as_str().unwrap().contains("127.0.0.1:9"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("127.0.0.1:9"),
+            "{body}"
+        );
     }
 }

@@ -167,7 +167,11 @@ fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
 fn parse_positive(var: &'static str, value: &str) -> Result<u64, ConfigError> {
     match value.parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => Err(ConfigError::new(var, value, "expected a whole number greater than 0")),
+        _ => Err(ConfigError::new(
+            var,
+            value,
+            "expected a whole number greater than 0",
+        )),
     }
 }
 
@@ -412,7 +416,10 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(c.service_name, "from-attrs");
-        assert_eq!(c.resource_attributes["deployment.environment.name"], "dev one");
+        assert_eq!(
+            c.resource_attributes["deployment.environment.name"],
+            "dev one"
+        );
         assert!(!c.resource_attributes.contains_key("service.name"));
         let c = parse(&[
             ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs"),
@@ -445,11 +452,31 @@ mod tests {
     fn bad_values_name_the_variable_and_what_it_accepts() {
         let cases: &[(&str, &str, &str)] = &[
             ("OTEL_SDK_DISABLED", "yes", "expected true or false"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "expected one of grpc, http/protobuf"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", "expected an http:// or https:// URL"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://", "expected an http:// or https:// URL"),
-            ("OTEL_TRACES_SAMPLER", "sometimes", "expected one of always_on"),
-            ("OTEL_PROPAGATORS", "tracecontext,b3", "unknown propagator \"b3\""),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "udp",
+                "expected one of grpc, http/protobuf",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "localhost:4317",
+                "expected an http:// or https:// URL",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://",
+                "expected an http:// or https:// URL",
+            ),
+            (
+                "OTEL_TRACES_SAMPLER",
+                "sometimes",
+                "expected one of always_on",
+            ),
+            (
+                "OTEL_PROPAGATORS",
+                "tracecontext,b3",
+                "unknown propagator \"b3\"",
+            ),
             ("OTEL_METRIC_EXPORT_INTERVAL", "0", "greater than 0"),
             ("OTEL_METRIC_EXPORT_INTERVAL", "5s", "whole number"),
             ("OTEL_RESOURCE_ATTRIBUTES", "team", "key=value"),
@@ -467,6 +494,11 @@ mod tests {
 
     #[test]
     fn propagators_can_be_turned_off() {
-        assert!(parse(&[("OTEL_PROPAGATORS", "none")]).unwrap().propagators.is_empty());
+        assert!(
+            parse(&[("OTEL_PROPAGATORS", "none")])
+                .unwrap()
+                .propagators
+                .is_empty()
+        );
     }
 }

@@ -52,7 +52,10 @@ impl Downstream {
         let mut attributes = vec![
             KeyValue::new("http.request.method", "GET"),
             KeyValue::new("url.full", self.url.to_string()),
-            KeyValue::new("server.address", self.url.host_str().unwrap_or_default().to_owned()),
+            KeyValue::new(
+                "server.address",
+                self.url.host_str().unwrap_or_default().to_owned(),
+            ),
         ];
         if let Some(port) = self.url.port_or_known_default() {
             attributes.push(KeyValue::new("server.port", i64::from(port)));
@@ -71,11 +74,17 @@ impl Downstream {
         let span = cx.span();
         match &result {
             Ok(reply) => {
-                span.set_attribute(KeyValue::new("http.response.status_code", i64::from(reply.status)));
+                span.set_attribute(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(reply.status),
+                ));
             }
             Err(e) => {
                 if let DownstreamError::Status { status, .. } = e {
-                    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(*status)));
+                    span.set_attribute(KeyValue::new(
+                        "http.response.status_code",
+                        i64::from(*status),
+                    ));
                     span.set_attribute(KeyValue::new("error.type", status.to_string()));
                 } else {
                     span.set_attribute(KeyValue::new("error.type", "connect_or_timeout"));

@@ -146,8 +146,17 @@ fn main() -> ExitCode {
         let downstream = args
             .downstream_url
             .map(|url| Downstream::new(url, downstream_timeout));
-        let served = serve(listener, app(AppState::new(downstream)), shutdown_signal(), grace).await;
-        tracing::info!(flush_s = flush.as_secs_f64(), "server stopped; flushing telemetry");
+        let served = serve(
+            listener,
+            app(AppState::new(downstream)),
+            shutdown_signal(),
+            grace,
+        )
+        .await;
+        tracing::info!(
+            flush_s = flush.as_secs_f64(),
+            "server stopped; flushing telemetry"
+        );
         tokio::task::spawn_blocking(move || telemetry.shutdown(flush))
             .await
             .map_err(|e| format!("telemetry flush panicked: {e}"))?;

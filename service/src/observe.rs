@@ -12,10 +12,10 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use opentelemetry::KeyValue;
 use opentelemetry::global::{self, BoxedTracer};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::trace::{FutureExt, SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::KeyValue;
 use opentelemetry_http::HeaderExtractor;
 
 /// Label used for requests that matched no route, so a flood of 404s adds one series, not many.
@@ -69,7 +69,10 @@ impl HttpMetrics {
 pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
     let name = match &route {
         Some(r) => format!("{method} {r}"),
         None => method.to_string(),
@@ -123,7 +126,11 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
     }
     {
         let _guard = cx.clone().attach();
-        tracing::debug!(status = status.as_u16(), duration_s = elapsed, "request finished");
+        tracing::debug!(
+            status = status.as_u16(),
+            duration_s = elapsed,
+            "request finished"
+        );
     }
     span.end();
 

@@ -34,7 +34,10 @@ pub async fn serve(
     .with_graceful_shutdown(stopped(stop_rx.clone()));
     let deadline = async {
         stopped(stop_rx).await;
-        tracing::info!(grace_s = grace.as_secs_f64(), "shutting down: finishing in-flight requests");
+        tracing::info!(
+            grace_s = grace.as_secs_f64(),
+            "shutting down: finishing in-flight requests"
+        );
         tokio::time::sleep(grace).await;
     };
     tokio::select! {

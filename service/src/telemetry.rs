@@ -77,7 +77,10 @@ pub enum TelemetryError {
 impl Telemetry {
     /// Installs the global propagator, tracer and meter providers and the `tracing` subscriber.
     /// Must run inside a Tokio runtime (the gRPC exporter's channel is spawned on it).
-    pub fn init(config: &TelemetryConfig, options: TelemetryOptions) -> Result<Self, TelemetryError> {
+    pub fn init(
+        config: &TelemetryConfig,
+        options: TelemetryOptions,
+    ) -> Result<Self, TelemetryError> {
         global::set_text_map_propagator(propagator(&config.propagators));
         let drops = Arc::new(DropCounter::default());
         let filter = EnvFilter::try_from_default_env()
@@ -146,7 +149,10 @@ impl Telemetry {
         }
         let dropped = self.drops.total();
         if dropped > 0 {
-            tracing::warn!(dropped_spans = dropped, "some spans were dropped during this run");
+            tracing::warn!(
+                dropped_spans = dropped,
+                "some spans were dropped during this run"
+            );
         }
     }
 }
@@ -167,7 +173,9 @@ fn propagator(choices: &[PropagatorChoice]) -> TextMapCompositePropagator {
 
 fn resource(config: &TelemetryConfig) -> Resource {
     Resource::builder_empty()
-        .with_detector(Box::new(opentelemetry_sdk::resource::TelemetryResourceDetector))
+        .with_detector(Box::new(
+            opentelemetry_sdk::resource::TelemetryResourceDetector,
+        ))
         .with_attributes(
             config
                 .resource_attributes
@@ -361,7 +369,9 @@ impl SpanProcessor for BoundedProcessor {
         } else {
             let capacity = self.capacity;
             self.drops.dropped("queue_full", 1, &|| {
-                format!("the export queue ({capacity} spans) is full; is the collector slow or down?")
+                format!(
+                    "the export queue ({capacity} spans) is full; is the collector slow or down?"
+                )
             });
         }
     }
@@ -461,10 +471,7 @@ where
         event: &tracing::Event<'_>,
     ) -> fmt::Result {
         let mut fields = serde_json::Map::new();
-        fields.insert(
-            "timestamp".into(),
-            humantime_now().into(),
-        );
+        fields.insert("timestamp".into(), humantime_now().into());
         fields.insert("level".into(), event.metadata().level().as_str().into());
         fields.insert("target".into(), event.metadata().target().into());
         event.record(&mut JsonVisitor(&mut fields));
@@ -548,7 +555,10 @@ mod tests {
     fn timestamps_are_rfc3339_utc() {
         let ts = humantime_now();
         assert_eq!(ts.len(), 24, "{ts}");
-        assert!(ts.starts_with("20") && ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+        assert!(
+            ts.starts_with("20") && ts.ends_with('Z') && ts.as_bytes()[10] == b'T',
+            "{ts}"
+        );
     }
 
     #[test]

@@ -13,7 +13,14 @@ async fn load(url: &str, n: usize, concurrency: usize) -> usize {
     futures::stream::iter(0..n)
         .map(|_| {
             let client = client.clone();
-            async move { client.get(url).send().await.map(|r| r.status() == 200).unwrap_or(false) }
+            async move {
+                client
+                    .get(url)
+                    .send()
+                    .await
+                    .map(|r| r.status() == 200)
+                    .unwrap_or(false)
+            }
         })
         .buffer_unordered(concurrency)
         .filter(|ok| std::future::ready(*ok))
@@ -42,7 +49,10 @@ async fn sigterm_after_a_burst_loses_no_span() {
         .into_iter()
         .filter(|s| s.kind == KIND_SERVER && s.name == "GET /")
         .count();
-    assert_eq!(server_spans, N, "exactly one exported server span per answered request");
+    assert_eq!(
+        server_spans, N,
+        "exactly one exported server span per answered request"
+    );
 }
 
 /// In-flight requests finish after SIGTERM, and their spans are exported too.
@@ -60,7 +70,11 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let code = tokio::task::spawn_blocking(move || svc.terminate(Duration::from_secs(20)))
         .await
         .unwrap();
-    assert_eq!(in_flight.await.unwrap().unwrap(), 200, "the in-flight request is answered");
+    assert_eq!(
+        in_flight.await.unwrap().unwrap(),
+        200,
+        "the in-flight request is answered"
+    );
     assert_eq!(code, Some(0));
     assert!(rx.spans().iter().any(|s| s.name == "GET /metrics-test"));
 }
@@ -73,7 +87,11 @@ async fn collector_down_then_up_recovers_by_itself() {
     let svc = Service::start(&endpoint, &[], &[]);
 
     let started = Instant::now();
-    assert_eq!(load(&svc.url("/"), 200, 8).await, 200, "served while the collector is down");
+    assert_eq!(
+        load(&svc.url("/"), 200, 8).await,
+        200,
+        "served while the collector is down"
+    );
     let down_elapsed = started.elapsed();
     assert!(
         down_elapsed < Duration::from_secs(10),
@@ -90,16 +108,26 @@ async fn collector_down_then_up_recovers_by_itself() {
         if rx.spans().iter().any(|s| s.name == "GET /health") {
             break;
         }
-        assert!(Instant::now() < deadline, "export did not resume after the collector came up");
+        assert!(
+            Instant::now() < deadline,
+            "export did not resume after the collector came up"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The outage was reported as counted drops, and in a few lines, not one per batch.
     let logs = svc.logs();
     let warnings: Vec<_> = logs
         .iter()
-        .filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with("spans are being dropped")))
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("spans are being dropped"))
+        })
         .collect();
-    assert!(!warnings.is_empty(), "drops while the collector was down are reported");
+    assert!(
+        !warnings.is_empty(),
+        "drops while the collector was down are reported"
+    );
     assert!(warnings.len() <= 3, "rate-limited: {warnings:#?}");
     assert!(warnings[0]["dropped_total"].as_u64().unwrap() > 0);
 }
@@ -108,10 +136,22 @@ async fn collector_down_then_up_recovers_by_itself() {
 #[test]
 fn bad_otel_values_fail_fast_with_one_clear_line() {
     let cases = [
-        ("OTEL_EXPORTER_OTLP_PROTOCOL", "udp", "expected one of grpc, http/protobuf"),
-        ("OTEL_TRACES_SAMPLER", "sometimes", "expected one of always_on"),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "udp",
+            "expected one of grpc, http/protobuf",
+        ),
+        (
+            "OTEL_TRACES_SAMPLER",
+            "sometimes",
+            "expected one of always_on",
+        ),
         ("OTEL_TRACES_SAMPLER_ARG", "2", "between 0 and 1"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", "http:// or https://"),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "collector:4317",
+            "http:// or https://",
+        ),
         ("OTEL_PROPAGATORS", "b3", "unknown propagator"),
         ("OTEL_SDK_DISABLED", "maybe", "true or false"),
         ("OTEL_METRIC_EXPORT_INTERVAL", "soon", "whole number"),
@@ -120,12 +160,25 @@ fn bad_otel_values_fail_fast_with_one_clear_line() {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_traced-service"))
             .args(["--port", "0", "--bind", "127.0.0.1"])
             .env(var, value)
-            .env("OTEL_TRACES_SAMPLER", if var == "OTEL_TRACES_SAMPLER_ARG" { "traceidratio" } else if var == "OTEL_TRACES_SAMPLER" { value } else { "always_on" })
+            .env(
+                "OTEL_TRACES_SAMPLER",
+                if var == "OTEL_TRACES_SAMPLER_ARG" {
+                    "traceidratio"
+                } else if var == "OTEL_TRACES_SAMPLER" {
+                    value
+                } else {
+                    "always_on"
+                },
+            )
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{var}={value}: one line, got {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{var}={value}: one line, got {stderr}"
+        );
         assert!(stderr.contains(&format!("invalid {var}=")), "{stderr}");
         assert!(stderr.contains(expected), "{var}={value}: {stderr}");
     }

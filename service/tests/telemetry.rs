@@ -30,7 +30,10 @@ async fn server_spans_follow_the_http_semantic_conventions() {
     let span = spans.iter().find(|s| s.name == "GET /").unwrap();
     assert_eq!(span.service, "shop");
     assert_eq!(span.kind, KIND_SERVER);
-    assert_eq!(span.parent_span_id, "", "a request without context starts a trace");
+    assert_eq!(
+        span.parent_span_id, "",
+        "a request without context starts a trace"
+    );
     let a = &span.attrs;
     assert_eq!(a["http.request.method"], "GET");
     assert_eq!(a["http.route"], "/");
@@ -43,7 +46,10 @@ async fn server_spans_follow_the_http_semantic_conventions() {
     assert_eq!(a["user_agent.original"], "semconv-test/1.0");
     assert_ne!(span.status, STATUS_ERROR);
     for internal in ["otel.name", "otel.kind", "level", "target", "busy_ns"] {
-        assert!(!a.contains_key(internal), "{internal} leaked into attributes: {a:?}");
+        assert!(
+            !a.contains_key(internal),
+            "{internal} leaked into attributes: {a:?}"
+        );
     }
 
     // The JSON log line written inside the request carries the same trace and span ids.
@@ -60,12 +66,19 @@ async fn server_spans_follow_the_http_semantic_conventions() {
 async fn not_found_and_server_errors_are_recorded_as_such() {
     let rx = Receiver::grpc().await;
     // /chain with a downstream that refuses connections answers 502.
-    let svc = Service::start(&rx.endpoint(), &[], &["--downstream-url", "http://127.0.0.1:9/"]);
+    let svc = Service::start(
+        &rx.endpoint(),
+        &[],
+        &["--downstream-url", "http://127.0.0.1:9/"],
+    );
     assert_eq!(get(&svc.url("/no/such/page"), &[]).await.status(), 404);
     let res = get(&svc.url("/chain"), &[]).await;
     assert_eq!(res.status(), 502);
     let body: serde_json::Value = res.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("did not answer"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("did not answer"),
+        "{body}"
+    );
 
     let spans = rx
         .wait_spans(WAIT, |s| {
@@ -105,10 +118,15 @@ async fn chain_propagates_context_across_two_processes() {
     let res = get(&a.url("/chain"), &[]).await;
     assert_eq!(res.status(), 200);
     let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["downstream"]["body"]["message"], "Hello from traced-service");
+    assert_eq!(
+        body["downstream"]["body"]["message"],
+        "Hello from traced-service"
+    );
 
     let spans = rx
-        .wait_spans(WAIT, |s| s.iter().any(|s| s.service == "backend") && s.len() >= 3)
+        .wait_spans(WAIT, |s| {
+            s.iter().any(|s| s.service == "backend") && s.len() >= 3
+        })
         .await;
     let a_server = spans.iter().find(|s| s.name == "GET /chain").unwrap();
     let a_client = spans
@@ -135,7 +153,11 @@ async fn traceparent_from_the_client_continues_the_trace() {
     let svc = Service::start(&rx.endpoint(), &[], &[]);
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
-    get(&svc.url("/health"), &[("traceparent", &format!("00-{trace_id}-{parent}-01"))]).await;
+    get(
+        &svc.url("/health"),
+        &[("traceparent", &format!("00-{trace_id}-{parent}-01"))],
+    )
+    .await;
     let spans = rx.wait_spans(WAIT, |s| !s.is_empty()).await;
     assert_eq!(spans[0].trace_id, trace_id);
     assert_eq!(spans[0].parent_span_id, parent);
@@ -177,20 +199,33 @@ async fn xray_trace_ids_start_with_the_epoch_time() {
     get(&svc.url("/"), &[]).await;
     let spans = rx.wait_spans(WAIT, |s| !s.is_empty()).await;
     let epoch = u64::from_str_radix(&spans[0].trace_id[..8], 16).unwrap();
-    assert!(epoch.abs_diff(now) < 60, "trace id {} vs now {now}", spans[0].trace_id);
+    assert!(
+        epoch.abs_diff(now) < 60,
+        "trace id {} vs now {now}",
+        spans[0].trace_id
+    );
 }
 
 /// `OTEL_TRACES_SAMPLER=always_off` exports no spans while requests are still served.
 #[tokio::test]
 async fn sampler_variable_is_honoured() {
     let rx = Receiver::grpc().await;
-    let svc = Service::start(&rx.endpoint(), &[("OTEL_TRACES_SAMPLER", "always_off")], &[]);
+    let svc = Service::start(
+        &rx.endpoint(),
+        &[("OTEL_TRACES_SAMPLER", "always_off")],
+        &[],
+    );
     for _ in 0..5 {
         assert_eq!(get(&svc.url("/"), &[]).await.status(), 200);
     }
     // Metrics still flow, which shows export works; spans do not.
-    rx.wait_points(WAIT, |p| p.iter().any(|p| p.metric == "app.requests")).await;
-    assert!(rx.spans().is_empty(), "always_off exported {:?}", rx.spans());
+    rx.wait_points(WAIT, |p| p.iter().any(|p| p.metric == "app.requests"))
+        .await;
+    assert!(
+        rx.spans().is_empty(),
+        "always_off exported {:?}",
+        rx.spans()
+    );
 }
 
 /// The three instruments arrive by route template; a flood of distinct 404 paths is one series.
@@ -206,8 +241,11 @@ async fn metrics_arrive_by_endpoint_with_bounded_cardinality() {
         get(&svc.url(&format!("/flood/{i}")), &[]).await;
     }
     let has = |p: &[common::Point], metric: &str, endpoint: &str, min: f64| {
-        p.iter()
-            .any(|p| p.metric == metric && p.attrs.get("endpoint").map(String::as_str) == Some(endpoint) && p.value >= min)
+        p.iter().any(|p| {
+            p.metric == metric
+                && p.attrs.get("endpoint").map(String::as_str) == Some(endpoint)
+                && p.value >= min
+        })
     };
     let points = rx
         .wait_points(WAIT, |p| {
@@ -227,7 +265,10 @@ async fn metrics_arrive_by_endpoint_with_bounded_cardinality() {
     );
     let semconv = points
         .iter()
-        .find(|p| p.metric == "http.server.request.duration" && p.attrs.get("http.route").map(String::as_str) == Some("/"))
+        .find(|p| {
+            p.metric == "http.server.request.duration"
+                && p.attrs.get("http.route").map(String::as_str) == Some("/")
+        })
         .expect("http.server.request.duration by http.route");
     assert_eq!(semconv.unit, "s");
     assert_eq!(semconv.attrs["http.request.method"], "GET");

@@ -1,7 +1,10 @@
 //! Test rig: an in-process OTLP receiver (gRPC or HTTP/protobuf) on 127.0.0.1 that records what
 //! the real `traced-service` process exports, and a handle on that process.
 
-#![allow(dead_code, reason = "each test binary uses a different part of the rig")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the rig"
+)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -250,7 +253,9 @@ impl Receiver {
                 }
                 if let Some(metric::Data::Histogram(h)) = &m.data {
                     for p in &h.data_points {
-                        if attrs(&p.attributes).get("endpoint").map(String::as_str) == Some(endpoint) {
+                        if attrs(&p.attributes).get("endpoint").map(String::as_str)
+                            == Some(endpoint)
+                        {
                             best = best.max(p.sum.unwrap_or_default());
                         }
                     }
@@ -279,7 +284,11 @@ impl Receiver {
         }
     }
 
-    pub async fn wait_points(&self, timeout: Duration, pred: impl Fn(&[Point]) -> bool) -> Vec<Point> {
+    pub async fn wait_points(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[Point]) -> bool,
+    ) -> Vec<Point> {
         let deadline = Instant::now() + timeout;
         loop {
             let points = self.points();
