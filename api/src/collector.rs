@@ -1,0 +1,246 @@
+//! The OpenTelemetry Collector configuration made from a spec: one renderer for both targets.
+//!
+//! The app and the collector share a network namespace (a pod, or an `awsvpc` task), so the
+//! same YAML serves Kubernetes (mounted from a ConfigMap) and ECS (passed with
+//! `--config=env:VAR`). Rules, fixing the seed's mistakes:
+//! - processors: `memory_limiter` first, then (optional) `probabilistic_sampler`, then `batch`;
+//! - traces → Jaeger (OTLP/gRPC) and/or `awsxray`; metrics → `prometheus` and optionally
+//!   `awsemf`; metrics never go to Jaeger, which only takes traces;
+//! - OTLP receivers on localhost only; `health_check` (13133) for probes;
+//! - only components of the contrib distribution, with their current type names.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::spec::{Distribution, TracedAppSpec};
+
+/// Pinned default image of each distribution.
+pub const CONTRIB_IMAGE: &str = "otel/opentelemetry-collector-contrib:0.165.0";
+/// Pinned default ADOT image.
+pub const ADOT_IMAGE: &str = "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0";
+
+/// Where the app sends OTLP (inside the pod/task).
+pub const OTLP_GRPC_PORT: i32 = 4317;
+/// OTLP over HTTP.
+pub const OTLP_HTTP_PORT: i32 = 4318;
+/// `health_check` extension port.
+pub const HEALTH_PORT: i32 = 13133;
+/// Legacy X-Ray SDK segments (UDP).
+pub const XRAY_UDP_PORT: i32 = 2000;
+
+/// A collector configuration: what `--config` reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectorConfig {
+    pub receivers: BTreeMap<String, Value>,
+    pub processors: BTreeMap<String, Value>,
+    pub exporters: BTreeMap<String, Value>,
+    pub extensions: BTreeMap<String, Value>,
+    pub service: Service,
+}
+
+/// The `service` section: enabled extensions and the pipelines.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Service {
+    pub extensions: Vec<String>,
+    pub pipelines: BTreeMap<String, Pipeline>,
+}
+
+/// One pipeline's components, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Pipeline {
+    pub receivers: Vec<String>,
+    pub processors: Vec<String>,
+    pub exporters: Vec<String>,
+}
+
+/// The image the collector container runs.
+pub fn image(spec: &TracedAppSpec) -> String {
+    spec.collector.image.clone().unwrap_or_else(|| {
+        match spec.collector.distribution {
+            Distribution::Contrib => CONTRIB_IMAGE,
+            Distribution::Adot => ADOT_IMAGE,
+        }
+        .to_owned()
+    })
+}
+
+/// Region for AWS components: X-Ray's, else CloudWatch's, else ECS's, else `us-east-1`.
+fn aws_region(spec: &TracedAppSpec) -> String {
+    let ex = &spec.exporters;
+    ex.xray
+        .as_ref()
+        .and_then(|x| x.region.clone())
+        .or_else(|| ex.cloudwatch_metrics.as_ref().and_then(|c| c.region.clone()))
+        .or_else(|| spec.ecs.as_ref().map(|e| e.region.clone()))
+        .unwrap_or_else(|| "us-east-1".to_owned())
+}
+
+/// Builds the collector configuration for a (validated) spec.
+pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
+    let mut receivers = BTreeMap::new();
+    let mut processors = BTreeMap::new();
+    let mut exporters = BTreeMap::new();
+    let mut extensions = BTreeMap::new();
+
+    receivers.insert(
+        "otlp".to_owned(),
+        json!({"protocols": {
+            "grpc": {"endpoint": format!("localhost:{OTLP_GRPC_PORT}")},
+            "http": {"endpoint": format!("localhost:{OTLP_HTTP_PORT}")},
+        }}),
+    );
+    let mut trace_receivers = vec!["otlp".to_owned()];
+    if spec.collector.xray_receiver {
+        receivers.insert(
+            "awsxray".to_owned(),
+            json!({
+                "endpoint": format!("localhost:{XRAY_UDP_PORT}"),
+                "transport": "udp",
+                "proxy_server": {"endpoint": format!("localhost:{XRAY_UDP_PORT}"), "region": aws_region(spec)},
+            }),
+        );
+        trace_receivers.push("awsxray".to_owned());
+    }
+
+    let col = &spec.collector;
+    processors.insert(
+        "memory_limiter".to_owned(),
+        json!({"check_interval": "1s", "limit_mib": col.memory_limit_mib, "spike_limit_mib": col.spike_limit_mib}),
+    );
+    processors.insert(
+        "batch".to_owned(),
+        json!({
+            "send_batch_size": col.batch.send_batch_size,
+            "timeout": col.batch.timeout,
+            "send_batch_max_size": col.batch.send_batch_max_size,
+        }),
+    );
+    let mut trace_processors = vec!["memory_limiter".to_owned()];
+    if let Some(pct) = spec.sampling.collector_percentage {
+        processors.insert(
+            "probabilistic_sampler".to_owned(),
+            json!({"sampling_percentage": pct}),
+        );
+        trace_processors.push("probabilistic_sampler".to_owned());
+    }
+    trace_processors.push("batch".to_owned());
+
+    let mut trace_exporters = Vec::new();
+    if let Some(j) = &spec.exporters.jaeger {
+        // Since collector v0.144 the OTLP/gRPC exporter is `otlp_grpc`; ADOT releases still use
+        // the older `otlp` name, which contrib keeps as a deprecated alias.
+        let kind = match col.distribution {
+            Distribution::Contrib => "otlp_grpc",
+            Distribution::Adot => "otlp",
+        };
+        let mut tls = serde_json::Map::new();
+        tls.insert("insecure".into(), j.tls.insecure.into());
+        if let Some(ca) = &j.tls.ca_file {
+            tls.insert("ca_file".into(), ca.clone().into());
+        }
+        let name = format!("{kind}/jaeger");
+        exporters.insert(name.clone(), json!({"endpoint": j.endpoint, "tls": tls}));
+        trace_exporters.push(name);
+    }
+    if let Some(x) = spec.exporters.xray.as_ref().filter(|x| x.enabled) {
+        let mut cfg = serde_json::Map::new();
+        cfg.insert("region".into(), aws_region(spec).into());
+        if let Some(role) = &x.role_arn {
+            cfg.insert("role_arn".into(), role.clone().into());
+        }
+        if let Some(endpoint) = &x.endpoint {
+            cfg.insert("endpoint".into(), endpoint.clone().into());
+        }
+        cfg.insert("index_all_attributes".into(), x.index_all_attributes.into());
+        exporters.insert("awsxray".to_owned(), Value::Object(cfg));
+        trace_exporters.push("awsxray".to_owned());
+    }
+
+    exporters.insert(
+        "prometheus".to_owned(),
+        json!({"endpoint": format!("0.0.0.0:{}", spec.exporters.prometheus.port)}),
+    );
+    let mut metric_exporters = vec!["prometheus".to_owned()];
+    if let Some(cw) = &spec.exporters.cloudwatch_metrics {
+        let log_group = cw
+            .log_group
+            .clone()
+            .unwrap_or_else(|| format!("/metrics/{}", cw.namespace));
+        let mut cfg = serde_json::Map::new();
+        cfg.insert("region".into(), cw.region.clone().unwrap_or_else(|| aws_region(spec)).into());
+        cfg.insert("namespace".into(), cw.namespace.clone().into());
+        cfg.insert("log_group_name".into(), log_group.into());
+        if let Some(role) = spec.exporters.xray.as_ref().and_then(|x| x.role_arn.clone()) {
+            cfg.insert("role_arn".into(), role.into());
+        }
+        exporters.insert("awsemf".to_owned(), Value::Object(cfg));
+        metric_exporters.push("awsemf".to_owned());
+    }
+
+    extensions.insert(
+        "health_check".to_owned(),
+        json!({"endpoint": format!("0.0.0.0:{HEALTH_PORT}")}),
+    );
+
+    let mut pipelines = BTreeMap::new();
+    pipelines.insert(
+        "traces".to_owned(),
+        Pipeline {
+            receivers: trace_receivers,
+            processors: trace_processors,
+            exporters: trace_exporters,
+        },
+    );
+    pipelines.insert(
+        "metrics".to_owned(),
+        Pipeline {
+            receivers: vec!["otlp".to_owned()],
+            processors: vec!["memory_limiter".to_owned(), "batch".to_owned()],
+            exporters: metric_exporters,
+        },
+    );
+
+    CollectorConfig {
+        receivers,
+        processors,
+        exporters,
+        extensions,
+        service: Service {
+            extensions: vec!["health_check".to_owned()],
+            pipelines,
+        },
+    }
+}
+
+impl CollectorConfig {
+    /// The configuration as YAML, stable for the same spec.
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).expect("a tree of maps, lists and scalars always serialises")
+    }
+}
+
+/// First 10 hex digits of the SHA-256 of `text`: names ConfigMaps and rolls pods on change.
+pub fn short_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(5).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Exporters in use, for status and `kubectl get`: e.g. `jaeger,xray,prometheus`.
+pub fn exporters_summary(spec: &TracedAppSpec) -> String {
+    let ex = &spec.exporters;
+    let mut names = Vec::new();
+    if ex.jaeger.is_some() {
+        names.push("jaeger");
+    }
+    if ex.xray.as_ref().is_some_and(|x| x.enabled) {
+        names.push("xray");
+    }
+    names.push("prometheus");
+    if ex.cloudwatch_metrics.is_some() {
+        names.push("cloudwatch");
+    }
+    names.join(",")
+}

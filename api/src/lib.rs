@@ -1,0 +1,18 @@
+//! `tracedapp-api`: the `TracedApp` custom resource and what is made from it without I/O.
+//!
+//! # Layout
+//! - [`spec`]: the resource (`tracedapp.dev/v1alpha1`): every field, default and CRD rule.
+//! - [`validate`]: the same rules in Rust, with field paths, for the CLI and ECS path.
+//! - [`fargate`]: the Fargate cpu/memory table behind both the CEL rule and the Rust check.
+//! - [`app_env`]: the `OTEL_*` environment of the app container, shared by both targets.
+//! - [`collector`]: the collector configuration model and its renderer (one for both targets).
+//! - [`load`]: reading a TracedApp from YAML with errors that name the field.
+
+pub mod app_env;
+pub mod collector;
+pub mod fargate;
+pub mod load;
+pub mod spec;
+pub mod validate;
+
+pub use spec::{TracedApp, TracedAppSpec, TracedAppStatus};

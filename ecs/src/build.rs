@@ -1,0 +1,150 @@
+//! The task definition of a TracedApp: the app container and the collector container, sharing
+//! the task's network (`awsvpc`), so the app sends OTLP to `localhost:4317` as on Kubernetes.
+
+use std::collections::BTreeMap;
+
+use tracedapp_api::TracedApp;
+use tracedapp_api::app_env::app_env;
+use tracedapp_api::collector::{self, HEALTH_PORT, OTLP_GRPC_PORT, OTLP_HTTP_PORT, XRAY_UDP_PORT};
+use tracedapp_api::spec::{Distribution, EcsSpec, LaunchType};
+
+use crate::model::{
+    ContainerDefinition, ContainerDependency, HealthCheck, KeyValuePair, LogConfiguration,
+    MountPoint, PortMapping, RuntimePlatform, TaskDefinition, Volume,
+};
+
+/// Environment variable that carries the collector's YAML (`--config=env:...`).
+pub const CONFIG_ENV: &str = "TRACEDAPP_COLLECTOR_CONFIG";
+/// Container names in the task.
+pub const APP_CONTAINER: &str = "app";
+/// The collector container.
+pub const COLLECTOR_CONTAINER: &str = "otel-collector";
+/// Non-root user both containers run as.
+pub const RUN_AS: &str = "10001";
+
+/// Builds the task definition for a validated TracedApp (the `ecs` section may be absent: its
+/// defaults apply).
+pub fn task_definition(app: &TracedApp) -> TaskDefinition {
+    let spec = &app.spec;
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let ecs = spec.ecs.clone().unwrap_or_else(default_ecs);
+    let family = ecs.family.clone().unwrap_or_else(|| name.clone());
+    let log_group = ecs.log_group.clone().unwrap_or_else(|| format!("/ecs/{family}"));
+    let logs = |prefix: &str| LogConfiguration {
+        log_driver: "awslogs".to_owned(),
+        options: BTreeMap::from([
+            ("awslogs-group".to_owned(), log_group.clone()),
+            ("awslogs-region".to_owned(), ecs.region.clone()),
+            ("awslogs-stream-prefix".to_owned(), prefix.to_owned()),
+            ("awslogs-create-group".to_owned(), "true".to_owned()),
+        ]),
+    };
+    let tmp = MountPoint {
+        source_volume: "tmp".to_owned(),
+        container_path: "/tmp".to_owned(),
+        read_only: false,
+    };
+
+    let yaml = collector::render(spec).to_yaml();
+    let adot = spec.collector.distribution == Distribution::Adot;
+    let mut collector_ports = vec![
+        tcp(OTLP_GRPC_PORT, "otlp-grpc"),
+        tcp(OTLP_HTTP_PORT, "otlp-http"),
+        tcp(spec.exporters.prometheus.port, "otel-metrics"),
+        tcp(HEALTH_PORT, "otel-health"),
+    ];
+    if spec.collector.xray_receiver {
+        collector_ports.push(PortMapping {
+            container_port: XRAY_UDP_PORT,
+            protocol: "udp".to_owned(),
+            name: Some("xray-udp".to_owned()),
+        });
+    }
+    let collector = ContainerDefinition {
+        name: COLLECTOR_CONTAINER.to_owned(),
+        image: collector::image(spec),
+        essential: true,
+        command: vec![format!("--config=env:{CONFIG_ENV}")],
+        port_mappings: collector_ports,
+        environment: vec![KeyValuePair {
+            name: CONFIG_ENV.to_owned(),
+            value: yaml,
+        }],
+        depends_on: Vec::new(),
+        // The upstream contrib image has no shell or health-check binary; ADOT ships one.
+        health_check: adot.then(|| HealthCheck {
+            command: vec!["/healthcheck".to_owned()],
+            interval: 5,
+            timeout: 3,
+            retries: 5,
+            start_period: 10,
+        }),
+        mount_points: Vec::new(),
+        readonly_root_filesystem: true,
+        user: Some(RUN_AS.to_owned()),
+        log_configuration: logs("collector"),
+    };
+
+    let platform = ["cloud.provider=aws".to_owned(), "cloud.platform=aws_ecs".to_owned()];
+    let app_container = ContainerDefinition {
+        name: APP_CONTAINER.to_owned(),
+        image: spec.app.image.clone(),
+        essential: true,
+        command: Vec::new(),
+        port_mappings: vec![tcp(spec.app.port, "http")],
+        environment: app_env(spec, &name, &platform)
+            .into_iter()
+            .map(|(name, value)| KeyValuePair { name, value })
+            .collect(),
+        // Start the app only once the collector is up, so its first spans are not lost.
+        depends_on: vec![ContainerDependency {
+            container_name: COLLECTOR_CONTAINER.to_owned(),
+            condition: if adot { "HEALTHY" } else { "START" }.to_owned(),
+        }],
+        health_check: None,
+        mount_points: vec![tmp],
+        readonly_root_filesystem: true,
+        user: Some(RUN_AS.to_owned()),
+        log_configuration: logs("app"),
+    };
+
+    let task_role = ecs.task_role_arn.clone().or_else(|| spec.aws.iam_role_arn.clone());
+    TaskDefinition {
+        family,
+        task_role_arn: task_role,
+        execution_role_arn: ecs.execution_role_arn.clone(),
+        network_mode: "awsvpc".to_owned(),
+        // The collector first: ECS stops containers in reverse dependency order, so the app
+        // stops before the collector that flushes its spans.
+        container_definitions: vec![collector, app_container],
+        volumes: vec![Volume {
+            name: "tmp".to_owned(),
+        }],
+        requires_compatibilities: vec![
+            match ecs.launch_type {
+                LaunchType::Fargate => "FARGATE",
+                LaunchType::Ec2 => "EC2",
+            }
+            .to_owned(),
+        ],
+        cpu: ecs.cpu.clone(),
+        memory: ecs.memory.clone(),
+        runtime_platform: Some(RuntimePlatform {
+            cpu_architecture: "X86_64".to_owned(),
+            operating_system_family: "LINUX".to_owned(),
+        }),
+    }
+}
+
+fn default_ecs() -> EcsSpec {
+    serde_json::from_value(serde_json::json!({}))
+        .expect("every EcsSpec field has a default")
+}
+
+fn tcp(port: i32, name: &str) -> PortMapping {
+    PortMapping {
+        container_port: port,
+        protocol: "tcp".to_owned(),
+        name: Some(name.to_owned()),
+    }
+}

@@ -1,0 +1,242 @@
+//! The `tracedapp` command line.
+//!
+//! Exit codes: 0 success, 2 bad input (unreadable file, invalid spec), 3 AWS or API failure,
+//! 1 anything else.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracedapp_api::TracedApp;
+use tracedapp_api::load::{LoadError, from_yaml};
+
+use crate::manifests;
+
+/// Exit code for bad input.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code for an AWS or Kubernetes API failure.
+pub const EXIT_API: u8 = 3;
+
+const ABOUT: &str = "\
+Ship a traced service to Kubernetes and AWS ECS from one TracedApp spec.
+
+A TracedApp (tracedapp.dev/v1alpha1) describes an app, the OpenTelemetry Collector that runs
+beside it, and where traces (Jaeger, AWS X-Ray) and metrics (Prometheus, CloudWatch) go.";
+
+const EXAMPLES: &str = "\
+EXAMPLES:
+  tracedapp crd | kubectl apply --server-side -f -       install the CRD
+  tracedapp render k8s -f manifests/examples/shop.yaml   Kubernetes objects, as YAML
+  tracedapp render collector -f app.yaml                 the collector config alone
+  tracedapp render ecs -f app.yaml > td.json             ECS task definition, for
+      aws ecs register-task-definition --cli-input-json file://td.json
+  tracedapp ecs register -f app.yaml --dry-run           what would be registered
+  tracedapp ecs register -f app.yaml --region eu-west-1  register (only if changed)
+
+EXIT CODES: 0 ok, 2 bad input (file or spec), 3 AWS/API failure, 1 other.";
+
+#[derive(Debug, Parser)]
+#[command(name = "tracedapp", version, about = ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the TracedApp CustomResourceDefinition (YAML), for `kubectl apply`.
+    Crd,
+    /// Render a TracedApp file into what runs it, without touching a cluster or AWS.
+    Render {
+        /// What to render.
+        #[arg(value_enum)]
+        target: RenderTarget,
+        /// The TracedApp YAML file (`-` for standard input).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Output format (default: yaml for k8s and collector, json for ecs).
+        #[arg(short = 'o', long = "output", value_enum)]
+        output: Option<Format>,
+    },
+    /// AWS ECS: register the task definition.
+    #[command(subcommand)]
+    Ecs(EcsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EcsCommand {
+    /// Register the task definition of a TracedApp, only if it differs from the family's latest
+    /// ACTIVE revision. Prints the ARN and whether it is new. AWS credentials come from the
+    /// usual chain (environment, profile, SSO, instance/task role).
+    Register {
+        /// The TracedApp YAML file (`-` for standard input).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Print the task definition that would be registered, and call nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// AWS region (default: spec.ecs.region).
+        #[arg(long)]
+        region: Option<String>,
+        /// ECS API endpoint override, e.g. an emulator at http://127.0.0.1:5000.
+        #[arg(long, env = "AWS_ENDPOINT_URL_ECS")]
+        endpoint_url: Option<String>,
+    },
+}
+
+/// What `render` produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderTarget {
+    /// ConfigMap, ServiceAccount, Deployment, Service.
+    K8s,
+    /// The ECS task definition (RegisterTaskDefinition input).
+    Ecs,
+    /// The OpenTelemetry Collector configuration.
+    Collector,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Yaml,
+    Json,
+}
+
+/// A failure, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Api(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::BadInput(_) => EXIT_BAD_INPUT,
+            CliError::Api(_) => EXIT_API,
+            CliError::Other(_) => 1,
+        }
+    }
+}
+
+/// Reads and validates a TracedApp file; errors name the file and every bad field.
+pub fn read_app(path: &Path) -> Result<TracedApp, CliError> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| CliError::BadInput(format!("{}: cannot read: {e}", path.display())))?;
+    from_yaml(&text).map_err(|e| {
+        let detail = match e {
+            LoadError::Yaml(m) => vec![m],
+            LoadError::Shape(errs) | LoadError::Invalid(errs) => {
+                errs.0.iter().map(ToString::to_string).collect()
+            }
+        };
+        let lines: Vec<String> = detail.iter().map(|d| format!("  {d}")).collect();
+        CliError::BadInput(format!("{}: invalid TracedApp:\n{}", path.display(), lines.join("\n")))
+    })
+}
+
+/// Renders `app` for `target` in `format` (what `tracedapp render` prints).
+pub fn render(app: &TracedApp, target: RenderTarget, format: Option<Format>) -> Result<String, CliError> {
+    let yaml = |v: &dyn erased::Ser| v.yaml();
+    let out = match (target, format) {
+        (RenderTarget::Collector, None | Some(Format::Yaml)) => {
+            tracedapp_api::collector::render(&app.spec).to_yaml()
+        }
+        (RenderTarget::Collector, Some(Format::Json)) => {
+            json(&tracedapp_api::collector::render(&app.spec))
+        }
+        (RenderTarget::K8s, None | Some(Format::Yaml)) => {
+            let docs: Vec<String> = manifests::build(app).list().iter().map(|c| yaml(c)).collect();
+            docs.join("---\n")
+        }
+        (RenderTarget::K8s, Some(Format::Json)) => {
+            let list = serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": manifests::build(app).list(),
+            });
+            json(&list)
+        }
+        (RenderTarget::Ecs, None | Some(Format::Json)) => json(&tracedapp_ecs::task_definition(app)),
+        (RenderTarget::Ecs, Some(Format::Yaml)) => yaml(&tracedapp_ecs::task_definition(app)),
+    };
+    Ok(out)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("our models always serialise");
+    s.push('\n');
+    s
+}
+
+mod erased {
+    /// Lets one closure print any of our serialisable objects as YAML.
+    pub trait Ser {
+        fn yaml(&self) -> String;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn yaml(&self) -> String {
+            serde_saphyr::to_string(self).expect("our models always serialise")
+        }
+    }
+}
+
+/// Runs one command; what it prints goes to stdout, progress and results of `ecs register` too.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Crd => {
+            print!("{}", crate::crd_yaml());
+            Ok(())
+        }
+        Command::Render { target, file, output } => {
+            let app = read_app(&file)?;
+            print!("{}", render(&app, target, output)?);
+            Ok(())
+        }
+        Command::Ecs(EcsCommand::Register {
+            file,
+            dry_run,
+            region,
+            endpoint_url,
+        }) => {
+            let app = read_app(&file)?;
+            let td = tracedapp_ecs::task_definition(&app);
+            tracedapp_ecs::check::check(&td).map_err(|errs| {
+                let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
+                CliError::BadInput(format!(
+                    "{}: ECS would reject this task definition:\n{}",
+                    file.display(),
+                    lines.join("\n")
+                ))
+            })?;
+            if dry_run {
+                eprintln!("dry run: would register family {:?} if it differs from its latest revision", td.family);
+                print!("{}", json(&td));
+                return Ok(());
+            }
+            let region = region.or_else(|| app.spec.ecs.as_ref().map(|e| e.region.clone()));
+            let endpoint = tracedapp_ecs::register::Endpoint {
+                region,
+                url: endpoint_url,
+            };
+            eprintln!("registering task definition family {:?}...", td.family);
+            let client = tracedapp_ecs::register::client(&endpoint).await;
+            let outcome = tracedapp_ecs::register::register(&client, &td)
+                .await
+                .map_err(|e| CliError::Api(e.to_string()))?;
+            if outcome.created {
+                println!("registered {} (new revision {})", outcome.arn, outcome.revision);
+            } else {
+                println!("unchanged {} (revision {} already matches)", outcome.arn, outcome.revision);
+            }
+            Ok(())
+        }
+    }
+}

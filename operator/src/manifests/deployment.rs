@@ -1,0 +1,301 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tracedapp_api::TracedApp;
+use tracedapp_api::app_env::app_env;
+use tracedapp_api::collector::{self, HEALTH_PORT, OTLP_GRPC_PORT, OTLP_HTTP_PORT, XRAY_UDP_PORT};
+use tracedapp_api::spec::{ResourceAmounts, Resources};
+
+use super::{CONFIG_DIR, CONFIG_KEY, Rendered, app_name, child_meta, workload_name};
+use crate::{labels, naming};
+
+/// UID/GID the pods run as (the upstream collector images use 10001 too).
+pub const RUN_AS: i64 = 10001;
+
+/// The app with its collector as a native sidecar: an init container with
+/// `restartPolicy: Always`, which Kubernetes starts (and waits to be healthy) before the app and
+/// stops after it, so the app's last spans still find a collector at shutdown.
+pub fn deployment(app: &TracedApp, rendered: &Rendered) -> Deployment {
+    let name = app_name(app);
+    let config_map = naming::collector_config_map(&name, &rendered.config_hash);
+    let mut pod_labels = labels::common(&name, "app");
+    pod_labels.extend(labels::selector(&name));
+    Deployment {
+        metadata: child_meta(app, workload_name(app), "app"),
+        spec: Some(DeploymentSpec {
+            replicas: Some(app.spec.app.replicas),
+            selector: LabelSelector {
+                match_labels: Some(labels::selector(&name)),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(BTreeMap::from([(
+                        labels::CONFIG_HASH_ANNOTATION.to_owned(),
+                        rendered.config_hash.clone(),
+                    )])),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(workload_name(app)),
+                    automount_service_account_token: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS),
+                        run_as_group: Some(RUN_AS),
+                        fs_group: Some(RUN_AS),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_owned(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    init_containers: Some(vec![collector_container(app)]),
+                    containers: vec![app_container(app)],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "collector-config".to_owned(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: config_map,
+                                ..ConfigMapVolumeSource::default()
+                            }),
+                            ..Volume::default()
+                        },
+                        Volume {
+                            name: "tmp".to_owned(),
+                            empty_dir: Some(EmptyDirVolumeSource::default()),
+                            ..Volume::default()
+                        },
+                    ]),
+                    termination_grace_period_seconds: Some(30),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+fn app_container(app: &TracedApp) -> Container {
+    let spec = &app.spec;
+    let a = &spec.app;
+    let platform = [
+        "k8s.pod.name=$(K8S_POD_NAME)".to_owned(),
+        "k8s.namespace.name=$(K8S_NAMESPACE_NAME)".to_owned(),
+        format!("k8s.deployment.name={}", workload_name(app)),
+    ];
+    // The downward-API variables come first: OTEL_RESOURCE_ATTRIBUTES refers to them.
+    let mut env = vec![
+        field_env("K8S_POD_NAME", "metadata.name"),
+        field_env("K8S_NAMESPACE_NAME", "metadata.namespace"),
+    ];
+    env.extend(
+        app_env(spec, &app_name(app), &platform)
+            .iter()
+            .map(|(k, v)| env_value(k, v)),
+    );
+    let probe = |initial: i32, period: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(a.health_path.clone()),
+            port: IntOrString::String("http".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        initial_delay_seconds: Some(initial),
+        period_seconds: Some(period),
+        ..Probe::default()
+    };
+    Container {
+        name: naming::APP_CONTAINER.to_owned(),
+        image: Some(a.image.clone()),
+        ports: Some(vec![port("http", a.port, "TCP")]),
+        env: Some(env),
+        readiness_probe: Some(probe(2, 5)),
+        liveness_probe: Some(probe(10, 10)),
+        resources: Some(resources(&a.resources, default_app_resources())),
+        security_context: Some(restricted()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "tmp".to_owned(),
+            mount_path: "/tmp".to_owned(),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    }
+}
+
+fn collector_container(app: &TracedApp) -> Container {
+    let spec = &app.spec;
+    let mut ports = vec![
+        port("otlp-grpc", OTLP_GRPC_PORT, "TCP"),
+        port("otlp-http", OTLP_HTTP_PORT, "TCP"),
+        port("otel-metrics", spec.exporters.prometheus.port, "TCP"),
+        port("otel-health", HEALTH_PORT, "TCP"),
+    ];
+    if spec.collector.xray_receiver {
+        ports.push(port("xray-udp", XRAY_UDP_PORT, "UDP"));
+    }
+    // The Go runtime's soft limit, below the memory_limiter's hard limit.
+    let mut env = vec![env_value(
+        "GOMEMLIMIT",
+        &format!("{}MiB", spec.collector.memory_limit_mib * 4 / 5),
+    )];
+    if let Some(secret) = &spec.aws.credentials_secret {
+        env.push(secret_env("AWS_ACCESS_KEY_ID", &secret.name, &secret.access_key_id_key));
+        env.push(secret_env(
+            "AWS_SECRET_ACCESS_KEY",
+            &secret.name,
+            &secret.secret_access_key_key,
+        ));
+    }
+    let health = |period: i32, failures: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/".to_owned()),
+            port: IntOrString::String("otel-health".to_owned()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    };
+    let limit_mib = spec.collector.memory_limit_mib;
+    let defaults = ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity("50m".to_owned())),
+            ("memory".to_owned(), Quantity("64Mi".to_owned())),
+        ])),
+        // Room above the memory_limiter's limit so it, not the kernel, sheds load.
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            Quantity(format!("{}Mi", limit_mib + limit_mib / 4)),
+        )])),
+        ..ResourceRequirements::default()
+    };
+    Container {
+        name: naming::COLLECTOR_CONTAINER.to_owned(),
+        image: Some(collector::image(spec)),
+        args: Some(vec![format!("--config={CONFIG_DIR}/{CONFIG_KEY}")]),
+        // A native sidecar: started before the app, stopped after it.
+        restart_policy: Some("Always".to_owned()),
+        ports: Some(ports),
+        env: Some(env),
+        startup_probe: Some(health(1, 60)),
+        readiness_probe: Some(health(5, 3)),
+        liveness_probe: Some(health(10, 3)),
+        resources: Some(resources(&spec.collector.resources, defaults)),
+        security_context: Some(restricted()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "collector-config".to_owned(),
+            mount_path: CONFIG_DIR.to_owned(),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }]),
+        ..Container::default()
+    }
+}
+
+/// The restricted Pod Security Standard, per container.
+fn restricted() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            ..Capabilities::default()
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            ..SeccompProfile::default()
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+fn default_app_resources() -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity("100m".to_owned())),
+            ("memory".to_owned(), Quantity("64Mi".to_owned())),
+        ])),
+        limits: Some(BTreeMap::from([(
+            "memory".to_owned(),
+            Quantity("256Mi".to_owned()),
+        )])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// The spec's resources where given, else `defaults`.
+fn resources(spec: &Resources, defaults: ResourceRequirements) -> ResourceRequirements {
+    let amounts = |a: &ResourceAmounts| {
+        let mut m = BTreeMap::new();
+        if let Some(cpu) = &a.cpu {
+            m.insert("cpu".to_owned(), Quantity(cpu.clone()));
+        }
+        if let Some(mem) = &a.memory {
+            m.insert("memory".to_owned(), Quantity(mem.clone()));
+        }
+        m
+    };
+    ResourceRequirements {
+        requests: spec.requests.as_ref().map(amounts).or(defaults.requests),
+        limits: spec.limits.as_ref().map(amounts).or(defaults.limits),
+        ..ResourceRequirements::default()
+    }
+}
+
+fn port(name: &str, number: i32, protocol: &str) -> ContainerPort {
+    ContainerPort {
+        name: Some(name.to_owned()),
+        container_port: number,
+        protocol: Some(protocol.to_owned()),
+        ..ContainerPort::default()
+    }
+}
+
+fn env_value(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        ..EnvVar::default()
+    }
+}
+
+fn field_env(name: &str, field: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: secret.to_owned(),
+                key: key.to_owned(),
+                optional: Some(false),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
