@@ -8,8 +8,15 @@ use crate::spec::TracedAppSpec;
 ///
 /// `platform_attributes` are prepended to `OTEL_RESOURCE_ATTRIBUTES` (e.g. `k8s.pod.name=...`
 /// or `cloud.platform=aws_ecs`); the spec's `resourceAttributes` follow, percent-encoded.
-pub fn app_env(spec: &TracedAppSpec, app_name: &str, platform_attributes: &[String]) -> Vec<(String, String)> {
-    let service_name = spec.service_name.clone().unwrap_or_else(|| app_name.to_owned());
+pub fn app_env(
+    spec: &TracedAppSpec,
+    app_name: &str,
+    platform_attributes: &[String],
+) -> Vec<(String, String)> {
+    let service_name = spec
+        .service_name
+        .clone()
+        .unwrap_or_else(|| app_name.to_owned());
     let mut attributes = platform_attributes.to_vec();
     attributes.extend(
         spec.resource_attributes
@@ -25,10 +32,21 @@ pub fn app_env(spec: &TracedAppSpec, app_name: &str, platform_attributes: &[Stri
             format!("http://localhost:{OTLP_GRPC_PORT}"),
         ),
         ("OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(), "grpc".to_owned()),
-        ("OTEL_TRACES_SAMPLER".to_owned(), "parentbased_traceidratio".to_owned()),
-        ("OTEL_TRACES_SAMPLER_ARG".to_owned(), spec.sampling.ratio.to_string()),
+        (
+            "OTEL_TRACES_SAMPLER".to_owned(),
+            "parentbased_traceidratio".to_owned(),
+        ),
+        (
+            "OTEL_TRACES_SAMPLER_ARG".to_owned(),
+            spec.sampling.ratio.to_string(),
+        ),
     ];
-    env.extend(spec.app.env.iter().map(|e| (e.name.clone(), e.value.clone())));
+    env.extend(
+        spec.app
+            .env
+            .iter()
+            .map(|e| (e.name.clone(), e.value.clone())),
+    );
     env
 }
 

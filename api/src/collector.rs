@@ -73,7 +73,11 @@ fn aws_region(spec: &TracedAppSpec) -> String {
     ex.xray
         .as_ref()
         .and_then(|x| x.region.clone())
-        .or_else(|| ex.cloudwatch_metrics.as_ref().and_then(|c| c.region.clone()))
+        .or_else(|| {
+            ex.cloudwatch_metrics
+                .as_ref()
+                .and_then(|c| c.region.clone())
+        })
         .or_else(|| spec.ecs.as_ref().map(|e| e.region.clone()))
         .unwrap_or_else(|| "us-east-1".to_owned())
 }
@@ -170,10 +174,18 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
             .clone()
             .unwrap_or_else(|| format!("/metrics/{}", cw.namespace));
         let mut cfg = serde_json::Map::new();
-        cfg.insert("region".into(), cw.region.clone().unwrap_or_else(|| aws_region(spec)).into());
+        cfg.insert(
+            "region".into(),
+            cw.region.clone().unwrap_or_else(|| aws_region(spec)).into(),
+        );
         cfg.insert("namespace".into(), cw.namespace.clone().into());
         cfg.insert("log_group_name".into(), log_group.into());
-        if let Some(role) = spec.exporters.xray.as_ref().and_then(|x| x.role_arn.clone()) {
+        if let Some(role) = spec
+            .exporters
+            .xray
+            .as_ref()
+            .and_then(|x| x.role_arn.clone())
+        {
             cfg.insert("role_arn".into(), role.into());
         }
         exporters.insert("awsemf".to_owned(), Value::Object(cfg));

@@ -35,12 +35,15 @@ pub fn from_value(value: &serde_json::Value) -> Result<TracedApp, LoadError> {
         return Err(shape("kind".into(), "must be TracedApp".into()));
     }
     if value.get("apiVersion").and_then(|k| k.as_str()) != Some("tracedapp.dev/v1alpha1") {
-        return Err(shape("apiVersion".into(), "must be tracedapp.dev/v1alpha1".into()));
+        return Err(shape(
+            "apiVersion".into(),
+            "must be tracedapp.dev/v1alpha1".into(),
+        ));
     }
     let app: TracedApp = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let path = if path == "." { "(document)".to_owned() } else { path };
-        shape(path, e.into_inner().to_string())
+        let (path, message) = plain_words(&path, &e.into_inner().to_string());
+        shape(path, message)
     })?;
     let mut unknown = Vec::new();
     let _: Result<TracedApp, _> = serde_ignored::deserialize(value, |path| {
@@ -51,7 +54,8 @@ pub fn from_value(value: &serde_json::Value) -> Result<TracedApp, LoadError> {
         if !ours && !path.starts_with("status") && !path.starts_with("metadata") {
             unknown.push(FieldError {
                 path,
-                message: "unknown field (check the spelling; `tracedapp crd` prints the schema)".into(),
+                message: "unknown field (check the spelling; `tracedapp crd` prints the schema)"
+                    .into(),
             });
         }
     });
@@ -59,6 +63,37 @@ pub fn from_value(value: &serde_json::Value) -> Result<TracedApp, LoadError> {
         return Err(LoadError::Shape(ValidationErrors(unknown)));
     }
     Ok(app)
+}
+
+/// serde speaks Rust (`expected i32`, ``missing field `image` ``); say it in the user's words.
+fn plain_words(path: &str, message: &str) -> (String, String) {
+    let path = if path == "." { "" } else { path };
+    if let Some(rest) = message.strip_prefix("missing field `")
+        && let Some(field) = rest.strip_suffix('`')
+    {
+        let full = if path.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        };
+        return (full, "is required".to_owned());
+    }
+    let mut message = message.to_owned();
+    for (rust, words) in [
+        ("expected i32", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected u32", "expected a whole number >= 0"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        message = message.replace(rust, words);
+    }
+    let path = if path.is_empty() {
+        "(document)".to_owned()
+    } else {
+        path.to_owned()
+    };
+    (path, message)
 }
 
 fn first_line(s: &str) -> String {

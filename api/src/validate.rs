@@ -8,9 +8,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::fargate;
-use crate::spec::{
-    LaunchType, RESERVED_ENV, ResourceAmounts, Resources, TracedApp, TracedAppSpec,
-};
+use crate::spec::{LaunchType, RESERVED_ENV, ResourceAmounts, Resources, TracedApp, TracedAppSpec};
 
 /// One problem with a spec: where it is and what is expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +77,13 @@ impl Checker {
         );
     }
 
-    fn opt_pattern(&mut self, value: Option<&String>, ok: fn(&str) -> bool, path: &str, what: &str) {
+    fn opt_pattern(
+        &mut self,
+        value: Option<&String>,
+        ok: fn(&str) -> bool,
+        path: &str,
+        what: &str,
+    ) {
         if let Some(v) = value {
             self.check(ok(v), path, format!("must be {what}, got {v:?}"));
         }
@@ -94,7 +98,9 @@ pub fn validate(app: &TracedApp) -> Result<(), ValidationErrors> {
         Some(name) => c.check(
             is_dns_label(name),
             "metadata.name",
-            format!("must be a DNS label (lowercase letters, digits and '-', at most 63), got {name:?}"),
+            format!(
+                "must be a DNS label (lowercase letters, digits and '-', at most 63), got {name:?}"
+            ),
         ),
     }
     check_spec(&mut c, &app.spec);
@@ -118,7 +124,11 @@ pub fn validate_spec(spec: &TracedAppSpec) -> Result<(), ValidationErrors> {
 
 fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
     let app = &spec.app;
-    c.check(!app.image.trim().is_empty(), "spec.app.image", "is required (a container image)");
+    c.check(
+        !app.image.trim().is_empty(),
+        "spec.app.image",
+        "is required (a container image)",
+    );
     c.range(app.port.into(), 1, 65535, "spec.app.port");
     c.range(app.replicas.into(), 0, 1000, "spec.app.replicas");
     c.check(
@@ -132,14 +142,24 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
         c.check(
             is_env_name(&e.name),
             &path,
-            format!("must be letters, digits and '_', not starting with a digit, got {:?}", e.name),
+            format!(
+                "must be letters, digits and '_', not starting with a digit, got {:?}",
+                e.name
+            ),
         );
         c.check(
             !RESERVED_ENV.contains(&e.name.as_str()),
             &path,
-            format!("{} is set by TracedApp itself; use the matching spec field instead", e.name),
+            format!(
+                "{} is set by TracedApp itself; use the matching spec field instead",
+                e.name
+            ),
         );
-        c.check(seen.insert(&e.name), &path, format!("{} is set twice", e.name));
+        c.check(
+            seen.insert(&e.name),
+            &path,
+            format!("{} is set twice", e.name),
+        );
     }
     check_resources(c, &app.resources, "spec.app.resources");
     for &(port, what) in COLLECTOR_PORTS {
@@ -151,7 +171,11 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
     }
 
     if let Some(name) = &spec.service_name {
-        c.check(!name.trim().is_empty(), "spec.serviceName", "must not be empty when set");
+        c.check(
+            !name.trim().is_empty(),
+            "spec.serviceName",
+            "must not be empty when set",
+        );
     }
     for key in spec.resource_attributes.keys() {
         c.check(
@@ -177,9 +201,18 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
 
     let col = &spec.collector;
     if let Some(image) = &col.image {
-        c.check(!image.trim().is_empty(), "spec.collector.image", "must not be empty when set");
+        c.check(
+            !image.trim().is_empty(),
+            "spec.collector.image",
+            "must not be empty when set",
+        );
     }
-    c.range(col.memory_limit_mib.into(), 32, 65536, "spec.collector.memoryLimitMiB");
+    c.range(
+        col.memory_limit_mib.into(),
+        32,
+        65536,
+        "spec.collector.memoryLimitMiB",
+    );
     c.check(
         col.spike_limit_mib < col.memory_limit_mib,
         "spec.collector.spikeLimitMiB",
@@ -189,11 +222,19 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
         ),
     );
     let b = &col.batch;
-    c.range(b.send_batch_size.into(), 1, 100_000, "spec.collector.batch.sendBatchSize");
+    c.range(
+        b.send_batch_size.into(),
+        1,
+        100_000,
+        "spec.collector.batch.sendBatchSize",
+    );
     c.check(
         is_go_duration(&b.timeout),
         "spec.collector.batch.timeout",
-        format!("must be a duration like 200ms, 10s or 1m, got {:?}", b.timeout),
+        format!(
+            "must be a duration like 200ms, 10s or 1m, got {:?}",
+            b.timeout
+        ),
     );
     c.check(
         b.send_batch_max_size == 0 || b.send_batch_max_size >= b.send_batch_size,
@@ -216,15 +257,31 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
         c.check(
             is_host_port(&j.endpoint),
             "spec.exporters.jaeger.endpoint",
-            format!("must be host:port (OTLP/gRPC, no scheme), got {:?}", j.endpoint),
+            format!(
+                "must be host:port (OTLP/gRPC, no scheme), got {:?}",
+                j.endpoint
+            ),
         );
     }
     if let Some(x) = &ex.xray {
         if x.enabled && x.region.is_none() {
-            c.fail("spec.exporters.xray.region", "required when X-Ray export is enabled");
+            c.fail(
+                "spec.exporters.xray.region",
+                "required when X-Ray export is enabled",
+            );
         }
-        c.opt_pattern(x.region.as_ref(), is_region, "spec.exporters.xray.region", REGION);
-        c.opt_pattern(x.role_arn.as_ref(), is_role_arn, "spec.exporters.xray.roleArn", ROLE_ARN);
+        c.opt_pattern(
+            x.region.as_ref(),
+            is_region,
+            "spec.exporters.xray.region",
+            REGION,
+        );
+        c.opt_pattern(
+            x.role_arn.as_ref(),
+            is_role_arn,
+            "spec.exporters.xray.roleArn",
+            ROLE_ARN,
+        );
         c.opt_pattern(
             x.endpoint.as_ref(),
             |e| e.starts_with("http://") || e.starts_with("https://"),
@@ -258,8 +315,14 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
             "spec.exporters.cloudwatchMetrics.logGroup",
             "a CloudWatch Logs group name",
         );
-        c.opt_pattern(cw.region.as_ref(), is_region, "spec.exporters.cloudwatchMetrics.region", REGION);
-        let region_known = cw.region.is_some() || ex.xray.as_ref().is_some_and(|x| x.region.is_some());
+        c.opt_pattern(
+            cw.region.as_ref(),
+            is_region,
+            "spec.exporters.cloudwatchMetrics.region",
+            REGION,
+        );
+        let region_known =
+            cw.region.is_some() || ex.xray.as_ref().is_some_and(|x| x.region.is_some());
         c.check(
             region_known,
             "spec.exporters.cloudwatchMetrics.region",
@@ -267,7 +330,12 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
         );
     }
 
-    c.opt_pattern(spec.aws.iam_role_arn.as_ref(), is_role_arn, "spec.aws.iamRoleArn", ROLE_ARN);
+    c.opt_pattern(
+        spec.aws.iam_role_arn.as_ref(),
+        is_role_arn,
+        "spec.aws.iamRoleArn",
+        ROLE_ARN,
+    );
     if let Some(secret) = &spec.aws.credentials_secret {
         c.check(
             is_dns_subdomain(&secret.name),
@@ -279,12 +347,21 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
     if let Some(ecs) = &spec.ecs {
         c.opt_pattern(
             ecs.family.as_ref(),
-            |f| !f.is_empty() && f.len() <= 255 && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            |f| {
+                !f.is_empty()
+                    && f.len() <= 255
+                    && f.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            },
             "spec.ecs.family",
             "1 to 255 letters, digits, '-' or '_'",
         );
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        c.check(digits(&ecs.cpu), "spec.ecs.cpu", format!("must be CPU units like 256, got {:?}", ecs.cpu));
+        c.check(
+            digits(&ecs.cpu),
+            "spec.ecs.cpu",
+            format!("must be CPU units like 256, got {:?}", ecs.cpu),
+        );
         c.check(
             digits(&ecs.memory),
             "spec.ecs.memory",
@@ -302,17 +379,41 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
                 ),
             );
         }
-        c.opt_pattern(ecs.execution_role_arn.as_ref(), is_role_arn, "spec.ecs.executionRoleArn", ROLE_ARN);
-        c.opt_pattern(ecs.task_role_arn.as_ref(), is_role_arn, "spec.ecs.taskRoleArn", ROLE_ARN);
-        c.opt_pattern(ecs.log_group.as_ref(), is_log_group, "spec.ecs.logGroup", "a CloudWatch Logs group name");
-        c.check(is_region(&ecs.region), "spec.ecs.region", format!("must be {REGION}, got {:?}", ecs.region));
+        c.opt_pattern(
+            ecs.execution_role_arn.as_ref(),
+            is_role_arn,
+            "spec.ecs.executionRoleArn",
+            ROLE_ARN,
+        );
+        c.opt_pattern(
+            ecs.task_role_arn.as_ref(),
+            is_role_arn,
+            "spec.ecs.taskRoleArn",
+            ROLE_ARN,
+        );
+        c.opt_pattern(
+            ecs.log_group.as_ref(),
+            is_log_group,
+            "spec.ecs.logGroup",
+            "a CloudWatch Logs group name",
+        );
+        c.check(
+            is_region(&ecs.region),
+            "spec.ecs.region",
+            format!("must be {REGION}, got {:?}", ecs.region),
+        );
     }
 }
 
 fn check_resources(c: &mut Checker, r: &Resources, path: &str) {
     let amounts = |c: &mut Checker, a: &Option<ResourceAmounts>, which: &str| {
         if let Some(a) = a {
-            c.opt_pattern(a.cpu.as_ref(), is_cpu, &format!("{path}.{which}.cpu"), "a CPU amount like 250m or 1");
+            c.opt_pattern(
+                a.cpu.as_ref(),
+                is_cpu,
+                &format!("{path}.{which}.cpu"),
+                "a CPU amount like 250m or 1",
+            );
             c.opt_pattern(
                 a.memory.as_ref(),
                 is_memory,
@@ -329,7 +430,8 @@ fn check_resources(c: &mut Checker, r: &Resources, path: &str) {
 pub fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -347,14 +449,18 @@ fn is_env_name(s: &str) -> bool {
 fn is_go_duration(s: &str) -> bool {
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let unit = &s[digits.len()..];
-    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && matches!(unit, "ms" | "s" | "m")
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && matches!(unit, "ms" | "s" | "m")
 }
 
 fn is_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => {
             !host.is_empty()
-                && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c))
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c))
                 && port.parse::<u16>().is_ok_and(|p| p > 0)
         }
         None => false,
@@ -366,8 +472,12 @@ fn is_region(s: &str) -> bool {
     parts.len() >= 3
         && parts[0].len() == 2
         && parts[0].bytes().all(|b| b.is_ascii_lowercase())
-        && parts.last().is_some_and(|d| d.len() == 1 && d.as_bytes()[0].is_ascii_digit())
-        && parts[1..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|d| d.len() == 1 && d.as_bytes()[0].is_ascii_digit())
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
 fn is_role_arn(s: &str) -> bool {
@@ -379,11 +489,16 @@ fn is_role_arn(s: &str) -> bool {
         && parts[3].is_empty()
         && parts[4].len() == 12
         && parts[4].bytes().all(|b| b.is_ascii_digit())
-        && parts[5].strip_prefix("role/").is_some_and(|r| !r.is_empty())
+        && parts[5]
+            .strip_prefix("role/")
+            .is_some_and(|r| !r.is_empty())
 }
 
 fn is_log_group(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 512 && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-/#".contains(c))
+    !s.is_empty()
+        && s.len() <= 512
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/#".contains(c))
 }
 
 fn is_cpu(s: &str) -> bool {
@@ -410,8 +525,17 @@ mod tests {
         assert!(is_region("us-east-1") && is_region("us-gov-west-1") && !is_region("useast1"));
         assert!(is_role_arn("arn:aws:iam::123456789012:role/x"));
         assert!(!is_role_arn("arn:aws:iam::12345:role/x") && !is_role_arn("arn:aws:s3:::bucket"));
-        assert!(is_go_duration("10s") && is_go_duration("200ms") && !is_go_duration("10") && !is_go_duration("s"));
-        assert!(is_host_port("jaeger:4317") && is_host_port("[::1]:4317") && !is_host_port("http://j:4317/"));
+        assert!(
+            is_go_duration("10s")
+                && is_go_duration("200ms")
+                && !is_go_duration("10")
+                && !is_go_duration("s")
+        );
+        assert!(
+            is_host_port("jaeger:4317")
+                && is_host_port("[::1]:4317")
+                && !is_host_port("http://j:4317/")
+        );
         assert!(is_cpu("250m") && is_cpu("0.5") && !is_cpu("fast"));
         assert!(is_memory("256Mi") && is_memory("1G") && !is_memory("1GB"));
         assert!(is_dns_label("shop-1") && !is_dns_label("Shop") && !is_dns_label("-a"));

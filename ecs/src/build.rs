@@ -29,7 +29,10 @@ pub fn task_definition(app: &TracedApp) -> TaskDefinition {
     let name = app.metadata.name.clone().unwrap_or_default();
     let ecs = spec.ecs.clone().unwrap_or_else(default_ecs);
     let family = ecs.family.clone().unwrap_or_else(|| name.clone());
-    let log_group = ecs.log_group.clone().unwrap_or_else(|| format!("/ecs/{family}"));
+    let log_group = ecs
+        .log_group
+        .clone()
+        .unwrap_or_else(|| format!("/ecs/{family}"));
     let logs = |prefix: &str| LogConfiguration {
         log_driver: "awslogs".to_owned(),
         options: BTreeMap::from([
@@ -85,7 +88,10 @@ pub fn task_definition(app: &TracedApp) -> TaskDefinition {
         log_configuration: logs("collector"),
     };
 
-    let platform = ["cloud.provider=aws".to_owned(), "cloud.platform=aws_ecs".to_owned()];
+    let platform = [
+        "cloud.provider=aws".to_owned(),
+        "cloud.platform=aws_ecs".to_owned(),
+    ];
     let app_container = ContainerDefinition {
         name: APP_CONTAINER.to_owned(),
         image: spec.app.image.clone(),
@@ -108,7 +114,10 @@ pub fn task_definition(app: &TracedApp) -> TaskDefinition {
         log_configuration: logs("app"),
     };
 
-    let task_role = ecs.task_role_arn.clone().or_else(|| spec.aws.iam_role_arn.clone());
+    let task_role = ecs
+        .task_role_arn
+        .clone()
+        .or_else(|| spec.aws.iam_role_arn.clone());
     TaskDefinition {
         family,
         task_role_arn: task_role,
@@ -137,8 +146,7 @@ pub fn task_definition(app: &TracedApp) -> TaskDefinition {
 }
 
 fn default_ecs() -> EcsSpec {
-    serde_json::from_value(serde_json::json!({}))
-        .expect("every EcsSpec field has a default")
+    serde_json::from_value(serde_json::json!({})).expect("every EcsSpec field has a default")
 }
 
 fn tcp(port: i32, name: &str) -> PortMapping {
@@ -146,5 +154,107 @@ fn tcp(port: i32, name: &str) -> PortMapping {
         container_port: port,
         protocol: "tcp".to_owned(),
         name: Some(name.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracedapp_api::load::from_yaml;
+
+    fn app(extra: &str) -> TracedApp {
+        from_yaml(&format!(
+            r#"
+apiVersion: tracedapp.dev/v1alpha1
+kind: TracedApp
+metadata: {{name: shop}}
+spec:
+  app: {{image: "app:1"}}
+  exporters: {{xray: {{region: us-east-1}}}}
+  aws: {{iamRoleArn: "arn:aws:iam::123456789012:role/shop"}}
+{extra}"#
+        ))
+        .unwrap()
+    }
+
+    fn container<'a>(td: &'a TaskDefinition, name: &str) -> &'a ContainerDefinition {
+        td.container_definitions
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap()
+    }
+
+    #[test]
+    fn contrib_collector_is_waited_for_by_start_adot_by_health() {
+        let td = task_definition(&app(""));
+        let dep = &container(&td, APP_CONTAINER).depends_on[0];
+        assert_eq!(
+            (dep.container_name.as_str(), dep.condition.as_str()),
+            (COLLECTOR_CONTAINER, "START")
+        );
+        assert!(
+            container(&td, COLLECTOR_CONTAINER).health_check.is_none(),
+            "contrib has no shell"
+        );
+
+        let td = task_definition(&app("  collector: {distribution: adot}"));
+        assert_eq!(
+            container(&td, APP_CONTAINER).depends_on[0].condition,
+            "HEALTHY"
+        );
+        let hc = container(&td, COLLECTOR_CONTAINER)
+            .health_check
+            .clone()
+            .unwrap();
+        assert_eq!(hc.command, ["/healthcheck"]);
+    }
+
+    #[test]
+    fn collector_gets_the_same_config_as_on_kubernetes() {
+        let a = app("");
+        let td = task_definition(&a);
+        let c = container(&td, COLLECTOR_CONTAINER);
+        assert_eq!(c.command, [format!("--config=env:{CONFIG_ENV}")]);
+        let env = c.environment.iter().find(|e| e.name == CONFIG_ENV).unwrap();
+        assert_eq!(env.value, collector::render(&a.spec).to_yaml());
+    }
+
+    #[test]
+    fn defaults_fargate_awsvpc_roles_and_logs() {
+        let td = task_definition(&app(""));
+        assert_eq!(td.family, "shop");
+        assert_eq!(td.network_mode, "awsvpc");
+        assert_eq!(td.requires_compatibilities, ["FARGATE"]);
+        assert_eq!((td.cpu.as_str(), td.memory.as_str()), ("256", "512"));
+        assert_eq!(
+            td.task_role_arn.as_deref(),
+            Some("arn:aws:iam::123456789012:role/shop")
+        );
+        for c in &td.container_definitions {
+            assert!(
+                c.readonly_root_filesystem && c.user.as_deref() == Some(RUN_AS),
+                "{}",
+                c.name
+            );
+            assert_eq!(c.log_configuration.options["awslogs-group"], "/ecs/shop");
+        }
+        assert!(crate::check::check(&td).is_ok());
+    }
+
+    #[test]
+    fn check_rejects_what_ecs_would() {
+        let mut td = task_definition(&app(""));
+        td.family = "shop.v2".into();
+        td.container_definitions[1].name = "app container".into();
+        td.memory = "4096".into();
+        let errs: Vec<String> = crate::check::check(&td)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].starts_with("family:"));
+        assert!(errs[1].starts_with("containerDefinitions[1].name:"));
+        assert!(errs[2].contains("not a Fargate task size"));
     }
 }

@@ -14,7 +14,10 @@ pub struct Rejection {
 }
 
 fn is_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Every rule ECS applies to the parts we generate.
@@ -24,7 +27,10 @@ pub fn check(td: &TaskDefinition) -> Result<(), Vec<Rejection>> {
     if !is_name(&td.family) {
         reject(
             "family".into(),
-            format!("must be 1 to 255 letters, digits, '-' or '_', got {:?}", td.family),
+            format!(
+                "must be 1 to 255 letters, digits, '-' or '_', got {:?}",
+                td.family
+            ),
         );
     }
     let mut names = std::collections::BTreeSet::new();
@@ -32,11 +38,17 @@ pub fn check(td: &TaskDefinition) -> Result<(), Vec<Rejection>> {
         if !is_name(&c.name) {
             reject(
                 format!("containerDefinitions[{i}].name"),
-                format!("must be 1 to 255 letters, digits, '-' or '_', got {:?}", c.name),
+                format!(
+                    "must be 1 to 255 letters, digits, '-' or '_', got {:?}",
+                    c.name
+                ),
             );
         }
         if !names.insert(&c.name) {
-            reject(format!("containerDefinitions[{i}].name"), format!("{} is used twice", c.name));
+            reject(
+                format!("containerDefinitions[{i}].name"),
+                format!("{} is used twice", c.name),
+            );
         }
     }
     if td.requires_compatibilities.iter().any(|c| c == "FARGATE") {
@@ -46,7 +58,12 @@ pub fn check(td: &TaskDefinition) -> Result<(), Vec<Rejection>> {
         if !fargate::is_valid(&td.cpu, &td.memory) {
             reject(
                 "cpu/memory".into(),
-                format!("{}/{} is not a Fargate task size: {}", td.cpu, td.memory, fargate::expected(&td.cpu)),
+                format!(
+                    "{}/{} is not a Fargate task size: {}",
+                    td.cpu,
+                    td.memory,
+                    fargate::expected(&td.cpu)
+                ),
             );
         }
     }

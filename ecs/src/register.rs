@@ -60,11 +60,18 @@ pub async fn describe_latest(
     client: &Client,
     family: &str,
 ) -> Result<Option<(TaskDefinition, String, i32)>, AwsError> {
-    let out = match client.describe_task_definition().task_definition(family).send().await {
+    let out = match client
+        .describe_task_definition()
+        .task_definition(family)
+        .send()
+        .await
+    {
         Ok(out) => out,
         Err(e) => {
             // ECS answers ClientException for a family that was never registered.
-            if e.as_service_error().is_some_and(|s| s.is_client_exception()) {
+            if e.as_service_error()
+                .is_some_and(|s| s.is_client_exception())
+            {
                 return Ok(None);
             }
             return Err(AwsError::Describe {
@@ -135,7 +142,10 @@ fn normalise(mut td: TaskDefinition) -> TaskDefinition {
 fn to_sdk(
     client: &Client,
     td: &TaskDefinition,
-) -> Result<aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder, aws_sdk_ecs::error::BuildError> {
+) -> Result<
+    aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder,
+    aws_sdk_ecs::error::BuildError,
+> {
     let mut containers = Vec::new();
     for c in &td.container_definitions {
         let mut b = sdk::ContainerDefinition::builder()
@@ -146,8 +156,12 @@ fn to_sdk(
             .set_user(c.user.clone())
             .log_configuration(
                 sdk::LogConfiguration::builder()
-                    .log_driver(sdk::LogDriver::from(c.log_configuration.log_driver.as_str()))
-                    .set_options(Some(c.log_configuration.options.clone().into_iter().collect()))
+                    .log_driver(sdk::LogDriver::from(
+                        c.log_configuration.log_driver.as_str(),
+                    ))
+                    .set_options(Some(
+                        c.log_configuration.options.clone().into_iter().collect(),
+                    ))
                     .build()?,
             );
         for arg in &c.command {
@@ -163,7 +177,12 @@ fn to_sdk(
             );
         }
         for e in &c.environment {
-            b = b.environment(sdk::KeyValuePair::builder().name(&e.name).value(&e.value).build());
+            b = b.environment(
+                sdk::KeyValuePair::builder()
+                    .name(&e.name)
+                    .value(&e.value)
+                    .build(),
+            );
         }
         for d in &c.depends_on {
             b = b.depends_on(
@@ -227,8 +246,15 @@ fn from_sdk(td: &sdk::TaskDefinition) -> TaskDefinition {
         family: td.family().unwrap_or_default().to_owned(),
         task_role_arn: td.task_role_arn().map(str::to_owned),
         execution_role_arn: td.execution_role_arn().map(str::to_owned),
-        network_mode: td.network_mode().map(|m| m.as_str().to_owned()).unwrap_or_default(),
-        container_definitions: td.container_definitions().iter().map(container_from_sdk).collect(),
+        network_mode: td
+            .network_mode()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default(),
+        container_definitions: td
+            .container_definitions()
+            .iter()
+            .map(container_from_sdk)
+            .collect(),
         volumes: td
             .volumes()
             .iter()
@@ -244,7 +270,10 @@ fn from_sdk(td: &sdk::TaskDefinition) -> TaskDefinition {
         cpu: td.cpu().unwrap_or_default().to_owned(),
         memory: td.memory().unwrap_or_default().to_owned(),
         runtime_platform: td.runtime_platform().map(|p| RuntimePlatform {
-            cpu_architecture: p.cpu_architecture().map(|a| a.as_str().to_owned()).unwrap_or_default(),
+            cpu_architecture: p
+                .cpu_architecture()
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default(),
             operating_system_family: p
                 .operating_system_family()
                 .map(|o| o.as_str().to_owned())
@@ -264,7 +293,10 @@ fn container_from_sdk(c: &sdk::ContainerDefinition) -> ContainerDefinition {
             .iter()
             .map(|p| PortMapping {
                 container_port: p.container_port().unwrap_or_default(),
-                protocol: p.protocol().map(|t| t.as_str().to_owned()).unwrap_or_else(|| "tcp".to_owned()),
+                protocol: p
+                    .protocol()
+                    .map(|t| t.as_str().to_owned())
+                    .unwrap_or_else(|| "tcp".to_owned()),
                 name: p.name().map(str::to_owned),
             })
             .collect(),

@@ -132,18 +132,26 @@ pub fn read_app(path: &Path) -> Result<TracedApp, CliError> {
     .map_err(|e| CliError::BadInput(format!("{}: cannot read: {e}", path.display())))?;
     from_yaml(&text).map_err(|e| {
         let detail = match e {
-            LoadError::Yaml(m) => vec![m],
+            LoadError::Yaml(m) => vec![format!("not valid YAML: {m}")],
             LoadError::Shape(errs) | LoadError::Invalid(errs) => {
                 errs.0.iter().map(ToString::to_string).collect()
             }
         };
         let lines: Vec<String> = detail.iter().map(|d| format!("  {d}")).collect();
-        CliError::BadInput(format!("{}: invalid TracedApp:\n{}", path.display(), lines.join("\n")))
+        CliError::BadInput(format!(
+            "{}: invalid TracedApp:\n{}",
+            path.display(),
+            lines.join("\n")
+        ))
     })
 }
 
 /// Renders `app` for `target` in `format` (what `tracedapp render` prints).
-pub fn render(app: &TracedApp, target: RenderTarget, format: Option<Format>) -> Result<String, CliError> {
+pub fn render(
+    app: &TracedApp,
+    target: RenderTarget,
+    format: Option<Format>,
+) -> Result<String, CliError> {
     let yaml = |v: &dyn erased::Ser| v.yaml();
     let out = match (target, format) {
         (RenderTarget::Collector, None | Some(Format::Yaml)) => {
@@ -153,7 +161,11 @@ pub fn render(app: &TracedApp, target: RenderTarget, format: Option<Format>) -> 
             json(&tracedapp_api::collector::render(&app.spec))
         }
         (RenderTarget::K8s, None | Some(Format::Yaml)) => {
-            let docs: Vec<String> = manifests::build(app).list().iter().map(|c| yaml(c)).collect();
+            let docs: Vec<String> = manifests::build(app)
+                .list()
+                .iter()
+                .map(|c| yaml(c))
+                .collect();
             docs.join("---\n")
         }
         (RenderTarget::K8s, Some(Format::Json)) => {
@@ -164,7 +176,9 @@ pub fn render(app: &TracedApp, target: RenderTarget, format: Option<Format>) -> 
             });
             json(&list)
         }
-        (RenderTarget::Ecs, None | Some(Format::Json)) => json(&tracedapp_ecs::task_definition(app)),
+        (RenderTarget::Ecs, None | Some(Format::Json)) => {
+            json(&tracedapp_ecs::task_definition(app))
+        }
         (RenderTarget::Ecs, Some(Format::Yaml)) => yaml(&tracedapp_ecs::task_definition(app)),
     };
     Ok(out)
@@ -195,7 +209,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", crate::crd_yaml());
             Ok(())
         }
-        Command::Render { target, file, output } => {
+        Command::Render {
+            target,
+            file,
+            output,
+        } => {
             let app = read_app(&file)?;
             print!("{}", render(&app, target, output)?);
             Ok(())
@@ -217,7 +235,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 ))
             })?;
             if dry_run {
-                eprintln!("dry run: would register family {:?} if it differs from its latest revision", td.family);
+                eprintln!(
+                    "dry run: would register family {:?} if it differs from its latest revision",
+                    td.family
+                );
                 print!("{}", json(&td));
                 return Ok(());
             }
@@ -232,9 +253,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .await
                 .map_err(|e| CliError::Api(e.to_string()))?;
             if outcome.created {
-                println!("registered {} (new revision {})", outcome.arn, outcome.revision);
+                println!(
+                    "registered {} (new revision {})",
+                    outcome.arn, outcome.revision
+                );
             } else {
-                println!("unchanged {} (revision {} already matches)", outcome.arn, outcome.revision);
+                println!(
+                    "unchanged {} (revision {} already matches)",
+                    outcome.arn, outcome.revision
+                );
             }
             Ok(())
         }

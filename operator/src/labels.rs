@@ -22,9 +22,18 @@ pub fn selector(app: &str) -> BTreeMap<String, String> {
 /// Labels on every generated object.
 pub fn common(app: &str, component: &str) -> BTreeMap<String, String> {
     let mut labels = selector(app);
-    labels.insert("app.kubernetes.io/component".to_owned(), component.to_owned());
-    labels.insert("app.kubernetes.io/part-of".to_owned(), "tracedapp".to_owned());
-    labels.insert("app.kubernetes.io/managed-by".to_owned(), MANAGER.to_owned());
+    labels.insert(
+        "app.kubernetes.io/component".to_owned(),
+        component.to_owned(),
+    );
+    labels.insert(
+        "app.kubernetes.io/part-of".to_owned(),
+        "tracedapp".to_owned(),
+    );
+    labels.insert(
+        "app.kubernetes.io/managed-by".to_owned(),
+        MANAGER.to_owned(),
+    );
     labels.insert(OWNER_LABEL.to_owned(), crate::naming::fit(app));
     labels
 }

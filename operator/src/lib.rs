@@ -7,6 +7,8 @@
 //! - [`cli`]: the `tracedapp` command (`crd`, `render`, `ecs register`).
 
 pub mod cli;
+#[cfg(test)]
+mod fixtures;
 pub mod labels;
 pub mod manifests;
 pub mod naming;

@@ -45,7 +45,10 @@ mod tests {
     #[test]
     fn short_names_are_kept() {
         assert_eq!(workload("shop"), "shop");
-        assert_eq!(collector_config_map("shop", "0123456789"), "shop-collector-0123456789");
+        assert_eq!(
+            collector_config_map("shop", "0123456789"),
+            "shop-collector-0123456789"
+        );
     }
 
     #[test]
@@ -57,7 +60,10 @@ mod tests {
         assert_ne!(fa, fb);
         assert!(is_dns_label(&fa) && is_dns_label(&fb));
         let cm = collector_config_map(&a, "0123456789");
-        assert!(cm.len() <= MAX && cm.ends_with("-collector-0123456789") && is_dns_label(&cm), "{cm}");
+        assert!(
+            cm.len() <= MAX && cm.ends_with("-collector-0123456789") && is_dns_label(&cm),
+            "{cm}"
+        );
     }
 
     #[test]

@@ -3,9 +3,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
-    SecurityContext, Volume, VolumeMount,
+    EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -150,7 +150,11 @@ fn collector_container(app: &TracedApp) -> Container {
         &format!("{}MiB", spec.collector.memory_limit_mib * 4 / 5),
     )];
     if let Some(secret) = &spec.aws.credentials_secret {
-        env.push(secret_env("AWS_ACCESS_KEY_ID", &secret.name, &secret.access_key_id_key));
+        env.push(secret_env(
+            "AWS_ACCESS_KEY_ID",
+            &secret.name,
+            &secret.access_key_id_key,
+        ));
         env.push(secret_env(
             "AWS_SECRET_ACCESS_KEY",
             &secret.name,

@@ -63,6 +63,10 @@ pub struct Children {
 /// One child, for code that handles them uniformly (printing, applying).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "four per TracedApp, built once per reconcile: boxing buys nothing"
+)]
 pub enum Child {
     ConfigMap(ConfigMap),
     ServiceAccount(ServiceAccount),
@@ -116,4 +120,193 @@ fn owner(app: &TracedApp) -> Option<OwnerReference> {
 /// The name shared by the Deployment, Service and ServiceAccount.
 pub(crate) fn workload_name(app: &TracedApp) -> String {
     naming::workload(&app_name(app))
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Container;
+
+    use super::*;
+    use crate::fixtures::{Fixture, app};
+
+    fn containers(c: &Children) -> Vec<Container> {
+        let pod = c.deployment.spec.clone().unwrap().template.spec.unwrap();
+        let mut all = pod.init_containers.unwrap_or_default();
+        all.extend(pod.containers);
+        all
+    }
+
+    /// The collector is a native sidecar: an init container that keeps running, probed before
+    /// the app starts, so it is up first and stops last.
+    #[test]
+    fn collector_is_a_native_sidecar_that_starts_first() {
+        let pod = build(&app())
+            .deployment
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        let init = pod.init_containers.unwrap();
+        assert_eq!(init.len(), 1);
+        assert_eq!(init[0].name, naming::COLLECTOR_CONTAINER);
+        assert_eq!(init[0].restart_policy.as_deref(), Some("Always"));
+        assert!(
+            init[0].startup_probe.is_some(),
+            "the app waits for a healthy collector"
+        );
+        assert_eq!(pod.containers[0].name, naming::APP_CONTAINER);
+    }
+
+    /// Every container meets the restricted Pod Security Standard.
+    #[test]
+    fn every_container_is_restricted() {
+        let children = build(&app().with_xray());
+        let pod = children
+            .deployment
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap();
+        assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+        for c in containers(&children) {
+            let sc = c.security_context.unwrap();
+            assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+            assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
+            assert_eq!(sc.run_as_non_root, Some(true), "{}", c.name);
+            assert_eq!(
+                sc.capabilities.unwrap().drop.unwrap(),
+                ["ALL"],
+                "{}",
+                c.name
+            );
+            assert_eq!(
+                sc.seccomp_profile.unwrap().type_,
+                "RuntimeDefault",
+                "{}",
+                c.name
+            );
+            let res = c.resources.unwrap();
+            assert!(res.requests.is_some() && res.limits.is_some(), "{}", c.name);
+        }
+    }
+
+    /// AWS keys reach the collector only through `secretKeyRef`; the ConfigMap never holds them.
+    #[test]
+    fn credentials_stay_in_their_secret() {
+        let children = build(&app().with_xray().with_secret_credentials());
+        let data = serde_json::to_string(&children.config_map.data).unwrap();
+        assert!(
+            !data.contains("AWS_") && !data.contains("aws-keys"),
+            "{data}"
+        );
+        let collector = &containers(&children)[0];
+        let env = collector.env.clone().unwrap();
+        for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
+            let e = env.iter().find(|e| e.name == var).expect(var);
+            assert!(e.value.is_none(), "{var} must not be a literal");
+            let r = e.value_from.clone().unwrap().secret_key_ref.unwrap();
+            assert_eq!(r.name, "aws-keys");
+        }
+    }
+
+    /// A collector config change gives a new ConfigMap name and pod annotation (pods roll); the
+    /// same spec gives the same ones (no needless rollout).
+    #[test]
+    fn config_change_rolls_the_pods_and_only_then() {
+        let annotation = |c: &Children| {
+            c.deployment
+                .spec
+                .clone()
+                .unwrap()
+                .template
+                .metadata
+                .unwrap()
+                .annotations
+                .unwrap()[labels::CONFIG_HASH_ANNOTATION]
+                .clone()
+        };
+        let (a, b) = (build(&app()), build(&app()));
+        assert_eq!(a.config_map.metadata.name, b.config_map.metadata.name);
+        assert_eq!(annotation(&a), annotation(&b));
+        let changed = build(&app().edit(|t| t.spec.collector.batch.send_batch_size = 100));
+        assert_ne!(a.config_map.metadata.name, changed.config_map.metadata.name);
+        assert_ne!(annotation(&a), annotation(&changed));
+        let volume = changed
+            .deployment
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .volumes
+            .unwrap()[0]
+            .config_map
+            .clone()
+            .unwrap()
+            .name;
+        assert_eq!(
+            Some(volume),
+            changed.config_map.metadata.name,
+            "pods mount the new ConfigMap"
+        );
+    }
+
+    /// Children of a stored TracedApp carry a controller owner reference (garbage collection).
+    #[test]
+    fn stored_apps_own_their_children() {
+        for child in build(&app().stored()).list() {
+            let meta = match &child {
+                Child::ConfigMap(o) => &o.metadata,
+                Child::ServiceAccount(o) => &o.metadata,
+                Child::Deployment(o) => &o.metadata,
+                Child::Service(o) => &o.metadata,
+            };
+            let owners = meta.owner_references.clone().unwrap();
+            assert_eq!(owners[0].kind, "TracedApp");
+            assert_eq!(owners[0].controller, Some(true));
+        }
+        assert!(build(&app()).config_map.metadata.owner_references.is_none());
+    }
+
+    /// IRSA: the ServiceAccount is annotated with the role only when one is given.
+    #[test]
+    fn irsa_annotation_follows_the_role() {
+        let sa = build(&app().with_role("arn:aws:iam::123456789012:role/x")).service_account;
+        assert_eq!(
+            sa.metadata.annotations.unwrap()["eks.amazonaws.com/role-arn"],
+            "arn:aws:iam::123456789012:role/x"
+        );
+        assert!(build(&app()).service_account.metadata.annotations.is_none());
+    }
+
+    /// The app sends OTLP to the sidecar on localhost and names its pod and namespace.
+    #[test]
+    fn app_exports_to_the_sidecar_with_kubernetes_attributes() {
+        let app_container = containers(&build(&app()))[1].clone();
+        let env = app_container.env.unwrap();
+        let get = |n: &str| {
+            env.iter()
+                .find(|e| e.name == n)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(
+            get("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap(),
+            "http://localhost:4317"
+        );
+        assert_eq!(get("OTEL_SERVICE_NAME").unwrap(), "shop");
+        let attrs = get("OTEL_RESOURCE_ATTRIBUTES").unwrap();
+        assert!(attrs.contains("k8s.pod.name=$(K8S_POD_NAME)"), "{attrs}");
+        let pod_name = env.iter().position(|e| e.name == "K8S_POD_NAME").unwrap();
+        let attributes = env
+            .iter()
+            .position(|e| e.name == "OTEL_RESOURCE_ATTRIBUTES")
+            .unwrap();
+        assert!(
+            pod_name < attributes,
+            "$(K8S_POD_NAME) only expands if defined earlier"
+        );
+    }
 }

@@ -1,0 +1,246 @@
+//! `tracedapp ecs register` against a real AWS API emulator: a `moto` server on 127.0.0.1.
+//!
+//! moto comes from `cargo xtask setup` (the README's test command runs it first); the tests find
+//! it through `TRACEDAPP_MOTO_SERVER` or the cache and fail, not skip, when it is missing.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tracedapp_ecs::register::describe_latest;
+
+/// A moto server on a free loopback port; killed when dropped.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+fn moto_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("TRACEDAPP_MOTO_SERVER") {
+        return p.into();
+    }
+    let home = std::env::var_os("HOME").expect("HOME");
+    let cached = PathBuf::from(home).join(".cache/tracedapp/tools/moto-5.2.5/bin/moto_server");
+    assert!(
+        cached.exists(),
+        "moto is not installed: run `cargo xtask setup` (or the README's `cargo xtask test`)"
+    );
+    cached
+}
+
+impl Moto {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto did not listen on {port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, url }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tracedapp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tracedapp"))
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap()
+}
+
+fn write_app(dir: &std::path::Path, image: &str) -> PathBuf {
+    let path = dir.join("app.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"apiVersion: tracedapp.dev/v1alpha1
+kind: TracedApp
+metadata: {{name: shop}}
+spec:
+  app: {{image: "{image}"}}
+  exporters:
+    jaeger: {{endpoint: "jaeger:4317", tls: {{insecure: true}}}}
+    xray: {{region: us-east-1}}
+  ecs:
+    family: shop-task
+    executionRoleArn: arn:aws:iam::123456789012:role/ecsTaskExecutionRole
+    taskRoleArn: arn:aws:iam::123456789012:role/shop
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "tracedapp failed ({:?}): {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Register; the same spec again registers nothing; a changed spec registers a new revision;
+/// describe shows both containers and the collector's config variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_is_idempotent_against_moto() {
+    let moto = Moto::start();
+    let dir = tempdir();
+    let file = write_app(&dir, "ghcr.io/acme/shop:1.0.0");
+    let register = |file: &PathBuf| {
+        tracedapp(&[
+            "ecs",
+            "register",
+            "-f",
+            file.to_str().unwrap(),
+            "--endpoint-url",
+            &moto.url,
+        ])
+    };
+
+    let first = stdout(&register(&file));
+    assert!(
+        first.starts_with("registered arn:aws:ecs:us-east-1:"),
+        "{first}"
+    );
+    assert!(first.contains("task-definition/shop-task:1"), "{first}");
+
+    let again = stdout(&register(&file));
+    assert!(
+        again.starts_with("unchanged "),
+        "same spec must not register: {again}"
+    );
+    assert!(again.contains("shop-task:1"), "{again}");
+
+    let file = write_app(&dir, "ghcr.io/acme/shop:1.1.0");
+    let changed = stdout(&register(&file));
+    assert!(
+        changed.starts_with("registered ") && changed.contains("shop-task:2"),
+        "{changed}"
+    );
+
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    let client = aws_sdk_ecs::Client::new(&config);
+    let (td, arn, revision) = describe_latest(&client, "shop-task")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revision, 2);
+    assert!(arn.ends_with("shop-task:2"));
+    let names: Vec<_> = td
+        .container_definitions
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(names, ["otel-collector", "app"]);
+    let collector = &td.container_definitions[0];
+    assert_eq!(
+        collector.command,
+        ["--config=env:TRACEDAPP_COLLECTOR_CONFIG"]
+    );
+    let config = collector
+        .environment
+        .iter()
+        .find(|e| e.name == "TRACEDAPP_COLLECTOR_CONFIG")
+        .expect("the collector's config variable");
+    assert!(config.value.contains("awsxray:") && config.value.contains("memory_limiter:"));
+    assert_eq!(td.container_definitions[1].image, "ghcr.io/acme/shop:1.1.0");
+}
+
+/// `--dry-run` prints the task definition and calls nothing (no endpoint is reachable).
+#[test]
+fn dry_run_prints_and_calls_nothing() {
+    let dir = tempdir();
+    let file = write_app(&dir, "app:1");
+    let out = tracedapp(&[
+        "ecs",
+        "register",
+        "-f",
+        file.to_str().unwrap(),
+        "--dry-run",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["family"], "shop-task");
+}
+
+/// Exit codes tell bad input (2) from an AWS failure (3).
+#[test]
+fn exit_codes_separate_bad_input_from_aws_failures() {
+    let dir = tempdir();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {name: x}\nspec: {app: {image: a}, exporters: {}}\n").unwrap();
+    let out = tracedapp(&["ecs", "register", "-f", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml")
+            && stderr.contains("spec.exporters: at least one trace exporter"),
+        "{stderr}"
+    );
+
+    let missing = tracedapp(&["render", "k8s", "-f", "/nonexistent/app.yaml"]);
+    assert_eq!(missing.status.code(), Some(2));
+
+    let file = write_app(&dir, "app:1");
+    // Nothing listens on port 9: the API call fails.
+    let out = tracedapp(&[
+        "ecs",
+        "register",
+        "-f",
+        file.to_str().unwrap(),
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tracedapp-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

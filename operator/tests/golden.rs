@@ -1,0 +1,112 @@
+//! Golden tests: every `testdata/<case>.input.yaml` renders to the checked-in
+//! `<case>.k8s.yaml`, `<case>.collector.yaml` and `<case>.ecs.json`; every
+//! `testdata/invalid/<case>.yaml` fails with exactly the message in `<case>.error`.
+//!
+//! `UPDATE_GOLDENS=1 cargo test -p tracedapp-operator --test golden` rewrites the expected files
+//! on purpose; review the diff before committing.
+
+use std::path::{Path, PathBuf};
+
+use tracedapp_operator::cli::{Format, RenderTarget, read_app, render};
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .canonicalize()
+        .unwrap()
+}
+
+fn cases(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Compares `actual` with the golden file (or rewrites it); returns a failure description.
+fn check(golden: &Path, actual: &str) -> Option<String> {
+    if std::env::var_os("UPDATE_GOLDENS").is_some() {
+        std::fs::write(golden, actual).unwrap();
+        return None;
+    }
+    let expected = std::fs::read_to_string(golden).unwrap_or_default();
+    if expected == actual {
+        return None;
+    }
+    let diff = similar::TextDiff::from_lines(expected.as_str(), actual)
+        .unified_diff()
+        .header("expected", "actual")
+        .to_string();
+    Some(format!(
+        "{} differs (UPDATE_GOLDENS=1 to accept):\n{diff}",
+        golden.display()
+    ))
+}
+
+#[test]
+fn every_case_renders_to_its_goldens() {
+    let inputs = cases(&testdata(), ".input.yaml");
+    assert!(
+        inputs.len() >= 7,
+        "expected the golden cases, found {inputs:?}"
+    );
+    let mut failures = Vec::new();
+    for input in &inputs {
+        let app = read_app(input).unwrap_or_else(|e| panic!("{e}"));
+        let stem = input
+            .to_string_lossy()
+            .trim_end_matches(".input.yaml")
+            .to_owned();
+        for (target, ext) in [
+            (RenderTarget::K8s, "k8s.yaml"),
+            (RenderTarget::Collector, "collector.yaml"),
+            (RenderTarget::Ecs, "ecs.json"),
+        ] {
+            let out = render(&app, target, None).unwrap();
+            failures.extend(check(Path::new(&format!("{stem}.{ext}")), &out));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn rendering_is_stable() {
+    for input in cases(&testdata(), ".input.yaml") {
+        let app = read_app(&input).unwrap();
+        for target in [
+            RenderTarget::K8s,
+            RenderTarget::Collector,
+            RenderTarget::Ecs,
+        ] {
+            let a = render(&app, target, Some(Format::Json)).unwrap();
+            let b = render(&app, target, Some(Format::Json)).unwrap();
+            assert_eq!(a, b, "{} {target:?}", input.display());
+        }
+    }
+}
+#[test]
+fn every_invalid_spec_fails_with_its_exact_message() {
+    let dir = testdata().join("invalid");
+    let inputs = cases(&dir, ".yaml");
+    assert!(
+        inputs.len() >= 15,
+        "at least 15 invalid specs, found {}",
+        inputs.len()
+    );
+    let mut failures = Vec::new();
+    for input in &inputs {
+        let Err(err) = read_app(input) else {
+            failures.push(format!("{} was accepted", input.display()));
+            continue;
+        };
+        // Exactly what `tracedapp render k8s -f testdata/invalid/<case>.yaml` prints from the
+        // repository root.
+        let message = format!("tracedapp: {err}\n")
+            .replace(&format!("{}/", testdata().display()), "testdata/");
+        failures.extend(check(&input.with_extension("error"), &message));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
