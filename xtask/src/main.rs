@@ -14,6 +14,10 @@ use clap::{Parser, Subcommand};
 
 /// moto (AWS API emulator) version installed for the tests.
 const MOTO_VERSION: &str = "5.2.5";
+/// Kubernetes version of the API server in tests; matches k8s-openapi's `v1_35` feature.
+const KUBE_VERSION: &str = "1.35.4";
+/// etcd for that API server (Debian's 3.4 is too old).
+const ETCD_VERSION: &str = "3.6.16";
 
 #[derive(Debug, Parser)]
 #[command(about = "TracedApp project automation")]
@@ -53,6 +57,8 @@ fn main() -> Result<()> {
                 .args(["test", "--workspace", "--locked"])
                 .args(&cargo_args)
                 .env("TRACEDAPP_MOTO_SERVER", tools.moto_server)
+                .env("TRACEDAPP_KUBE_APISERVER", tools.kube_apiserver)
+                .env("TRACEDAPP_ETCD", tools.etcd)
                 .status()?;
             if !status.success() {
                 bail!("tests failed");
@@ -100,6 +106,8 @@ fn codegen(check: bool) -> Result<()> {
 /// Where the installed tools are.
 struct Tools {
     moto_server: PathBuf,
+    kube_apiserver: PathBuf,
+    etcd: PathBuf,
 }
 
 fn cache_dir() -> Result<PathBuf> {
@@ -112,33 +120,159 @@ fn cache_dir() -> Result<PathBuf> {
 
 fn setup() -> Result<Tools> {
     let tools = cache_dir()?;
-    let moto = tools.join(format!("moto-{MOTO_VERSION}"));
-    let moto_server = moto.join("bin/moto_server");
-    // Written last: a directory without it is an interrupted install, redone from scratch.
-    let complete = moto.join(".complete");
-    if complete.exists() {
-        println!("setup: moto {MOTO_VERSION} cached at {}", moto.display());
-    } else {
-        let started = Instant::now();
-        println!(
-            "setup: installing moto[server] {MOTO_VERSION} into {} ...",
-            moto.display()
-        );
-        let _ = std::fs::remove_dir_all(&moto);
-        std::fs::create_dir_all(&tools)?;
-        run(Command::new("python3").args(["-m", "venv"]).arg(&moto))?;
+    std::fs::create_dir_all(&tools)?;
+    let started = Instant::now();
+    let moto = cached(&tools, "moto", MOTO_VERSION, |dir| {
+        run(Command::new("python3").args(["-m", "venv"]).arg(dir))?;
         // moto's X-Ray backend imports aws-xray-sdk.
-        run(Command::new(moto.join("bin/pip"))
+        run(Command::new(dir.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
             .arg(format!("moto[server]=={MOTO_VERSION}"))
-            .arg("aws-xray-sdk"))?;
-        if !moto_server.exists() {
-            bail!("moto installed but {} is missing", moto_server.display());
-        }
-        std::fs::write(&complete, MOTO_VERSION)?;
-        println!("setup: moto ready in {:.0?}", started.elapsed());
+            .arg("aws-xray-sdk"))
+    })?;
+    let etcd = cached(&tools, "etcd", ETCD_VERSION, build_etcd)?;
+    let kube = cached(&tools, "kube", KUBE_VERSION, build_kube)?;
+    println!("setup: all tools ready ({:.0?})", started.elapsed());
+    Ok(Tools {
+        moto_server: moto.join("bin/moto_server"),
+        kube_apiserver: kube.join("bin/kube-apiserver"),
+        etcd: etcd.join("bin/etcd"),
+    })
+}
+
+/// `<tools>/<name>-<version>`, installed by `install` unless a finished install is there.
+/// A `.complete` file is written last, so an interrupted install is redone from scratch.
+fn cached(
+    tools: &Path,
+    name: &str,
+    version: &str,
+    install: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let dir = tools.join(format!("{name}-{version}"));
+    let complete = dir.join(".complete");
+    if complete.exists() {
+        println!("setup: {name} {version} cached at {}", dir.display());
+        return Ok(dir);
     }
-    Ok(Tools { moto_server })
+    let started = Instant::now();
+    println!(
+        "setup: installing {name} {version} into {} ...",
+        dir.display()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    install(&dir).with_context(|| format!("installing {name} {version}"))?;
+    std::fs::write(&complete, version)?;
+    println!("setup: {name} {version} ready in {:.0?}", started.elapsed());
+    Ok(dir)
+}
+
+/// A throw-away Go module in `<dir>/src` that requires what we build.
+fn go_module(dir: &Path, name: &str) -> Result<PathBuf> {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src)?;
+    run(Command::new("go")
+        .args(["mod", "init", &format!("tracedapp.dev/tools/{name}")])
+        .current_dir(&src))?;
+    Ok(src)
+}
+
+fn go(src: &Path, args: &[&str]) -> Result<()> {
+    run(Command::new("go")
+        .args(args)
+        .current_dir(src)
+        .env("CGO_ENABLED", "0")
+        .env("GOFLAGS", "-trimpath"))
+}
+
+/// etcd's server as a program: a wrapper `main` calling `etcdmain.Main`.
+fn build_etcd(dir: &Path) -> Result<()> {
+    let src = go_module(dir, "etcd")?;
+    go(
+        &src,
+        &[
+            "mod",
+            "edit",
+            &format!("-require=go.etcd.io/etcd/server/v3@v{ETCD_VERSION}"),
+        ],
+    )?;
+    std::fs::write(
+        src.join("main.go"),
+        "package main\n\nimport (\n\t\"os\"\n\n\t\"go.etcd.io/etcd/server/v3/etcdmain\"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n",
+    )?;
+    println!("setup:   etcd: resolving modules");
+    go(&src, &["mod", "tidy"])?;
+    println!("setup:   etcd: compiling");
+    let out = dir.join("bin/etcd");
+    go(
+        &src,
+        &["build", "-ldflags=-s -w", "-o", out.to_str().unwrap(), "."],
+    )?;
+    std::fs::remove_dir_all(&src)?;
+    Ok(())
+}
+
+/// kube-apiserver from `k8s.io/kubernetes`, which cannot be `go install`ed: its go.mod replaces
+/// the staging modules with `./staging/...`. A wrapper module requires it and replaces each
+/// staging module (listed in that go.mod) with its published `v0.Y.Z`.
+fn build_kube(dir: &Path) -> Result<()> {
+    let src = go_module(dir, "kube")?;
+    let module = format!("k8s.io/kubernetes@v{KUBE_VERSION}");
+    go(
+        &src,
+        &["mod", "edit", "-go=1.25", &format!("-require={module}")],
+    )?;
+    let info = Command::new("go")
+        .args(["mod", "download", "-json", &module])
+        .output()?;
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .with_context(|| format!("go mod download {module}"))?;
+    let gomod = std::fs::read_to_string(info["GoMod"].as_str().context("no GoMod path")?)?;
+    let staging_version = format!("v0.{}", KUBE_VERSION.split_once('.').context("version")?.1);
+    let mut replaced = 0;
+    for line in gomod.lines() {
+        if let Some((from, to)) = line.trim().split_once("=>")
+            && to.trim().starts_with("./staging/")
+        {
+            let from = from.trim();
+            go(
+                &src,
+                &[
+                    "mod",
+                    "edit",
+                    &format!("-replace={from}={from}@{staging_version}"),
+                ],
+            )?;
+            replaced += 1;
+        }
+    }
+    println!("setup:   kube: {replaced} staging modules replaced by {staging_version}");
+    std::fs::write(
+        src.join("tools.go"),
+        "//go:build tools\n\npackage tools\n\nimport _ \"k8s.io/kubernetes/cmd/kube-apiserver\"\n",
+    )?;
+    println!("setup:   kube: resolving modules");
+    go(&src, &["mod", "tidy"])?;
+    let minor = KUBE_VERSION.split('.').nth(1).context("version")?;
+    let ldflags = format!(
+        "-s -w -X k8s.io/component-base/version.gitVersion=v{KUBE_VERSION} \
+         -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor={minor} \
+         -X k8s.io/component-base/version.gitTreeState=clean"
+    );
+    println!("setup:   kube: compiling kube-apiserver (about 4 minutes on 2 cores)");
+    let out = dir.join("bin/kube-apiserver");
+    go(
+        &src,
+        &[
+            "build",
+            &format!("-ldflags={ldflags}"),
+            "-o",
+            out.to_str().unwrap(),
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+        ],
+    )?;
+    std::fs::remove_dir_all(&src)?;
+    Ok(())
 }
 
 fn run(cmd: &mut Command) -> Result<()> {

@@ -1,0 +1,169 @@
+//! `manifests/crd.yaml` on a real kube-apiserver (with etcd), started by the test.
+//!
+//! Needs the tools from `cargo xtask setup`; the README's `cargo xtask test` runs it first.
+
+use std::path::{Path, PathBuf};
+
+use testkit::kube::ControlPlane;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn yaml_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    out.sort();
+    out
+}
+
+/// One API server for the whole file: starting one takes seconds.
+fn with_crd() -> ControlPlane {
+    let cp = ControlPlane::start();
+    let crd = repo().join("manifests/crd.yaml");
+    cp.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    cp.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/tracedapps.tracedapp.dev",
+    ]);
+    for ns in ["demo", "prod", "dev"] {
+        cp.kubectl_ok(&["create", "namespace", ns]);
+    }
+    cp
+}
+
+#[test]
+fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
+    let cp = with_crd();
+
+    // The CRD is structural and its CEL rules compile: the API server marked it Established
+    // and reports no NonStructuralSchema condition.
+    let conditions = cp.kubectl_ok(&[
+        "get",
+        "crd/tracedapps.tracedapp.dev",
+        "-o=jsonpath={.status.conditions[*].type}",
+    ]);
+    assert!(!conditions.contains("NonStructural"), "{conditions}");
+
+    // Every example and golden input is accepted, with the defaults filled in server-side.
+    let mut valid = yaml_files(&repo().join("manifests/examples"), ".yaml");
+    valid.extend(yaml_files(&repo().join("testdata"), ".input.yaml"));
+    assert!(valid.len() >= 8);
+    for file in &valid {
+        let out = cp.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{} rejected: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let port = cp.kubectl_ok(&["get", "ta", "hello", "-o=jsonpath={.spec.app.port}"]);
+    assert_eq!(port, "3000", "defaults come from the CRD schema");
+    let limit = cp.kubectl_ok(&[
+        "get",
+        "ta",
+        "hello",
+        "-o=jsonpath={.spec.collector.memoryLimitMiB}",
+    ]);
+    assert_eq!(limit, "512");
+
+    // Every invalid spec that is a TracedApp at all is rejected by the API server too, and the
+    // message is ours.
+    let expected: &[(&str, &str)] = &[
+        (
+            "app-port-clash",
+            "app.port must not be one of the collector's ports",
+        ),
+        ("bad-batch-timeout", "spec.collector.batch.timeout"),
+        ("bad-name", "metadata.name"),
+        ("bad-role-arn", "spec.aws.iamRoleArn"),
+        (
+            "cloudwatch-without-region",
+            "cloudwatchMetrics.region is required when xray.region is not set",
+        ),
+        ("duplicate-env", "variable names must be unique"),
+        ("fargate-cpu", "cpu/memory is not a Fargate task size"),
+        ("fargate-size", "cpu/memory is not a Fargate task size"),
+        ("health-path-relative", "spec.app.healthPath"),
+        ("jaeger-url-with-scheme", "spec.exporters.jaeger.endpoint"),
+        ("missing-image", "spec.app.image: Required value"),
+        (
+            "no-trace-exporter",
+            "at least one trace exporter is required",
+        ),
+        ("port-out-of-range", "spec.app.port"),
+        (
+            "prometheus-on-collector-port",
+            "prometheus.port must not be one of the collector's own ports",
+        ),
+        ("ratio-above-one", "spec.sampling.ratio"),
+        (
+            "reserved-env",
+            "must not set a variable TracedApp sets itself",
+        ),
+        ("service-name-attribute", "must not contain service.name"),
+        (
+            "spike-not-below-limit",
+            "spikeLimitMiB must be less than memoryLimitMiB",
+        ),
+        ("unknown-field", "xRay"),
+        ("wrong-type", "spec.app.replicas"),
+        (
+            "xray-without-region",
+            "region is required when X-Ray export is enabled",
+        ),
+    ];
+    let dir = repo().join("testdata/invalid");
+    let mut failures = Vec::new();
+    for (case, message) in expected {
+        let file = dir.join(format!("{case}.yaml"));
+        let out = cp.kubectl(&[
+            "apply",
+            "--server-side",
+            "-n",
+            "default",
+            "-f",
+            file.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
+            failures.push(format!("{case}: accepted by the API server"));
+        } else if !stderr.contains(message) {
+            failures.push(format!("{case}: expected {message:?} in: {stderr}"));
+        }
+    }
+    // Cases that are not TracedApps (a ConfigMap, broken YAML) are the CLI's alone.
+    let covered = yaml_files(&dir, ".yaml").len();
+    assert_eq!(
+        covered,
+        expected.len() + 2,
+        "every invalid case is listed above or is not a TracedApp"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn kubectl_get_shows_the_printer_columns() {
+    let cp = with_crd();
+    let example = repo().join("manifests/examples/shop.yaml");
+    cp.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap()]);
+    let table = cp.kubectl_ok(&["get", "ta", "-n", "demo"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "REPLICAS", "EXPORTERS", "AGE"]);
+    assert!(
+        table.lines().nth(1).unwrap().starts_with("shop "),
+        "{table}"
+    );
+    // The short name works too.
+    let names = cp.kubectl_ok(&["get", "tracedapps", "-A", "-o=name"]);
+    assert_eq!(names.trim(), "tracedapp.tracedapp.dev/shop");
+}

@@ -1,0 +1,178 @@
+//! etcd + kube-apiserver on loopback, the way controller-runtime's envtest runs them: a
+//! self-signed serving certificate, a service-account key pair, a static admin token, and a
+//! kubeconfig for `kubectl` and kube-rs clients.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::process::{Process, TempDir, free_port, listening, wait_until};
+use crate::tools;
+
+/// The bearer token of the `admin` user (group `system:masters`).
+pub const ADMIN_TOKEN: &str = "tracedapp-test-admin-token";
+
+/// A running API server and its etcd; both stopped when dropped.
+#[derive(Debug)]
+pub struct ControlPlane {
+    /// `https://127.0.0.1:<port>`.
+    pub url: String,
+    /// A kubeconfig for the admin user.
+    pub kubeconfig: PathBuf,
+    apiserver: Process,
+    _etcd: Process,
+    dir: TempDir,
+}
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver and waits until the API server is ready (about 5-10 s).
+    pub fn start() -> Self {
+        let dir = TempDir::new("kube");
+        let d = dir.path();
+
+        let etcd_port = free_port();
+        let peer_port = free_port();
+        let mut etcd = Command::new(tools::etcd());
+        etcd.arg(format!("--data-dir={}", d.join("etcd").display()))
+            .arg(format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"))
+            .arg(format!(
+                "--advertise-client-urls=http://127.0.0.1:{etcd_port}"
+            ))
+            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
+            ))
+            .arg(format!(
+                "--initial-cluster=default=http://127.0.0.1:{peer_port}"
+            ))
+            .arg("--unsafe-no-fsync")
+            .arg("--log-level=warn");
+        let mut etcd = Process::start("etcd", etcd, d.join("etcd.log"));
+        wait_until("etcd to listen", Duration::from_secs(30), || {
+            etcd.assert_running();
+            listening(etcd_port)
+        });
+
+        let sa_key = d.join("sa.key");
+        let sa_pub = d.join("sa.pub");
+        openssl(&["genrsa", "-out", path(&sa_key), "2048"]);
+        openssl(&[
+            "rsa",
+            "-in",
+            path(&sa_key),
+            "-pubout",
+            "-out",
+            path(&sa_pub),
+        ]);
+        let tokens = d.join("tokens.csv");
+        std::fs::write(
+            &tokens,
+            format!("{ADMIN_TOKEN},admin,admin,system:masters\n"),
+        )
+        .unwrap();
+
+        let port = free_port();
+        let url = format!("https://127.0.0.1:{port}");
+        let mut api = Command::new(tools::kube_apiserver());
+        api.arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
+            .arg(format!("--cert-dir={}", d.join("certs").display()))
+            .arg(format!("--secure-port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg("--advertise-address=127.0.0.1")
+            .arg("--service-cluster-ip-range=10.0.0.0/24")
+            .arg("--allow-privileged=true")
+            .arg("--authorization-mode=RBAC")
+            .arg(format!("--token-auth-file={}", tokens.display()))
+            .arg(format!("--service-account-issuer={url}"))
+            .arg(format!("--service-account-key-file={}", sa_pub.display()))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                sa_key.display()
+            ))
+            // Only ServiceAccount needs a controller we do not run; the rest behave as in a cluster.
+            .arg("--disable-admission-plugins=ServiceAccount");
+        let apiserver = Process::start("kube-apiserver", api, d.join("kube-apiserver.log"));
+
+        let kubeconfig = d.join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {url}\n    insecure-skip-tls-verify: true\nusers:\n- name: admin\n  user:\n    token: {ADMIN_TOKEN}\ncontexts:\n- name: test\n  context: {{cluster: test, user: admin, namespace: default}}\ncurrent-context: test\n"
+            ),
+        )
+        .unwrap();
+
+        let mut cp = Self {
+            url,
+            kubeconfig,
+            apiserver,
+            _etcd: etcd,
+            dir,
+        };
+        wait_until("kube-apiserver /readyz", Duration::from_secs(90), || {
+            cp.apiserver.assert_running();
+            cp.kubectl(&["get", "--raw=/readyz"]).status.success()
+        });
+        cp
+    }
+
+    /// Runs `kubectl` against this API server.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.kubectl_stdin(args, None)
+    }
+
+    /// Runs `kubectl` with `stdin` as its standard input.
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut cmd = Command::new("kubectl");
+        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl is on PATH");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs `kubectl` and panics with its stderr unless it succeeds; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A scratch directory that lives as long as the control plane.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is on PATH");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,17 @@
+//! Real programs behind a small harness, for integration tests and the demo.
+//!
+//! Each component picks free loopback ports, waits until it is ready, keeps its log in a file
+//! (printed when a test panics), and is killed when dropped, so no process outlives its test.
+//!
+//! # Layout
+//! - [`process`]: a child process with a log file, killed on drop; [`TempDir`].
+//! - [`tools`]: where `cargo xtask setup` put each program.
+//! - [`kube`]: etcd + kube-apiserver the way envtest runs them, and `kubectl` against it.
+//! - [`moto`]: the moto AWS API emulator.
+
+pub mod kube;
+pub mod moto;
+pub mod process;
+pub mod tools;
+
+pub use process::{Process, TempDir, free_port, wait_until};

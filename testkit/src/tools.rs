@@ -1,0 +1,41 @@
+//! Where `cargo xtask setup` installed each program: `TRACEDAPP_<NAME>` if set, else the cache.
+
+use std::path::PathBuf;
+
+/// The path of a tool: the environment variable `var` if set, else
+/// `~/.cache/tracedapp/tools/<dir>/<rel>`. Panics with the fix if it is missing.
+pub fn find(var: &str, dir: &str, rel: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(var) {
+        return p.into();
+    }
+    let base = std::env::var_os("TRACEDAPP_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tracedapp")))
+        .expect("HOME is not set");
+    let path = base.join("tools").join(dir).join(rel);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask setup` (the README's `cargo xtask test` does it)",
+        path.display()
+    );
+    path
+}
+
+/// kube-apiserver.
+pub fn kube_apiserver() -> PathBuf {
+    find(
+        "TRACEDAPP_KUBE_APISERVER",
+        "kube-1.35.4",
+        "bin/kube-apiserver",
+    )
+}
+
+/// etcd.
+pub fn etcd() -> PathBuf {
+    find("TRACEDAPP_ETCD", "etcd-3.6.16", "bin/etcd")
+}
+
+/// moto's server.
+pub fn moto_server() -> PathBuf {
+    find("TRACEDAPP_MOTO_SERVER", "moto-5.2.5", "bin/moto_server")
+}
