@@ -39,3 +39,27 @@ pub fn etcd() -> PathBuf {
 pub fn moto_server() -> PathBuf {
     find("TRACEDAPP_MOTO_SERVER", "moto-5.2.5", "bin/moto_server")
 }
+
+/// The collector builder manifest, committed in the repository.
+pub fn otelcol_manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/otelcol-builder.yaml")
+}
+
+/// Cache directory name of the collector built from the current manifest: a change to the
+/// manifest is a new build.
+pub fn otelcol_dir_name() -> String {
+    use sha2::{Digest, Sha256};
+    let manifest = std::fs::read(otelcol_manifest()).expect("tools/otelcol-builder.yaml");
+    let digest = Sha256::digest(&manifest);
+    let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    format!("otelcol-{hex}")
+}
+
+/// The OpenTelemetry Collector built from `tools/otelcol-builder.yaml`.
+pub fn otelcol() -> PathBuf {
+    find(
+        "TRACEDAPP_OTELCOL",
+        &otelcol_dir_name(),
+        "otelcol-tracedapp",
+    )
+}

@@ -18,6 +18,8 @@ const MOTO_VERSION: &str = "5.2.5";
 const KUBE_VERSION: &str = "1.35.4";
 /// etcd for that API server (Debian's 3.4 is too old).
 const ETCD_VERSION: &str = "3.6.16";
+/// The OpenTelemetry Collector builder; the components are in tools/otelcol-builder.yaml.
+const BUILDER_VERSION: &str = "0.161.0";
 
 #[derive(Debug, Parser)]
 #[command(about = "TracedApp project automation")]
@@ -59,6 +61,7 @@ fn main() -> Result<()> {
                 .env("TRACEDAPP_MOTO_SERVER", tools.moto_server)
                 .env("TRACEDAPP_KUBE_APISERVER", tools.kube_apiserver)
                 .env("TRACEDAPP_ETCD", tools.etcd)
+                .env("TRACEDAPP_OTELCOL", tools.otelcol)
                 .status()?;
             if !status.success() {
                 bail!("tests failed");
@@ -108,6 +111,7 @@ struct Tools {
     moto_server: PathBuf,
     kube_apiserver: PathBuf,
     etcd: PathBuf,
+    otelcol: PathBuf,
 }
 
 fn cache_dir() -> Result<PathBuf> {
@@ -132,11 +136,32 @@ fn setup() -> Result<Tools> {
     })?;
     let etcd = cached(&tools, "etcd", ETCD_VERSION, build_etcd)?;
     let kube = cached(&tools, "kube", KUBE_VERSION, build_kube)?;
+    let builder = cached(&tools, "ocb", BUILDER_VERSION, |dir| {
+        run(Command::new("go")
+            .args([
+                "install",
+                &format!("go.opentelemetry.io/collector/cmd/builder@v{BUILDER_VERSION}"),
+            ])
+            .env("GOBIN", dir.join("bin")))
+    })?;
+    let otelcol_name = testkit::tools::otelcol_dir_name();
+    let (name, hash) = otelcol_name.split_once('-').context("otelcol dir name")?;
+    let otelcol = cached(&tools, name, hash, |dir| {
+        println!("setup:   otelcol: building tools/otelcol-builder.yaml (about 2 minutes)");
+        run(Command::new(builder.join("bin/builder"))
+            .arg(format!(
+                "--config={}",
+                testkit::tools::otelcol_manifest().display()
+            ))
+            .arg(format!("--output-path={}", dir.display()))
+            .env("CGO_ENABLED", "0"))
+    })?;
     println!("setup: all tools ready ({:.0?})", started.elapsed());
     Ok(Tools {
         moto_server: moto.join("bin/moto_server"),
         kube_apiserver: kube.join("bin/kube-apiserver"),
         etcd: etcd.join("bin/etcd"),
+        otelcol: otelcol.join("otelcol-tracedapp"),
     })
 }
 
