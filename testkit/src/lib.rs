@@ -8,7 +8,11 @@
 //! - [`tools`]: where `cargo xtask setup` put each program.
 //! - [`kube`]: etcd + kube-apiserver the way envtest runs them, and `kubectl` against it.
 //! - [`moto`]: the moto AWS API emulator.
+//! - [`jaeger`]: Jaeger v2 with in-memory storage, and its query API.
+//! - [`collector`]: the OpenTelemetry Collector running a given configuration.
 
+pub mod collector;
+pub mod jaeger;
 pub mod kube;
 pub mod moto;
 pub mod process;

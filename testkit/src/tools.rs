@@ -63,3 +63,8 @@ pub fn otelcol() -> PathBuf {
         "otelcol-tracedapp",
     )
 }
+
+/// Jaeger v2 all-in-one.
+pub fn jaeger() -> PathBuf {
+    find("TRACEDAPP_JAEGER", "jaeger-1.76.0", "bin/jaeger")
+}

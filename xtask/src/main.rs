@@ -18,6 +18,8 @@ const MOTO_VERSION: &str = "5.2.5";
 const KUBE_VERSION: &str = "1.35.4";
 /// etcd for that API server (Debian's 3.4 is too old).
 const ETCD_VERSION: &str = "3.6.16";
+/// Jaeger v2 (module github.com/jaegertracing/jaeger: v1.76.0 is the v2.13.0 commit).
+const JAEGER_VERSION: &str = "1.76.0";
 /// The OpenTelemetry Collector builder; the components are in tools/otelcol-builder.yaml.
 const BUILDER_VERSION: &str = "0.161.0";
 
@@ -62,6 +64,7 @@ fn main() -> Result<()> {
                 .env("TRACEDAPP_KUBE_APISERVER", tools.kube_apiserver)
                 .env("TRACEDAPP_ETCD", tools.etcd)
                 .env("TRACEDAPP_OTELCOL", tools.otelcol)
+                .env("TRACEDAPP_JAEGER", tools.jaeger)
                 .status()?;
             if !status.success() {
                 bail!("tests failed");
@@ -112,6 +115,7 @@ struct Tools {
     kube_apiserver: PathBuf,
     etcd: PathBuf,
     otelcol: PathBuf,
+    jaeger: PathBuf,
 }
 
 fn cache_dir() -> Result<PathBuf> {
@@ -156,12 +160,14 @@ fn setup() -> Result<Tools> {
             .arg(format!("--output-path={}", dir.display()))
             .env("CGO_ENABLED", "0"))
     })?;
+    let jaeger = cached(&tools, "jaeger", JAEGER_VERSION, build_jaeger)?;
     println!("setup: all tools ready ({:.0?})", started.elapsed());
     Ok(Tools {
         moto_server: moto.join("bin/moto_server"),
         kube_apiserver: kube.join("bin/kube-apiserver"),
         etcd: etcd.join("bin/etcd"),
         otelcol: otelcol.join("otelcol-tracedapp"),
+        jaeger: jaeger.join("bin/jaeger"),
     })
 }
 
@@ -232,6 +238,41 @@ fn build_etcd(dir: &Path) -> Result<()> {
     go(
         &src,
         &["build", "-ldflags=-s -w", "-o", out.to_str().unwrap(), "."],
+    )?;
+    std::fs::remove_dir_all(&src)?;
+    Ok(())
+}
+
+/// Jaeger v2 (all-in-one) from a wrapper module; Jaeger's go.mod replaces sarama, which a
+/// dependent module must repeat.
+fn build_jaeger(dir: &Path) -> Result<()> {
+    let src = go_module(dir, "jaeger")?;
+    go(
+        &src,
+        &[
+            "mod",
+            "edit",
+            &format!("-require=github.com/jaegertracing/jaeger@v{JAEGER_VERSION}"),
+            "-replace=github.com/Shopify/sarama=github.com/Shopify/sarama@v1.33.0",
+        ],
+    )?;
+    std::fs::write(
+        src.join("tools.go"),
+        "//go:build tools\n\npackage tools\n\nimport _ \"github.com/jaegertracing/jaeger/cmd/jaeger\"\n",
+    )?;
+    println!("setup:   jaeger: resolving modules");
+    go(&src, &["mod", "tidy"])?;
+    println!("setup:   jaeger: compiling (about 4 minutes on 2 cores)");
+    let out = dir.join("bin/jaeger");
+    go(
+        &src,
+        &[
+            "build",
+            "-ldflags=-s -w",
+            "-o",
+            out.to_str().unwrap(),
+            "github.com/jaegertracing/jaeger/cmd/jaeger",
+        ],
     )?;
     std::fs::remove_dir_all(&src)?;
     Ok(())

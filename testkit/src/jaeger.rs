@@ -1,0 +1,121 @@
+//! Jaeger v2 (in-memory storage) on free loopback ports, and its query API.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::process::{Process, TempDir, free_port, listening, wait_until};
+use crate::tools;
+
+/// A running Jaeger; stopped when dropped.
+#[derive(Debug)]
+pub struct Jaeger {
+    /// OTLP/gRPC receiver, `127.0.0.1:<port>` (no scheme: what an OTLP exporter `endpoint` takes).
+    pub otlp_grpc: String,
+    /// Query API and UI, `http://127.0.0.1:<port>`.
+    pub query_url: String,
+    process: Process,
+    _dir: TempDir,
+}
+
+impl Jaeger {
+    pub fn start() -> Self {
+        let dir = TempDir::new("jaeger");
+        let [grpc, http, query, query_grpc, health] = [(); 5].map(|_| free_port());
+        // The all-in-one configuration, trimmed to what we use and with every port ours
+        // (its own telemetry off: its default 8888 would clash with a collector's).
+        let config = format!(
+            r#"service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: info
+extensions:
+  jaeger_query:
+    storage:
+      traces: memstore
+    http:
+      endpoint: 127.0.0.1:{query}
+    grpc:
+      endpoint: 127.0.0.1:{query_grpc}
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 100000
+  healthcheckv2:
+    use_v2: true
+    http:
+      endpoint: 127.0.0.1:{health}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{grpc}
+      http:
+        endpoint: 127.0.0.1:{http}
+processors:
+  batch: {{}}
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+"#
+        );
+        let file = dir.path().join("jaeger.yaml");
+        std::fs::write(&file, config).unwrap();
+        let mut cmd = Command::new(tools::jaeger());
+        cmd.arg(format!("--config=file:{}", file.display()));
+        let mut process = Process::start("jaeger", cmd, dir.path().join("jaeger.log"));
+        wait_until("jaeger to listen", Duration::from_secs(60), || {
+            process.assert_running();
+            listening(grpc) && listening(query)
+        });
+        Self {
+            otlp_grpc: format!("127.0.0.1:{grpc}"),
+            query_url: format!("http://127.0.0.1:{query}"),
+            process,
+            _dir: dir,
+        }
+    }
+
+    /// `GET /api/traces?service=...&limit=...`: the traces Jaeger holds for a service.
+    pub fn traces(&self, service: &str, limit: usize) -> Vec<Value> {
+        let url = format!(
+            "{}/api/traces?service={service}&limit={limit}&lookback=1h",
+            self.query_url
+        );
+        let body: Value = reqwest::blocking::get(&url)
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        body["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Service names Jaeger has seen.
+    pub fn services(&self) -> Vec<String> {
+        let url = format!("{}/api/services", self.query_url);
+        let body: Value = reqwest::blocking::get(&url)
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        body["data"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Panics with Jaeger's log if it has exited.
+    pub fn assert_running(&mut self) {
+        self.process.assert_running();
+    }
+}
