@@ -9,6 +9,8 @@ use crate::tools;
 /// A running collector; stopped when dropped.
 #[derive(Debug)]
 pub struct Collector {
+    /// The configuration file it runs.
+    pub config_file: std::path::PathBuf,
     /// Where apps send OTLP/gRPC: `http://127.0.0.1:<port>`.
     pub otlp_grpc_url: String,
     /// The Prometheus exporter's scrape URL, if the config has one.
@@ -22,10 +24,16 @@ impl Collector {
     /// the OTLP receivers, `health_check`, the `prometheus` exporter; its own telemetry off.
     /// The file itself is run unchanged; the moves are `--config=yaml:` overrides.
     pub fn start(config: &str) -> Self {
+        Self::start_with_prometheus_port(config, None)
+    }
+
+    /// As [`Collector::start`], with the Prometheus exporter on `prometheus_port`.
+    pub fn start_with_prometheus_port(config: &str, prometheus_port: Option<u16>) -> Self {
         let dir = TempDir::new("otelcol");
         let file = dir.path().join("collector.yaml");
         std::fs::write(&file, config).unwrap();
-        let [grpc, http, health, prom] = [(); 4].map(|_| free_port());
+        let [grpc, http, health, free_prom] = [(); 4].map(|_| free_port());
+        let prom = prometheus_port.unwrap_or(free_prom);
         let overrides = [
             format!("receivers::otlp::protocols::grpc::endpoint: 127.0.0.1:{grpc}"),
             format!("receivers::otlp::protocols::http::endpoint: 127.0.0.1:{http}"),
@@ -45,6 +53,7 @@ impl Collector {
             listening(grpc) && listening(health)
         });
         Self {
+            config_file: file,
             otlp_grpc_url: format!("http://127.0.0.1:{grpc}"),
             prometheus_url: format!("http://127.0.0.1:{prom}/metrics"),
             process,

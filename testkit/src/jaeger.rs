@@ -20,9 +20,16 @@ pub struct Jaeger {
 }
 
 impl Jaeger {
+    /// Jaeger on free ports.
     pub fn start() -> Self {
+        Self::start_with_ui_port(None)
+    }
+
+    /// Jaeger with its query API/UI on `ui_port` (free ports for the rest).
+    pub fn start_with_ui_port(ui_port: Option<u16>) -> Self {
         let dir = TempDir::new("jaeger");
-        let [grpc, http, query, query_grpc, health] = [(); 5].map(|_| free_port());
+        let [grpc, http, free_query, query_grpc, health] = [(); 5].map(|_| free_port());
+        let query = ui_port.unwrap_or(free_query);
         // The all-in-one configuration, trimmed to what we use and with every port ours
         // (its own telemetry off: its default 8888 would clash with a collector's).
         let config = format!(

@@ -68,3 +68,8 @@ pub fn otelcol() -> PathBuf {
 pub fn jaeger() -> PathBuf {
     find("TRACEDAPP_JAEGER", "jaeger-1.76.0", "bin/jaeger")
 }
+
+/// helm.
+pub fn helm() -> PathBuf {
+    find("TRACEDAPP_HELM", "helm-3.22.0", "bin/helm")
+}

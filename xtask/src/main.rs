@@ -4,6 +4,7 @@
 //!   example in `manifests/examples/`; with `--check`, fails if anything is stale instead.
 //! - `setup`: installs the test tools (pinned, cached under `~/.cache/tracedapp/tools/`).
 //! - `test`: `setup`, then the whole test suite: the README's test command.
+//! - `demo`: the seed's whole system running locally (see `demo.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,6 +12,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+
+mod demo;
 
 /// moto (AWS API emulator) version installed for the tests.
 const MOTO_VERSION: &str = "5.2.5";
@@ -20,6 +23,8 @@ const KUBE_VERSION: &str = "1.35.4";
 const ETCD_VERSION: &str = "3.6.16";
 /// Jaeger v2 (module github.com/jaegertracing/jaeger: v1.76.0 is the v2.13.0 commit).
 const JAEGER_VERSION: &str = "1.76.0";
+/// helm, built for the API server's Kubernetes version.
+const HELM_VERSION: &str = "3.22.0";
 /// The OpenTelemetry Collector builder; the components are in tools/otelcol-builder.yaml.
 const BUILDER_VERSION: &str = "0.161.0";
 
@@ -40,6 +45,10 @@ enum Cmd {
     },
     /// Install the tools the tests run (skips what is cached).
     Setup,
+    /// The seed's system on this machine: Jaeger, the collector running the config rendered from
+    /// manifests/examples/shop.yaml, and two chained services; sends a little traffic, prints
+    /// where to look, stays up until Ctrl-C.
+    Demo(demo::Options),
     /// Set up the tools, then run every test (`cargo test --workspace --locked`).
     Test {
         /// Extra arguments for `cargo test`, after `--`.
@@ -55,6 +64,10 @@ fn main() -> Result<()> {
     match args.command {
         Cmd::Codegen { check } => codegen(check),
         Cmd::Setup => setup().map(|_| ()),
+        Cmd::Demo(options) => {
+            setup()?;
+            demo::run(&options)
+        }
         Cmd::Test { cargo_args } => {
             let tools = setup()?;
             let status = Command::new(env!("CARGO"))
@@ -65,6 +78,7 @@ fn main() -> Result<()> {
                 .env("TRACEDAPP_ETCD", tools.etcd)
                 .env("TRACEDAPP_OTELCOL", tools.otelcol)
                 .env("TRACEDAPP_JAEGER", tools.jaeger)
+                .env("TRACEDAPP_HELM", tools.helm)
                 .status()?;
             if !status.success() {
                 bail!("tests failed");
@@ -116,6 +130,7 @@ struct Tools {
     etcd: PathBuf,
     otelcol: PathBuf,
     jaeger: PathBuf,
+    helm: PathBuf,
 }
 
 fn cache_dir() -> Result<PathBuf> {
@@ -161,6 +176,20 @@ fn setup() -> Result<Tools> {
             .env("CGO_ENABLED", "0"))
     })?;
     let jaeger = cached(&tools, "jaeger", JAEGER_VERSION, build_jaeger)?;
+    let helm = cached(&tools, "helm", HELM_VERSION, |dir| {
+        let minor = KUBE_VERSION.split('.').nth(1).context("version")?;
+        println!("setup:   helm: compiling (about 1 minute)");
+        run(Command::new("go")
+            .args(["install", "-trimpath"])
+            .arg(format!(
+                "-ldflags=-s -w -X helm.sh/helm/v3/internal/version.version=v{HELM_VERSION} \
+                 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
+                 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={minor}"
+            ))
+            .arg(format!("helm.sh/helm/v3/cmd/helm@v{HELM_VERSION}"))
+            .env("GOBIN", dir.join("bin"))
+            .env("CGO_ENABLED", "0"))
+    })?;
     println!("setup: all tools ready ({:.0?})", started.elapsed());
     Ok(Tools {
         moto_server: moto.join("bin/moto_server"),
@@ -168,6 +197,7 @@ fn setup() -> Result<Tools> {
         etcd: etcd.join("bin/etcd"),
         otelcol: otelcol.join("otelcol-tracedapp"),
         jaeger: jaeger.join("bin/jaeger"),
+        helm: helm.join("bin/helm"),
     })
 }
 
