@@ -446,12 +446,15 @@ fn is_env_name(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-fn is_go_duration(s: &str) -> bool {
+/// `"512Mi"` → `("512", "Mi")` when the number part is all digits.
+fn number_and_unit(s: &str) -> Option<(&str, &str)> {
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &s[digits.len()..];
-    !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && matches!(unit, "ms" | "s" | "m")
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| (digits, &s[digits.len()..]))
+}
+
+fn is_go_duration(s: &str) -> bool {
+    number_and_unit(s).is_some_and(|(_, unit)| matches!(unit, "ms" | "s" | "m"))
 }
 
 fn is_host_port(s: &str) -> bool {
@@ -509,11 +512,9 @@ fn is_cpu(s: &str) -> bool {
 }
 
 fn is_memory(s: &str) -> bool {
-    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &s[digits.len()..];
-    !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && matches!(unit, "" | "Ki" | "Mi" | "Gi" | "Ti" | "k" | "M" | "G" | "T")
+    number_and_unit(s).is_some_and(|(_, unit)| {
+        matches!(unit, "" | "Ki" | "Mi" | "Gi" | "Ti" | "k" | "M" | "G" | "T")
+    })
 }
 
 #[cfg(test)]

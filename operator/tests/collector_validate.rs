@@ -10,30 +10,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use testkit::TempDir;
+use testkit::{TempDir, files_ending, repo_root};
 use tracedapp_operator::cli::read_app;
 
 /// Component types absent from the test collector.
 const UNBUILDABLE: &[&str] = &["awsxray", "awsemf"];
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
-
 fn specs() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for (dir, suffix) in [("testdata", ".input.yaml"), ("manifests/examples", ".yaml")] {
-        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.to_string_lossy().ends_with(suffix) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
+    let mut out = files_ending(&repo_root().join("testdata"), ".input.yaml");
+    out.extend(files_ending(
+        &repo_root().join("manifests/examples"),
+        ".yaml",
+    ));
     out
 }
 
@@ -123,7 +111,7 @@ fn every_rendered_config_passes_the_real_collector() {
 #[test]
 fn a_broken_config_fails_validation_with_a_clear_reason() {
     let dir = TempDir::new("otelcol-broken");
-    let app = read_app(&repo().join("testdata/jaeger-only.input.yaml")).unwrap();
+    let app = read_app(&repo_root().join("testdata/jaeger-only.input.yaml")).unwrap();
     let yaml = tracedapp_api::collector::render(&app.spec).to_yaml();
     let (ok, output) = validate(dir.path(), "good", &yaml);
     assert!(ok, "the unbroken config is valid: {output}");

@@ -2,31 +2,13 @@
 //!
 //! Needs the tools from `cargo xtask setup`; the README's `cargo xtask test` runs it first.
 
-use std::path::{Path, PathBuf};
-
 use testkit::kube::ControlPlane;
+use testkit::{files_ending, repo_root};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn yaml_files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(suffix))
-        .collect();
-    out.sort();
-    out
-}
-
-/// One API server for the whole file: starting one takes seconds.
+/// A fresh API server with the CRD installed and the namespaces the specs use.
 fn with_crd() -> ControlPlane {
     let cp = ControlPlane::start();
-    let crd = repo().join("manifests/crd.yaml");
+    let crd = repo_root().join("manifests/crd.yaml");
     cp.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
     cp.kubectl_ok(&[
         "wait",
@@ -54,8 +36,8 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
     assert!(!conditions.contains("NonStructural"), "{conditions}");
 
     // Every example and golden input is accepted, with the defaults filled in server-side.
-    let mut valid = yaml_files(&repo().join("manifests/examples"), ".yaml");
-    valid.extend(yaml_files(&repo().join("testdata"), ".input.yaml"));
+    let mut valid = files_ending(&repo_root().join("manifests/examples"), ".yaml");
+    valid.extend(files_ending(&repo_root().join("testdata"), ".input.yaml"));
     assert!(valid.len() >= 8);
     for file in &valid {
         let out = cp.kubectl(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
@@ -122,7 +104,7 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
             "region is required when X-Ray export is enabled",
         ),
     ];
-    let dir = repo().join("testdata/invalid");
+    let dir = repo_root().join("testdata/invalid");
     let mut failures = Vec::new();
     for (case, message) in expected {
         let file = dir.join(format!("{case}.yaml"));
@@ -142,7 +124,7 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
         }
     }
     // Cases that are not TracedApps (a ConfigMap, broken YAML) are the CLI's alone.
-    let covered = yaml_files(&dir, ".yaml").len();
+    let covered = files_ending(&dir, ".yaml").len();
     assert_eq!(
         covered,
         expected.len() + 2,
@@ -154,7 +136,7 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
 #[test]
 fn kubectl_get_shows_the_printer_columns() {
     let cp = with_crd();
-    let example = repo().join("manifests/examples/shop.yaml");
+    let example = repo_root().join("manifests/examples/shop.yaml");
     cp.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap()]);
     let table = cp.kubectl_ok(&["get", "ta", "-n", "demo"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();

@@ -3,64 +3,12 @@
 //! moto comes from `cargo xtask setup` (the README's test command runs it first); the tests find
 //! it through `TRACEDAPP_MOTO_SERVER` or the cache and fail, not skip, when it is missing.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+
+use testkit::moto::Moto;
 
 use tracedapp_ecs::register::describe_latest;
-
-/// A moto server on a free loopback port; killed when dropped.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-fn moto_server() -> PathBuf {
-    if let Some(p) = std::env::var_os("TRACEDAPP_MOTO_SERVER") {
-        return p.into();
-    }
-    let home = std::env::var_os("HOME").expect("HOME");
-    let cached = PathBuf::from(home).join(".cache/tracedapp/tools/moto-5.2.5/bin/moto_server");
-    assert!(
-        cached.exists(),
-        "moto is not installed: run `cargo xtask setup` (or the README's `cargo xtask test`)"
-    );
-    cached
-}
-
-impl Moto {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not listen on {port} within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self { child, url }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn tracedapp(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tracedapp"))

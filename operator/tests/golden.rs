@@ -7,23 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
+use testkit::files_ending;
 use tracedapp_operator::cli::{Format, RenderTarget, read_app, render};
 
 fn testdata() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata")
-        .canonicalize()
-        .unwrap()
-}
-
-fn cases(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().ends_with(suffix))
-        .collect();
-    out.sort();
-    out
+    testkit::repo_root().join("testdata")
 }
 
 /// Compares `actual` with the golden file (or rewrites it); returns a failure description.
@@ -48,7 +36,7 @@ fn check(golden: &Path, actual: &str) -> Option<String> {
 
 #[test]
 fn every_case_renders_to_its_goldens() {
-    let inputs = cases(&testdata(), ".input.yaml");
+    let inputs = files_ending(&testdata(), ".input.yaml");
     assert!(
         inputs.len() >= 7,
         "expected the golden cases, found {inputs:?}"
@@ -74,7 +62,7 @@ fn every_case_renders_to_its_goldens() {
 
 #[test]
 fn rendering_is_stable() {
-    for input in cases(&testdata(), ".input.yaml") {
+    for input in files_ending(&testdata(), ".input.yaml") {
         let app = read_app(&input).unwrap();
         for target in [
             RenderTarget::K8s,
@@ -90,7 +78,7 @@ fn rendering_is_stable() {
 #[test]
 fn every_invalid_spec_fails_with_its_exact_message() {
     let dir = testdata().join("invalid");
-    let inputs = cases(&dir, ".yaml");
+    let inputs = files_ending(&dir, ".yaml");
     assert!(
         inputs.len() >= 15,
         "at least 15 invalid specs, found {}",

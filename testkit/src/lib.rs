@@ -18,4 +18,4 @@ pub mod moto;
 pub mod process;
 pub mod tools;
 
-pub use process::{Process, TempDir, free_port, wait_until};
+pub use process::{Process, TempDir, files_ending, free_port, repo_root, wait_until};

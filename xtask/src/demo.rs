@@ -41,7 +41,8 @@ pub fn run(o: &Options) -> Result<()> {
     check_free(o.prometheus_port, "--prometheus-port")?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl-C handler")?;
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
 
     println!("demo: building traced-service ...");
     let status = Command::new(env!("CARGO"))
@@ -56,8 +57,14 @@ pub fn run(o: &Options) -> Result<()> {
     let jaeger = Jaeger::start_with_ui_port(Some(o.jaeger_port));
 
     let example = "manifests/examples/shop.yaml";
-    let mut app = tracedapp_operator::cli::read_app(example.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let j = app.spec.exporters.jaeger.as_mut().context("the example exports to Jaeger")?;
+    let mut app =
+        tracedapp_operator::cli::read_app(example.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let j = app
+        .spec
+        .exporters
+        .jaeger
+        .as_mut()
+        .context("the example exports to Jaeger")?;
     j.endpoint = jaeger.otlp_grpc.clone();
     j.tls.insecure = true;
     // The collector built here has no awsxray exporter (see tools/otelcol-builder.yaml).
@@ -72,7 +79,10 @@ pub fn run(o: &Options) -> Result<()> {
         let mut cmd = Command::new(&service_bin);
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .env("OTEL_SERVICE_NAME", name)
-            .env("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=demo")
+            .env(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "deployment.environment.name=demo",
+            )
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.otlp_grpc_url)
             .env("OTEL_METRIC_EXPORT_INTERVAL", "5000")
             .env("LOG_FORMAT", "json");
@@ -80,12 +90,17 @@ pub fn run(o: &Options) -> Result<()> {
             cmd.env("DOWNSTREAM_URL", url);
         }
         let p = Process::start(name, cmd, dir.path().join(format!("{name}.log")));
-        wait_until(&format!("{name} to listen"), Duration::from_secs(30), || {
-            testkit::process::listening(port)
-        });
+        wait_until(
+            &format!("{name} to listen"),
+            Duration::from_secs(30),
+            || testkit::process::listening(port),
+        );
         p
     };
-    println!("demo: starting shop (:{}) and shop-backend (:{backend_port}) ...", o.app_port);
+    println!(
+        "demo: starting shop (:{}) and shop-backend (:{backend_port}) ...",
+        o.app_port
+    );
     let _backend = start_service("shop-backend", backend_port, None);
     let _frontend = start_service(
         "shop",
@@ -95,13 +110,23 @@ pub fn run(o: &Options) -> Result<()> {
 
     let app_url = format!("http://127.0.0.1:{}", o.app_port);
     println!("demo: sending traffic ...");
-    for path in ["/", "/health", "/chain", "/metrics-test", "/chain", "/no-such-page", "/chain"] {
+    for path in [
+        "/",
+        "/health",
+        "/chain",
+        "/metrics-test",
+        "/chain",
+        "/no-such-page",
+        "/chain",
+    ] {
         let status = reqwest::blocking::get(format!("{app_url}{path}"))
             .map(|r| r.status().as_u16())
             .unwrap_or(0);
         println!("  GET {path} -> {status}");
     }
-    println!("demo: waiting for the first /chain trace in Jaeger (the collector batches for up to 10 s) ...");
+    println!(
+        "demo: waiting for the first /chain trace in Jaeger (the collector batches for up to 10 s) ..."
+    );
     let mut trace_id = None;
     wait_until("a /chain trace in Jaeger", Duration::from_secs(60), || {
         trace_id = jaeger.traces("shop", 20).into_iter().find_map(|t| {
@@ -109,7 +134,9 @@ pub fn run(o: &Options) -> Result<()> {
                 .as_array()?
                 .iter()
                 .any(|s| s["operationName"] == "GET /chain");
-            chained.then(|| t["traceID"].as_str().map(str::to_owned)).flatten()
+            chained
+                .then(|| t["traceID"].as_str().map(str::to_owned))
+                .flatten()
         });
         trace_id.is_some()
     });
@@ -121,9 +148,16 @@ pub fn run(o: &Options) -> Result<()> {
     let trace_id = trace_id.unwrap_or_default();
     println!("  Jaeger traces:    {ui}/api/traces?service=shop");
     println!("  a /chain trace:   {ui}/api/traces/{trace_id}");
-    println!("                    (with a full Jaeger build, the UI: {ui}/trace/{trace_id}; the one built");
-    println!("                    here from Go modules serves a placeholder page: the UI assets are not in them)");
-    println!("  Prometheus:       {}   (app_requests_total, app_request_duration_seconds)", collector.prometheus_url);
+    println!(
+        "                    (with a full Jaeger build, the UI: {ui}/trace/{trace_id}; the one built"
+    );
+    println!(
+        "                    here from Go modules serves a placeholder page: the UI assets are not in them)"
+    );
+    println!(
+        "  Prometheus:       {}   (app_requests_total, app_request_duration_seconds)",
+        collector.prometheus_url
+    );
     println!("  collector config: {}", collector.config_file.display());
     if xray {
         println!(
