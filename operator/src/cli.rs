@@ -152,7 +152,6 @@ pub fn render(
     target: RenderTarget,
     format: Option<Format>,
 ) -> Result<String, CliError> {
-    let yaml = |v: &dyn erased::Ser| v.yaml();
     let out = match (target, format) {
         (RenderTarget::Collector, None | Some(Format::Yaml)) => {
             tracedapp_api::collector::render(&app.spec).to_yaml()
@@ -190,16 +189,8 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     s
 }
 
-mod erased {
-    /// Lets one closure print any of our serialisable objects as YAML.
-    pub trait Ser {
-        fn yaml(&self) -> String;
-    }
-    impl<T: serde::Serialize> Ser for T {
-        fn yaml(&self) -> String {
-            serde_saphyr::to_string(self).expect("our models always serialise")
-        }
-    }
+fn yaml<T: serde::Serialize>(v: &T) -> String {
+    serde_saphyr::to_string(v).expect("our models always serialise")
 }
 
 /// Runs one command; what it prints goes to stdout, progress and results of `ecs register` too.
