@@ -160,11 +160,7 @@ pub fn render(
             json(&tracedapp_api::collector::render(&app.spec))
         }
         (RenderTarget::K8s, None | Some(Format::Yaml)) => {
-            let docs: Vec<String> = manifests::build(app)
-                .list()
-                .iter()
-                .map(|c| yaml(c))
-                .collect();
+            let docs: Vec<String> = manifests::build(app).list().iter().map(yaml).collect();
             docs.join("---\n")
         }
         (RenderTarget::K8s, Some(Format::Json)) => {
