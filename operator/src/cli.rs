@@ -31,6 +31,7 @@ EXAMPLES:
       aws ecs register-task-definition --cli-input-json file://td.json
   tracedapp ecs register -f app.yaml --dry-run           what would be registered
   tracedapp ecs register -f app.yaml --region eu-west-1  register (only if changed)
+  tracedapp run --namespace demo                        run the controller
 
 EXIT CODES: 0 ok, 2 bad input (file or spec), 3 AWS/API failure, 1 other.";
 
@@ -60,6 +61,13 @@ pub enum Command {
     /// AWS ECS: register the task definition.
     #[command(subcommand)]
     Ecs(EcsCommand),
+    /// Run the controller: reconcile TracedApps into ConfigMap, ServiceAccount, Deployment and
+    /// Service, and keep their status. Uses the in-cluster config or $KUBECONFIG.
+    Run {
+        /// Watch only this namespace (default: all namespaces).
+        #[arg(long, env = "WATCH_NAMESPACE")]
+        namespace: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -203,6 +211,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let app = read_app(&file)?;
             print!("{}", render(&app, target, output)?);
+            Ok(())
+        }
+        Command::Run { namespace } => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .try_init();
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| CliError::Api(format!("cannot reach Kubernetes: {e}")))?;
+            tracing::info!(
+                namespace = namespace.as_deref().unwrap_or("(all)"),
+                "controller starting"
+            );
+            crate::controller::run(client, namespace.as_deref()).await;
             Ok(())
         }
         Command::Ecs(EcsCommand::Register {

@@ -4,9 +4,11 @@
 //! - [`manifests`]: one pure builder per object and `build()` that lists them; start here.
 //! - [`naming`]: every generated name (DNS-safe, truncated with a hash).
 //! - [`labels`]: every label set and the config-hash annotation.
-//! - [`cli`]: the `tracedapp` command (`crd`, `render`, `ecs register`).
+//! - [`controller`]: the reconcile loop (`tracedapp run`).
+//! - [`cli`]: the `tracedapp` command (`crd`, `render`, `ecs register`, `run`).
 
 pub mod cli;
+pub mod controller;
 #[cfg(test)]
 mod fixtures;
 pub mod labels;

@@ -1,0 +1,136 @@
+//! The controller against a real kube-apiserver (etcd + kube-apiserver from `cargo xtask setup`).
+//! No kube-controller-manager runs here, so Deployments never get pods: `Ready` stays False,
+//! which the test checks too.
+
+use std::time::Duration;
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use testkit::kube::ControlPlane;
+use testkit::{repo_root, wait_until};
+
+async fn client(cp: &ControlPlane) -> kube::Client {
+    let kubeconfig = Kubeconfig::read_from(&cp.kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+fn jsonpath(cp: &ControlPlane, what: &str, path: &str) -> String {
+    let out = cp.kubectl(&["get", "-n", "demo", what, &format!("-o=jsonpath={path}")]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Create → children with owner references and status; spec change → new ConfigMap and a
+/// rolled pod template; drift → reverted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn reconciles_children_status_changes_and_drift() {
+    let cp = ControlPlane::start();
+    let crd = repo_root().join("manifests/crd.yaml");
+    cp.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    cp.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/tracedapps.tracedapp.dev",
+    ]);
+    cp.kubectl_ok(&["create", "namespace", "demo"]);
+    let controller = tokio::spawn(tracedapp_operator::controller::run(
+        client(&cp).await,
+        Some("demo"),
+    ));
+
+    let example = repo_root().join("manifests/examples/shop.yaml");
+    cp.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap()]);
+    let wait = Duration::from_secs(30);
+    wait_until("status.observedGeneration 1", wait, || {
+        jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "1"
+    });
+    let uid = jsonpath(&cp, "ta/shop", "{.metadata.uid}");
+    for child in ["deployment/shop", "service/shop", "serviceaccount/shop"] {
+        assert_eq!(
+            jsonpath(&cp, child, "{.metadata.ownerReferences[0].uid}"),
+            uid,
+            "{child}"
+        );
+    }
+    let hash = jsonpath(&cp, "ta/shop", "{.status.collectorConfigHash}");
+    assert_eq!(hash.len(), 10);
+    let cm = format!("configmap/shop-collector-{hash}");
+    assert_eq!(
+        jsonpath(&cp, &cm, "{.metadata.ownerReferences[0].uid}"),
+        uid
+    );
+    assert_eq!(
+        jsonpath(
+            &cp,
+            "deployment/shop",
+            "{.spec.template.metadata.annotations.tracedapp\\.dev/collector-config-hash}"
+        ),
+        hash
+    );
+    assert_eq!(
+        jsonpath(
+            &cp,
+            "ta/shop",
+            "{.status.conditions[?(@.type==\"ConfigValid\")].status}"
+        ),
+        "True"
+    );
+    // No controller-manager, so no pods: Ready reflects the Deployment, not "we applied it".
+    assert_eq!(
+        jsonpath(
+            &cp,
+            "ta/shop",
+            "{.status.conditions[?(@.type==\"Ready\")].status}"
+        ),
+        "False"
+    );
+    assert_eq!(
+        jsonpath(&cp, "ta/shop", "{.status.exporters}"),
+        "jaeger,xray,prometheus"
+    );
+    let table = cp.kubectl_ok(&["get", "ta", "-n", "demo"]);
+    assert!(table.contains("False") && table.contains("0/2"), "{table}");
+
+    // Spec change: a new collector config → a new ConfigMap and a new pod-template hash.
+    cp.kubectl_ok(&[
+        "patch",
+        "-n",
+        "demo",
+        "ta/shop",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"collector":{"batch":{"sendBatchSize":128}}}}"#,
+    ]);
+    wait_until("status.observedGeneration 2", wait, || {
+        jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "2"
+    });
+    let new_hash = jsonpath(&cp, "ta/shop", "{.status.collectorConfigHash}");
+    assert_ne!(new_hash, hash);
+    assert!(
+        cp.kubectl(&[
+            "get",
+            "-n",
+            "demo",
+            &format!("configmap/shop-collector-{new_hash}")
+        ])
+        .status
+        .success()
+    );
+    assert_eq!(
+        jsonpath(
+            &cp,
+            "deployment/shop",
+            "{.spec.template.metadata.annotations.tracedapp\\.dev/collector-config-hash}"
+        ),
+        new_hash
+    );
+
+    // Drift: someone scales the Deployment by hand; the next reconcile restores the spec's 2.
+    cp.kubectl_ok(&["scale", "-n", "demo", "deployment/shop", "--replicas=5"]);
+    wait_until("replicas restored to 2", wait, || {
+        jsonpath(&cp, "deployment/shop", "{.spec.replicas}") == "2"
+    });
+    controller.abort();
+}
