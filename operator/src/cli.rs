@@ -31,7 +31,7 @@ EXAMPLES:
       aws ecs register-task-definition --cli-input-json file://td.json
   tracedapp ecs register -f app.yaml --dry-run           what would be registered
   tracedapp ecs register -f app.yaml --region eu-west-1  register (only if changed)
-  tracedapp run --namespace demo                        run the controller
+  tracedapp run --namespace demo                         run the controller
 
 EXIT CODES: 0 ok, 2 bad input (file or spec), 3 AWS/API failure, 1 other.";
 
@@ -61,8 +61,11 @@ pub enum Command {
     /// AWS ECS: register the task definition.
     #[command(subcommand)]
     Ecs(EcsCommand),
-    /// Run the controller: reconcile TracedApps into ConfigMap, ServiceAccount, Deployment and
-    /// Service, and keep their status. Uses the in-cluster config or $KUBECONFIG.
+    /// Run the controller that keeps TracedApps' children and status.
+    ///
+    /// Reconciles each TracedApp into a ConfigMap, ServiceAccount, Deployment and Service
+    /// (server-side apply, owner references) and writes its status. Uses the in-cluster
+    /// configuration or $KUBECONFIG. Stops on SIGTERM/SIGINT.
     Run {
         /// Watch only this namespace (default: all namespaces).
         #[arg(long, env = "WATCH_NAMESPACE")]
