@@ -127,6 +127,7 @@ pub async fn reconcile(app: Arc<TracedApp>, ctx: Arc<Context>) -> Result<Action,
     apply(&ctx.client, &ns, &service_account).await?;
     let deployment: Deployment = apply(&ctx.client, &ns, &deployment).await?;
     apply(&ctx.client, &ns, &service).await?;
+    prune_config_maps(&ctx.client, &ns, &app, &rendered.config_hash).await?;
 
     let wanted = app.spec.app.replicas;
     let available = deployment
@@ -161,6 +162,53 @@ pub async fn reconcile(app: Arc<TracedApp>, ctx: Arc<Context>) -> Result<Action,
     };
     write_status(&apps, &app, status).await?;
     Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// Collector ConfigMaps of older config hashes kept for rollback (besides the current one).
+pub const KEEP_OLD_CONFIG_MAPS: usize = 2;
+
+/// Deletes this TracedApp's collector ConfigMaps beyond the current one and the
+/// [`KEEP_OLD_CONFIG_MAPS`] newest older ones.
+async fn prune_config_maps(
+    client: &Client,
+    ns: &str,
+    app: &TracedApp,
+    current_hash: &str,
+) -> Result<(), Error> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let name = crate::naming::fit(&app.name_any());
+    let selector = format!(
+        "{}={name},app.kubernetes.io/component=collector-config",
+        crate::labels::OWNER_LABEL
+    );
+    let current = crate::naming::collector_config_map(&app.name_any(), current_hash);
+    let mut old: Vec<ConfigMap> = api
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .filter(|cm| cm.metadata.name.as_deref() != Some(current.as_str()))
+        .collect();
+    // Newest first; names break ties within the same second.
+    old.sort_by(|a, b| {
+        (
+            b.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            b.name_any(),
+        )
+            .cmp(&(
+                a.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                a.name_any(),
+            ))
+    });
+    for cm in old.into_iter().skip(KEEP_OLD_CONFIG_MAPS) {
+        tracing::info!(config_map = %cm.name_any(), "pruning an old collector config");
+        match api.delete(&cm.name_any(), &Default::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Retries a failed reconcile after a short pause.

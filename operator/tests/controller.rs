@@ -127,10 +127,111 @@ async fn reconciles_children_status_changes_and_drift() {
         new_hash
     );
 
+    // Old configs: the current one and the two before it are kept for rollback, older ones go.
+    for size in [100, 101, 102] {
+        cp.kubectl_ok(&[
+            "patch",
+            "-n",
+            "demo",
+            "ta/shop",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"collector":{{"batch":{{"sendBatchSize":{size}}}}}}}}}"#),
+        ]);
+    }
+    let config_maps = || {
+        cp.kubectl_ok(&[
+            "get",
+            "configmaps",
+            "-n",
+            "demo",
+            "-l",
+            "tracedapp.dev/name=shop",
+            "-o=name",
+        ])
+        .lines()
+        .count()
+    };
+    wait_until("old ConfigMaps pruned to 2 + current", wait, || {
+        jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "5" && config_maps() == 3
+    });
+    assert!(
+        !cp.kubectl(&[
+            "get",
+            "-n",
+            "demo",
+            &format!("configmap/shop-collector-{hash}")
+        ])
+        .status
+        .success(),
+        "the first config (4 changes ago) is pruned"
+    );
+
     // Drift: someone scales the Deployment by hand; the next reconcile restores the spec's 2.
     cp.kubectl_ok(&["scale", "-n", "demo", "deployment/shop", "--replicas=5"]);
     wait_until("replicas restored to 2", wait, || {
         jsonpath(&cp, "deployment/shop", "{.spec.replicas}") == "2"
     });
+    controller.abort();
+}
+
+/// A spec the API server accepts but our rules reject (a dotted name cannot name a Service):
+/// `ConfigValid=False` with the field path, and nothing applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn invalid_spec_gets_a_condition_and_no_children() {
+    let cp = ControlPlane::start();
+    let crd = repo_root().join("manifests/crd.yaml");
+    cp.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    cp.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/tracedapps.tracedapp.dev",
+    ]);
+    cp.kubectl_ok(&["create", "namespace", "demo"]);
+    let controller = tokio::spawn(tracedapp_operator::controller::run(
+        client(&cp).await,
+        Some("demo"),
+    ));
+    let spec = r#"
+apiVersion: tracedapp.dev/v1alpha1
+kind: TracedApp
+metadata: {name: shop.v2, namespace: demo}
+spec:
+  app: {image: "app:1"}
+  exporters: {jaeger: {endpoint: "jaeger:4317"}}
+"#;
+    let out = cp.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(spec));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_until("ConfigValid=False", Duration::from_secs(30), || {
+        jsonpath(
+            &cp,
+            "ta/shop.v2",
+            "{.status.conditions[?(@.type==\"ConfigValid\")].status}",
+        ) == "False"
+    });
+    let message = jsonpath(
+        &cp,
+        "ta/shop.v2",
+        "{.status.conditions[?(@.type==\"ConfigValid\")].message}",
+    );
+    assert!(
+        message.starts_with("metadata.name: must be a DNS label"),
+        "{message}"
+    );
+    let children = cp.kubectl_ok(&[
+        "get",
+        "configmaps,deployments,services",
+        "-n",
+        "demo",
+        "-l",
+        "tracedapp.dev/name",
+        "-o=name",
+    ]);
+    assert!(children.trim().is_empty(), "nothing applied: {children}");
     controller.abort();
 }
