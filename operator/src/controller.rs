@@ -8,8 +8,13 @@
 //! 4. Write the whole status with server-side apply: `observedGeneration`, `ConfigValid`,
 //!    `Ready` from the Deployment's real availability, replicas, config hash.
 //!
-//! Not yet here (issue 5 continues): pruning ConfigMaps of older hashes, Events, `Degraded`,
-//! exponential back-off, leader election, metrics and health endpoints.
+//! 5. Prune collector ConfigMaps of older hashes (a few kept for rollback).
+//!
+//! Errors: retried with exponential back-off per TracedApp (2 s doubling to 5 min), reset on
+//! success.
+//!
+//! Not yet here (issue 5 continues): Events, `Progressing`/`Degraded`, zero-write no-op passes,
+//! leader election, metrics and health endpoints.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +47,21 @@ pub enum Error {
 #[derive(Clone)]
 pub struct Context {
     pub client: Client,
+    /// Consecutive failures per TracedApp (namespace/name), for the back-off.
+    failures: Arc<std::sync::Mutex<std::collections::HashMap<String, u32>>>,
+}
+
+impl Context {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            failures: Arc::default(),
+        }
+    }
+
+    fn key(app: &TracedApp) -> String {
+        format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -86,7 +106,7 @@ pub async fn run(client: Client, namespace: Option<&str>) {
         .owns(services, children.clone())
         .owns(accounts, children)
         .shutdown_on_signal()
-        .run(reconcile, error_policy, Arc::new(Context { client }))
+        .run(reconcile, error_policy, Arc::new(Context::new(client)))
         .for_each(|result| async move {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "reconcile failed");
@@ -161,6 +181,9 @@ pub async fn reconcile(app: Arc<TracedApp>, ctx: Arc<Context>) -> Result<Action,
         collector_config_hash: Some(rendered.config_hash),
     };
     write_status(&apps, &app, status).await?;
+    if let Ok(mut failures) = ctx.failures.lock() {
+        failures.remove(&Context::key(&app));
+    }
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
@@ -211,10 +234,31 @@ async fn prune_config_maps(
     Ok(())
 }
 
-/// Retries a failed reconcile after a short pause.
-pub fn error_policy(_app: Arc<TracedApp>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "reconcile failed; retrying in 5 s");
-    Action::requeue(Duration::from_secs(5))
+/// First retry delay after a failed reconcile.
+pub const BACKOFF_START: Duration = Duration::from_secs(2);
+/// Longest retry delay.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+/// Delay before retry number `failures` (1 = first failure): doubling from
+/// [`BACKOFF_START`], never above [`BACKOFF_CAP`].
+pub fn backoff(failures: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+    BACKOFF_START.saturating_mul(factor).min(BACKOFF_CAP)
+}
+
+/// Retries a failed reconcile with exponential back-off per TracedApp (reset on success).
+pub fn error_policy(app: Arc<TracedApp>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = match ctx.failures.lock() {
+        Ok(mut map) => {
+            let n = map.entry(Context::key(&app)).or_insert(0);
+            *n += 1;
+            *n
+        }
+        Err(_) => 1,
+    };
+    let delay = backoff(failures);
+    tracing::warn!(%error, app = %Context::key(&app), failures, retry_in_s = delay.as_secs(), "reconcile failed");
+    Action::requeue(delay)
 }
 
 /// Server-side apply of one child under our field manager; returns what the server holds.
@@ -269,5 +313,21 @@ fn condition(app: &TracedApp, kind: &str, ok: bool, reason: &str, message: &str)
         message: message.to_owned(),
         last_transition_time,
         observed_generation: app.metadata.generation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let delays: Vec<u64> = (1..=10).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(
+            backoff(u32::MAX),
+            BACKOFF_CAP,
+            "no overflow after many failures"
+        );
     }
 }
