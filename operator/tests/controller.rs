@@ -16,6 +16,21 @@ async fn client(cp: &ControlPlane) -> kube::Client {
     kube::Client::try_from(config).unwrap()
 }
 
+/// An API server with the CRD and the `demo` namespace, and the controller watching `demo`.
+async fn cluster_with_controller() -> (ControlPlane, tokio::task::JoinHandle<()>) {
+    let cp = ControlPlane::start();
+    cp.install_crd(
+        &repo_root().join("manifests/crd.yaml"),
+        "tracedapps.tracedapp.dev",
+    );
+    cp.kubectl_ok(&["create", "namespace", "demo"]);
+    let controller = tokio::spawn(tracedapp_operator::controller::run(
+        client(&cp).await,
+        Some("demo"),
+    ));
+    (cp, controller)
+}
+
 fn jsonpath(cp: &ControlPlane, what: &str, path: &str) -> String {
     let out = cp.kubectl(&["get", "-n", "demo", what, &format!("-o=jsonpath={path}")]);
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -25,20 +40,7 @@ fn jsonpath(cp: &ControlPlane, what: &str, path: &str) -> String {
 /// rolled pod template; drift → reverted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn reconciles_children_status_changes_and_drift() {
-    let cp = ControlPlane::start();
-    let crd = repo_root().join("manifests/crd.yaml");
-    cp.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
-    cp.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/tracedapps.tracedapp.dev",
-    ]);
-    cp.kubectl_ok(&["create", "namespace", "demo"]);
-    let controller = tokio::spawn(tracedapp_operator::controller::run(
-        client(&cp).await,
-        Some("demo"),
-    ));
+    let (cp, controller) = cluster_with_controller().await;
 
     let example = repo_root().join("manifests/examples/shop.yaml");
     cp.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap()]);
@@ -179,20 +181,7 @@ async fn reconciles_children_status_changes_and_drift() {
 /// `ConfigValid=False` with the field path, and nothing applied.
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn invalid_spec_gets_a_condition_and_no_children() {
-    let cp = ControlPlane::start();
-    let crd = repo_root().join("manifests/crd.yaml");
-    cp.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
-    cp.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/tracedapps.tracedapp.dev",
-    ]);
-    cp.kubectl_ok(&["create", "namespace", "demo"]);
-    let controller = tokio::spawn(tracedapp_operator::controller::run(
-        client(&cp).await,
-        Some("demo"),
-    ));
+    let (cp, controller) = cluster_with_controller().await;
     let spec = r#"
 apiVersion: tracedapp.dev/v1alpha1
 kind: TracedApp

@@ -8,14 +8,10 @@ use testkit::{files_ending, repo_root};
 /// A fresh API server with the CRD installed and the namespaces the specs use.
 fn with_crd() -> ControlPlane {
     let cp = ControlPlane::start();
-    let crd = repo_root().join("manifests/crd.yaml");
-    cp.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
-    cp.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/tracedapps.tracedapp.dev",
-    ]);
+    cp.install_crd(
+        &repo_root().join("manifests/crd.yaml"),
+        "tracedapps.tracedapp.dev",
+    );
     for ns in ["demo", "prod", "dev"] {
         cp.kubectl_ok(&["create", "namespace", ns]);
     }

@@ -155,6 +155,18 @@ impl ControlPlane {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Applies a CRD file (server-side) and waits until `crd` (e.g.
+    /// `tracedapps.tracedapp.dev`) is Established.
+    pub fn install_crd(&self, file: &Path, crd: &str) {
+        self.kubectl_ok(&["apply", "--server-side", "-f", path(file)]);
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            &format!("crd/{crd}"),
+        ]);
+    }
+
     /// A scratch directory that lives as long as the control plane.
     pub fn dir(&self) -> &Path {
         self.dir.path()
