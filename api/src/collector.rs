@@ -17,8 +17,9 @@ use sha2::{Digest, Sha256};
 
 use crate::spec::{Distribution, TracedAppSpec};
 
-/// Pinned default image of each distribution.
-pub const CONTRIB_IMAGE: &str = "otel/opentelemetry-collector-contrib:0.165.0";
+/// Pinned default contrib image: the release train the tests build and validate against
+/// (tools/otelcol-builder.yaml).
+pub const CONTRIB_IMAGE: &str = "otel/opentelemetry-collector-contrib:0.161.0";
 /// Pinned default ADOT image.
 pub const ADOT_IMAGE: &str = "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0";
 
