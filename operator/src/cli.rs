@@ -32,6 +32,7 @@ EXAMPLES:
   tracedapp ecs register -f app.yaml --dry-run           what would be registered
   tracedapp ecs register -f app.yaml --region eu-west-1  register (only if changed)
   tracedapp run --namespace demo                         run the controller
+  tracedapp run --leader-elect --lease-namespace tracedapp-system   one of several replicas
 
 EXIT CODES: 0 ok, 2 bad input (file or spec), 3 AWS/API failure, 1 other.";
 
@@ -64,13 +65,37 @@ pub enum Command {
     /// Run the controller that keeps TracedApps' children and status.
     ///
     /// Reconciles each TracedApp into a ConfigMap, ServiceAccount, Deployment and Service
-    /// (server-side apply, owner references) and writes its status. Uses the in-cluster
-    /// configuration or $KUBECONFIG. Stops on SIGTERM/SIGINT.
-    Run {
-        /// Watch only this namespace (default: all namespaces).
-        #[arg(long, env = "WATCH_NAMESPACE")]
-        namespace: Option<String>,
-    },
+    /// (server-side apply, owner references), writes its status and publishes Events. A pass
+    /// that finds nothing to change sends no write. Uses the in-cluster configuration or
+    /// $KUBECONFIG. On SIGTERM/SIGINT: finishes the passes under way, releases the lease, exits 0.
+    Run(RunArgs),
+}
+
+/// Options of `tracedapp run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Watch only these namespaces (repeat or comma-separate; default: all namespaces).
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Reconcile only while holding a Lease, so that several replicas can run with one
+    /// active. Needs get/create/update on leases in --lease-namespace.
+    #[arg(long, env = "LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Namespace of the Lease (in a cluster: the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, default_value = "tracedapp-operator")]
+    pub lease_name: String,
+    /// Seconds a Lease holds without renewal: the longest fail-over after a leader dies.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_duration: u64,
+    /// Who this replica is, in the Lease and in Events (in a cluster: the pod name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Address for /healthz, /readyz and Prometheus /metrics; `off` to serve none.
+    #[arg(long, env = "METRICS_BIND", default_value = "0.0.0.0:8080")]
+    pub metrics_bind: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,23 +241,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", render(&app, target, output)?);
             Ok(())
         }
-        Command::Run { namespace } => {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .try_init();
-            let client = kube::Client::try_default()
-                .await
-                .map_err(|e| CliError::Api(format!("cannot reach Kubernetes: {e}")))?;
-            tracing::info!(
-                namespace = namespace.as_deref().unwrap_or("(all)"),
-                "controller starting"
-            );
-            crate::controller::run(client, namespace.as_deref()).await;
-            Ok(())
-        }
+        Command::Run(args) => run_controller(args).await,
         Command::Ecs(EcsCommand::Register {
             file,
             dry_run,
@@ -281,4 +290,54 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+async fn run_controller(args: RunArgs) -> Result<(), CliError> {
+    let metrics_addr = match args.metrics_bind.as_str() {
+        "off" => None,
+        addr => Some(addr.parse().map_err(|e| {
+            CliError::BadInput(format!(
+                "--metrics-bind {addr:?}: not an address like 0.0.0.0:8080 ({e})"
+            ))
+        })?),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let identity = args.identity.unwrap_or_else(default_identity);
+    let options = crate::controller::Options {
+        namespaces: args.namespaces,
+        leader_election: args
+            .leader_elect
+            .then(|| crate::controller::leader::LeaseOptions {
+                namespace: args.lease_namespace,
+                name: args.lease_name,
+                duration: std::time::Duration::from_secs(args.lease_duration),
+            }),
+        metrics_addr,
+        identity,
+    };
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| CliError::Api(format!("cannot reach Kubernetes: {e}")))?;
+    tracing::info!(
+        namespaces = ?options.namespaces,
+        leader_elect = options.leader_election.is_some(),
+        identity = %options.identity,
+        "controller starting"
+    );
+    crate::controller::run(client, options)
+        .await
+        .map_err(|e| CliError::Api(format!("{e:#}")))
+}
+
+/// The host name and process id: unique per replica outside a cluster too.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "tracedapp".into());
+    format!("{host}-{}", std::process::id())
 }

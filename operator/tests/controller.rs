@@ -1,51 +1,29 @@
-//! The controller against a real kube-apiserver (etcd + kube-apiserver from `cargo xtask setup`).
-//! No kube-controller-manager runs here, so Deployments never get pods: `Ready` stays False,
-//! which the test checks too.
+//! The operator (`tracedapp run`, the real binary) against a real kube-apiserver (etcd +
+//! kube-apiserver, and kube-controller-manager's garbage collector where a test needs it, from
+//! `cargo xtask setup`). No scheduler or kubelet runs, so Deployments never get pods: `Ready`
+//! stays False, which the tests check too.
+
+mod common;
 
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use testkit::kube::ControlPlane;
-use testkit::{repo_root, wait_until};
+use common::{
+    Operator, apply_app, apply_shop, cluster, condition, event_reasons, http_get, jsonpath,
+};
+use testkit::wait_until;
 
-async fn client(cp: &ControlPlane) -> kube::Client {
-    let kubeconfig = Kubeconfig::read_from(&cp.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
+const WAIT: Duration = Duration::from_secs(30);
 
-/// An API server with the CRD and the `demo` namespace, and the controller watching `demo`.
-async fn cluster_with_controller() -> (ControlPlane, tokio::task::JoinHandle<()>) {
-    let cp = ControlPlane::start();
-    cp.install_crd(
-        &repo_root().join("manifests/crd.yaml"),
-        "tracedapps.tracedapp.dev",
-    );
-    cp.kubectl_ok(&["create", "namespace", "demo"]);
-    let controller = tokio::spawn(tracedapp_operator::controller::run(
-        client(&cp).await,
-        Some("demo"),
-    ));
-    (cp, controller)
-}
+/// Create → children with owner references, status and an Event; spec change → new ConfigMap
+/// and a rolled pod template; old ConfigMaps pruned; drift → reverted with an Event; and a
+/// pass over a converged app sends no write at all (counted by the API server itself).
+#[test]
+fn reconciles_children_status_changes_drift_and_writes_nothing_when_converged() {
+    let cp = cluster();
+    let op = Operator::start(&cp, "operator", &[]);
 
-fn jsonpath(cp: &ControlPlane, what: &str, path: &str) -> String {
-    let out = cp.kubectl(&["get", "-n", "demo", what, &format!("-o=jsonpath={path}")]);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Create → children with owner references and status; spec change → new ConfigMap and a
-/// rolled pod template; drift → reverted.
-#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
-async fn reconciles_children_status_changes_and_drift() {
-    let (cp, controller) = cluster_with_controller().await;
-
-    let example = repo_root().join("manifests/examples/shop.yaml");
-    cp.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap()]);
-    let wait = Duration::from_secs(30);
-    wait_until("status.observedGeneration 1", wait, || {
+    apply_shop(&cp);
+    wait_until("status.observedGeneration 1", WAIT, || {
         jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "1"
     });
     let uid = jsonpath(&cp, "ta/shop", "{.metadata.uid}");
@@ -71,29 +49,49 @@ async fn reconciles_children_status_changes_and_drift() {
         ),
         hash
     );
-    assert_eq!(
-        jsonpath(
-            &cp,
-            "ta/shop",
-            "{.status.conditions[?(@.type==\"ConfigValid\")].status}"
-        ),
-        "True"
-    );
-    // No controller-manager, so no pods: Ready reflects the Deployment, not "we applied it".
-    assert_eq!(
-        jsonpath(
-            &cp,
-            "ta/shop",
-            "{.status.conditions[?(@.type==\"Ready\")].status}"
-        ),
-        "False"
-    );
+    assert_eq!(condition(&cp, "shop", "ConfigValid"), "True");
+    // No pods can start here: Ready reflects the Deployment, not "we applied it".
+    assert_eq!(condition(&cp, "shop", "Ready"), "False");
+    assert_eq!(condition(&cp, "shop", "Progressing"), "True");
+    assert_eq!(condition(&cp, "shop", "Degraded"), "False");
     assert_eq!(
         jsonpath(&cp, "ta/shop", "{.status.exporters}"),
         "jaeger,xray,prometheus"
     );
     let table = cp.kubectl_ok(&["get", "ta", "-n", "demo"]);
     assert!(table.contains("False") && table.contains("0/2"), "{table}");
+    wait_until("an Applied event", WAIT, || {
+        event_reasons(&cp, "shop").contains(&"Applied".to_owned())
+    });
+
+    // Converged: a pass triggered by a metadata-only change sends no write.
+    let kinds = [
+        "configmaps",
+        "serviceaccounts",
+        "deployments",
+        "services",
+        "tracedapps/status",
+        "events",
+    ];
+    let writes = |cp: &testkit::kube::ControlPlane| kinds.map(|k| cp.writes(k));
+    let passes = || op.metric("tracedapp_reconciles_total{result=\"ok\"}");
+    std::thread::sleep(Duration::from_secs(2)); // let the passes our own writes caused finish
+    let (before, passes_before, op_writes_before) = (writes(&cp), passes(), op.writes());
+    cp.kubectl_ok(&["annotate", "-n", "demo", "ta/shop", "touched=1"]);
+    wait_until("a pass after the annotation", WAIT, || {
+        passes() > passes_before
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        writes(&cp),
+        before,
+        "writes to {kinds:?} during a converged pass"
+    );
+    assert_eq!(
+        op.writes(),
+        op_writes_before,
+        "the operator's own count agrees"
+    );
 
     // Spec change: a new collector config → a new ConfigMap and a new pod-template hash.
     cp.kubectl_ok(&[
@@ -105,7 +103,7 @@ async fn reconciles_children_status_changes_and_drift() {
         "-p",
         r#"{"spec":{"collector":{"batch":{"sendBatchSize":128}}}}"#,
     ]);
-    wait_until("status.observedGeneration 2", wait, || {
+    wait_until("status.observedGeneration 2", WAIT, || {
         jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "2"
     });
     let new_hash = jsonpath(&cp, "ta/shop", "{.status.collectorConfigHash}");
@@ -128,6 +126,9 @@ async fn reconciles_children_status_changes_and_drift() {
         ),
         new_hash
     );
+    wait_until("a ConfigChanged event", WAIT, || {
+        event_reasons(&cp, "shop").contains(&"ConfigChanged".to_owned())
+    });
 
     // Old configs: the current one and the two before it are kept for rollback, older ones go.
     for size in [100, 101, 102] {
@@ -154,7 +155,7 @@ async fn reconciles_children_status_changes_and_drift() {
         .lines()
         .count()
     };
-    wait_until("old ConfigMaps pruned to 2 + current", wait, || {
+    wait_until("old ConfigMaps pruned to 2 + current", WAIT, || {
         jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "5" && config_maps() == 3
     });
     assert!(
@@ -169,19 +170,32 @@ async fn reconciles_children_status_changes_and_drift() {
         "the first config (4 changes ago) is pruned"
     );
 
-    // Drift: someone scales the Deployment by hand; the next reconcile restores the spec's 2.
+    // Drift: someone scales the Deployment by hand; the next pass restores the spec's 2.
     cp.kubectl_ok(&["scale", "-n", "demo", "deployment/shop", "--replicas=5"]);
-    wait_until("replicas restored to 2", wait, || {
+    wait_until("replicas restored to 2", WAIT, || {
         jsonpath(&cp, "deployment/shop", "{.spec.replicas}") == "2"
     });
-    controller.abort();
+    wait_until("a DriftReverted event", WAIT, || {
+        event_reasons(&cp, "shop").contains(&"DriftReverted".to_owned())
+    });
+    let message = cp.kubectl_ok(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        "demo",
+        "--field-selector=reason=DriftReverted",
+        "-o=jsonpath={.items[0].note}",
+    ]);
+    assert!(message.contains("Deployment spec.replicas"), "{message}");
+    assert_eq!(op.metric("tracedapp_reconcile_errors_total"), 0.0);
 }
 
 /// A spec the API server accepts but our rules reject (a dotted name cannot name a Service):
-/// `ConfigValid=False` with the field path, and nothing applied.
-#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
-async fn invalid_spec_gets_a_condition_and_no_children() {
-    let (cp, controller) = cluster_with_controller().await;
+/// `ConfigValid=False` with the field path, `Degraded`, a Warning event, nothing applied.
+#[test]
+fn invalid_spec_gets_a_condition_an_event_and_no_children() {
+    let cp = cluster();
+    let op = Operator::start(&cp, "operator", &[]);
     let spec = r#"
 apiVersion: tracedapp.dev/v1alpha1
 kind: TracedApp
@@ -196,13 +210,10 @@ spec:
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    wait_until("ConfigValid=False", Duration::from_secs(30), || {
-        jsonpath(
-            &cp,
-            "ta/shop.v2",
-            "{.status.conditions[?(@.type==\"ConfigValid\")].status}",
-        ) == "False"
+    wait_until("ConfigValid=False", WAIT, || {
+        condition(&cp, "shop.v2", "ConfigValid") == "False"
     });
+    assert_eq!(condition(&cp, "shop.v2", "Degraded"), "True");
     let message = jsonpath(
         &cp,
         "ta/shop.v2",
@@ -212,9 +223,12 @@ spec:
         message.starts_with("metadata.name: must be a DNS label"),
         "{message}"
     );
+    wait_until("an InvalidSpec event", WAIT, || {
+        event_reasons(&cp, "shop.v2") == ["InvalidSpec"]
+    });
     let children = cp.kubectl_ok(&[
         "get",
-        "configmaps,deployments,services",
+        "configmaps,deployments,services,serviceaccounts",
         "-n",
         "demo",
         "-l",
@@ -222,5 +236,117 @@ spec:
         "-o=name",
     ]);
     assert!(children.trim().is_empty(), "nothing applied: {children}");
-    controller.abort();
+    // No hot loop: a pass for the spec and one for our own status write, then it waits for a
+    // spec change.
+    let passes = || op.metric("tracedapp_reconciles_total{result=\"invalid\"}");
+    std::thread::sleep(Duration::from_secs(2));
+    let settled = passes();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(settled <= 2.0, "{settled} passes");
+    assert_eq!(passes(), settled, "no further passes");
+}
+
+/// Deleting a TracedApp deletes its children (owner references + the garbage collector).
+#[test]
+fn deleted_app_children_are_garbage_collected() {
+    let mut cp = cluster();
+    cp.start_garbage_collector();
+    let _op = Operator::start(&cp, "operator", &[]);
+    apply_app(&cp, "gone");
+    let children = |cp: &testkit::kube::ControlPlane| {
+        cp.kubectl_ok(&[
+            "get",
+            "configmaps,deployments,services,serviceaccounts",
+            "-n",
+            "demo",
+            "-l",
+            "tracedapp.dev/name=gone",
+            "-o=name",
+        ])
+        .lines()
+        .count()
+    };
+    wait_until("4 children", WAIT, || children(&cp) == 4);
+    cp.kubectl_ok(&["delete", "-n", "demo", "ta/gone", "--wait=false"]);
+    wait_until(
+        "children garbage-collected",
+        Duration::from_secs(60),
+        || children(&cp) == 0,
+    );
+}
+
+/// The API server goes away for a while and comes back: the operator stays alive and healthy,
+/// and reconciles what was created after the restart, by itself.
+#[test]
+fn recovers_after_the_api_server_restarts() {
+    let mut cp = cluster();
+    let mut op = Operator::start(&cp, "operator", &[]);
+    apply_app(&cp, "before");
+    wait_until("before reconciled", WAIT, || {
+        condition(&cp, "before", "ConfigValid") == "True"
+    });
+    cp.stop_apiserver();
+    std::thread::sleep(Duration::from_secs(5));
+    op.process.assert_running();
+    assert_eq!(http_get(op.port, "/healthz").map(|r| r.0), Some(200));
+    cp.start_apiserver();
+    apply_app(&cp, "after");
+    wait_until("after reconciled", Duration::from_secs(60), || {
+        condition(&cp, "after", "ConfigValid") == "True"
+            && jsonpath(&cp, "deployment/after", "{.metadata.name}") == "after"
+    });
+    op.process.assert_running();
+}
+
+/// Two replicas with `--leader-elect`: exactly one writes; when it stops (SIGTERM, exit 0,
+/// lease released) the other takes over and reconciles.
+#[test]
+fn two_replicas_one_leader_and_fail_over() {
+    let cp = cluster();
+    let lease = ["--leader-elect", "--lease-duration=4"];
+    let mut first = Operator::start(&cp, "first", &lease);
+    wait_until("first leads", WAIT, || {
+        first.metric("tracedapp_leader") == 1.0
+    });
+    let second = Operator::start(&cp, "second", &lease);
+    apply_app(&cp, "ha");
+    wait_until("ha reconciled", WAIT, || {
+        condition(&cp, "ha", "ConfigValid") == "True"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(first.writes() > 0.0, "the leader wrote");
+    assert_eq!(second.writes(), 0.0, "the follower wrote nothing");
+    assert_eq!(second.metric("tracedapp_leader"), 0.0);
+    assert_eq!(
+        jsonpath(&cp, "lease/tracedapp-operator", "{.spec.holderIdentity}").len(),
+        0,
+        "the lease lives in --lease-namespace (default), not in demo"
+    );
+    let holder = cp.kubectl_ok(&[
+        "get",
+        "lease/tracedapp-operator",
+        "-n",
+        "default",
+        "-o=jsonpath={.spec.holderIdentity}",
+    ]);
+    assert_eq!(holder, "first");
+
+    let status = first.process.terminate(Duration::from_secs(15));
+    assert!(status.success(), "graceful stop exits 0: {status}");
+    wait_until("second leads", Duration::from_secs(20), || {
+        second.metric("tracedapp_leader") == 1.0
+    });
+    cp.kubectl_ok(&[
+        "patch",
+        "-n",
+        "demo",
+        "ta/ha",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"app":{"replicas":3}}}"#,
+    ]);
+    wait_until("the new leader reconciles", WAIT, || {
+        jsonpath(&cp, "deployment/ha", "{.spec.replicas}") == "3"
+    });
+    assert!(second.writes() > 0.0);
 }

@@ -21,6 +21,9 @@ pub struct ControlPlane {
     pub kubeconfig: PathBuf,
     apiserver: Process,
     _etcd: Process,
+    etcd_port: u16,
+    port: u16,
+    controller_manager: Option<Process>,
     dir: TempDir,
 }
 
@@ -73,26 +76,7 @@ impl ControlPlane {
 
         let port = free_port();
         let url = format!("https://127.0.0.1:{port}");
-        let mut api = Command::new(tools::kube_apiserver());
-        api.arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
-            .arg(format!("--cert-dir={}", d.join("certs").display()))
-            .arg(format!("--secure-port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg("--advertise-address=127.0.0.1")
-            .arg("--service-cluster-ip-range=10.0.0.0/24")
-            .arg("--allow-privileged=true")
-            .arg("--authorization-mode=RBAC")
-            .arg(format!("--token-auth-file={}", tokens.display()))
-            .arg(format!("--service-account-issuer={url}"))
-            .arg(format!("--service-account-key-file={}", sa_pub.display()))
-            .arg(format!(
-                "--service-account-signing-key-file={}",
-                sa_key.display()
-            ))
-            // Only ServiceAccount needs a controller we do not run; the rest behave as in a cluster.
-            .arg("--disable-admission-plugins=ServiceAccount");
-        let apiserver = Process::start("kube-apiserver", api, d.join("kube-apiserver.log"));
-
+        let apiserver = start_apiserver(d, etcd_port, port);
         let kubeconfig = d.join("kubeconfig");
         std::fs::write(
             &kubeconfig,
@@ -107,13 +91,76 @@ impl ControlPlane {
             kubeconfig,
             apiserver,
             _etcd: etcd,
+            etcd_port,
+            port,
+            controller_manager: None,
             dir,
         };
-        wait_until("kube-apiserver /readyz", Duration::from_secs(90), || {
-            cp.apiserver.assert_running();
-            cp.kubectl(&["get", "--raw=/readyz"]).status.success()
-        });
+        cp.wait_ready();
         cp
+    }
+
+    fn wait_ready(&mut self) {
+        wait_until("kube-apiserver /readyz", Duration::from_secs(90), || {
+            self.apiserver.assert_running();
+            self.kubectl(&["get", "--raw=/readyz"]).status.success()
+        });
+    }
+
+    /// Stops kube-apiserver (etcd keeps the data); [`Self::start_apiserver`] brings it back.
+    pub fn stop_apiserver(&mut self) {
+        self.apiserver.stop();
+    }
+
+    /// Starts kube-apiserver again on the same port and waits until it is ready.
+    pub fn start_apiserver(&mut self) {
+        self.apiserver = start_apiserver(self.dir.path(), self.etcd_port, self.port);
+        self.wait_ready();
+    }
+
+    /// Starts kube-controller-manager with only the garbage collector, the controller that
+    /// deletes objects whose owner is gone (no pods are ever created: there are no nodes).
+    pub fn start_garbage_collector(&mut self) {
+        let d = self.dir.path();
+        let mut cmd = Command::new(tools::kube_controller_manager());
+        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .arg("--controllers=garbagecollector")
+            .arg("--leader-elect=false")
+            .arg("--secure-port=0")
+            .arg("--concurrent-gc-syncs=5");
+        self.controller_manager = Some(Process::start(
+            "kube-controller-manager",
+            cmd,
+            d.join("kube-controller-manager.log"),
+        ));
+    }
+
+    /// Prometheus metrics of the API server.
+    pub fn metrics(&self) -> String {
+        self.kubectl_ok(&["get", "--raw=/metrics"])
+    }
+
+    /// Write requests (POST, PUT, PATCH, DELETE) the API server has answered for `resource`
+    /// (`deployments`, `tracedapps/status`, ...), from its `apiserver_request_total` counter.
+    pub fn writes(&self, resource: &str) -> u64 {
+        let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+        self.metrics()
+            .lines()
+            .filter(|l| l.starts_with("apiserver_request_total{"))
+            .filter(|l| {
+                let label = |k: &str| {
+                    l.split(&format!("{k}=\""))
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                label("resource") == resource
+                    && label("subresource") == subresource
+                    && ["POST", "PUT", "PATCH", "DELETE"].contains(&label("verb").as_str())
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
     }
 
     /// Runs `kubectl` against this API server.
@@ -171,6 +218,36 @@ impl ControlPlane {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// kube-apiserver on `port` over the etcd at `etcd_port`, with envtest's flags.
+fn start_apiserver(d: &Path, etcd_port: u16, port: u16) -> Process {
+    let url = format!("https://127.0.0.1:{port}");
+    let mut api = Command::new(tools::kube_apiserver());
+    api.arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
+        .arg(format!("--cert-dir={}", d.join("certs").display()))
+        .arg(format!("--secure-port={port}"))
+        .arg("--bind-address=127.0.0.1")
+        .arg("--advertise-address=127.0.0.1")
+        .arg("--service-cluster-ip-range=10.0.0.0/24")
+        .arg("--allow-privileged=true")
+        .arg("--authorization-mode=RBAC")
+        .arg(format!(
+            "--token-auth-file={}",
+            d.join("tokens.csv").display()
+        ))
+        .arg(format!("--service-account-issuer={url}"))
+        .arg(format!(
+            "--service-account-key-file={}",
+            d.join("sa.pub").display()
+        ))
+        .arg(format!(
+            "--service-account-signing-key-file={}",
+            d.join("sa.key").display()
+        ))
+        // Only ServiceAccount needs a controller we do not run; the rest behave as in a cluster.
+        .arg("--disable-admission-plugins=ServiceAccount");
+    Process::start("kube-apiserver", api, d.join("kube-apiserver.log"))
 }
 
 fn path(p: &Path) -> &str {

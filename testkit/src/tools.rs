@@ -30,6 +30,15 @@ pub fn kube_apiserver() -> PathBuf {
     )
 }
 
+/// kube-controller-manager (the tests run its garbage collector).
+pub fn kube_controller_manager() -> PathBuf {
+    find(
+        "TRACEDAPP_KUBE_CONTROLLER_MANAGER",
+        "kube-controller-manager-1.35.4",
+        "bin/kube-controller-manager",
+    )
+}
+
 /// etcd.
 pub fn etcd() -> PathBuf {
     find("TRACEDAPP_ETCD", "etcd-3.6.16", "bin/etcd")

@@ -75,6 +75,10 @@ fn main() -> Result<()> {
                 .args(&cargo_args)
                 .env("TRACEDAPP_MOTO_SERVER", tools.moto_server)
                 .env("TRACEDAPP_KUBE_APISERVER", tools.kube_apiserver)
+                .env(
+                    "TRACEDAPP_KUBE_CONTROLLER_MANAGER",
+                    tools.kube_controller_manager,
+                )
                 .env("TRACEDAPP_ETCD", tools.etcd)
                 .env("TRACEDAPP_OTELCOL", tools.otelcol)
                 .env("TRACEDAPP_JAEGER", tools.jaeger)
@@ -127,6 +131,7 @@ fn codegen(check: bool) -> Result<()> {
 struct Tools {
     moto_server: PathBuf,
     kube_apiserver: PathBuf,
+    kube_controller_manager: PathBuf,
     etcd: PathBuf,
     otelcol: PathBuf,
     jaeger: PathBuf,
@@ -154,7 +159,13 @@ fn setup() -> Result<Tools> {
             .arg("aws-xray-sdk"))
     })?;
     let etcd = cached(&tools, "etcd", ETCD_VERSION, build_etcd)?;
-    let kube = cached(&tools, "kube", KUBE_VERSION, build_kube)?;
+    let kube = cached(&tools, "kube", KUBE_VERSION, |dir| {
+        build_kube(dir, "kube-apiserver")
+    })?;
+    // Its garbage collector deletes a TracedApp's children when the TracedApp goes.
+    let kcm = cached(&tools, "kube-controller-manager", KUBE_VERSION, |dir| {
+        build_kube(dir, "kube-controller-manager")
+    })?;
     let builder = cached(&tools, "ocb", BUILDER_VERSION, |dir| {
         run(Command::new("go")
             .args([
@@ -194,6 +205,7 @@ fn setup() -> Result<Tools> {
     Ok(Tools {
         moto_server: moto.join("bin/moto_server"),
         kube_apiserver: kube.join("bin/kube-apiserver"),
+        kube_controller_manager: kcm.join("bin/kube-controller-manager"),
         etcd: etcd.join("bin/etcd"),
         otelcol: otelcol.join("otelcol-tracedapp"),
         jaeger: jaeger.join("bin/jaeger"),
@@ -311,8 +323,8 @@ fn build_jaeger(dir: &Path) -> Result<()> {
 /// kube-apiserver from `k8s.io/kubernetes`, which cannot be `go install`ed: its go.mod replaces
 /// the staging modules with `./staging/...`. A wrapper module requires it and replaces each
 /// staging module (listed in that go.mod) with its published `v0.Y.Z`.
-fn build_kube(dir: &Path) -> Result<()> {
-    let src = go_module(dir, "kube")?;
+fn build_kube(dir: &Path, command: &str) -> Result<()> {
+    let src = go_module(dir, command)?;
     let module = format!("k8s.io/kubernetes@v{KUBE_VERSION}");
     go(
         &src,
@@ -345,7 +357,9 @@ fn build_kube(dir: &Path) -> Result<()> {
     println!("setup:   kube: {replaced} staging modules replaced by {staging_version}");
     std::fs::write(
         src.join("tools.go"),
-        "//go:build tools\n\npackage tools\n\nimport _ \"k8s.io/kubernetes/cmd/kube-apiserver\"\n",
+        format!(
+            "//go:build tools\n\npackage tools\n\nimport _ \"k8s.io/kubernetes/cmd/{command}\"\n"
+        ),
     )?;
     println!("setup:   kube: resolving modules");
     go(&src, &["mod", "tidy"])?;
@@ -355,8 +369,8 @@ fn build_kube(dir: &Path) -> Result<()> {
          -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor={minor} \
          -X k8s.io/component-base/version.gitTreeState=clean"
     );
-    println!("setup:   kube: compiling kube-apiserver (about 4 minutes on 2 cores)");
-    let out = dir.join("bin/kube-apiserver");
+    println!("setup:   kube: compiling {command} (about 4 minutes on 2 cores)");
+    let out = dir.join("bin").join(command);
     go(
         &src,
         &[
@@ -364,7 +378,7 @@ fn build_kube(dir: &Path) -> Result<()> {
             &format!("-ldflags={ldflags}"),
             "-o",
             out.to_str().unwrap(),
-            "k8s.io/kubernetes/cmd/kube-apiserver",
+            &format!("k8s.io/kubernetes/cmd/{command}"),
         ],
     )?;
     std::fs::remove_dir_all(&src)?;

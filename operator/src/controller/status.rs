@@ -1,0 +1,365 @@
+//! What the status of a TracedApp says, computed from the spec and the live Deployment, and
+//! which transitions deserve a Kubernetes Event. Pure functions: the reconcile writes the
+//! result, the tests call them directly.
+//!
+//! Conditions (the shape of `metav1.Condition`):
+//! - `ConfigValid`: our validation of the spec (the Rust twin of the CRD rules).
+//! - `Progressing`: True while the Deployment rolls out the current spec; False when done
+//!   (`RolloutComplete`) or stuck (`ProgressDeadlineExceeded`).
+//! - `Ready`: the Deployment has as many available pods as the spec wants (real availability,
+//!   not "we applied it").
+//! - `Degraded`: True with a reason when something needs a human: an invalid spec, a rollout
+//!   past its deadline, pods that cannot be created.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::ResourceExt;
+use tracedapp_api::spec::{Condition, TracedApp, TracedAppStatus};
+
+/// The status of an app whose spec passed validation.
+pub fn observed(
+    app: &TracedApp,
+    deployment: Option<&Deployment>,
+    config_hash: &str,
+) -> TracedAppStatus {
+    let wanted = app.spec.app.replicas;
+    let status = deployment.and_then(|d| d.status.as_ref());
+    let count = |f: fn(&k8s_openapi::api::apps::v1::DeploymentStatus) -> Option<i32>| {
+        status.and_then(f).unwrap_or(0)
+    };
+    let available = count(|s| s.available_replicas);
+    let updated = count(|s| s.updated_replicas);
+    let total = count(|s| s.replicas);
+    let seen_generation = status.and_then(|s| s.observed_generation);
+    let generation = deployment.and_then(|d| d.metadata.generation);
+    let deployment_condition = |kind: &str| {
+        status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == kind))
+    };
+
+    let stuck = deployment_condition("Progressing")
+        .filter(|c| c.status == "False" && c.reason.as_deref() == Some("ProgressDeadlineExceeded"));
+    let replica_failure = deployment_condition("ReplicaFailure").filter(|c| c.status == "True");
+    let rolled_out = deployment.is_some()
+        && seen_generation >= generation
+        && updated >= wanted
+        && total == updated
+        && available >= wanted;
+    let ready = available >= wanted;
+
+    let progressing = if let Some(c) = stuck {
+        condition(
+            app,
+            "Progressing",
+            false,
+            "ProgressDeadlineExceeded",
+            c.message.as_deref().unwrap_or_default(),
+        )
+    } else if rolled_out {
+        condition(
+            app,
+            "Progressing",
+            false,
+            "RolloutComplete",
+            &format!("{updated} pods run the current spec"),
+        )
+    } else {
+        condition(
+            app,
+            "Progressing",
+            true,
+            "RollingOut",
+            &format!("{updated}/{wanted} pods updated, {available} available"),
+        )
+    };
+    let degraded = match (stuck, replica_failure) {
+        (Some(c), _) => condition(
+            app,
+            "Degraded",
+            true,
+            "ProgressDeadlineExceeded",
+            c.message.as_deref().unwrap_or_default(),
+        ),
+        (None, Some(c)) => condition(
+            app,
+            "Degraded",
+            true,
+            "ReplicaFailure",
+            c.message.as_deref().unwrap_or_default(),
+        ),
+        (None, None) => condition(app, "Degraded", false, "AsExpected", "no problem seen"),
+    };
+    TracedAppStatus {
+        observed_generation: app.metadata.generation,
+        conditions: vec![
+            condition(
+                app,
+                "ConfigValid",
+                true,
+                "Valid",
+                "the spec passed validation",
+            ),
+            progressing,
+            condition(
+                app,
+                "Ready",
+                ready,
+                if ready { "Available" } else { "Waiting" },
+                &format!("{available}/{wanted} pods available"),
+            ),
+            degraded,
+        ],
+        replicas: Some(wanted),
+        ready_replicas: Some(available),
+        replicas_summary: Some(format!("{available}/{wanted}")),
+        exporters: Some(tracedapp_api::collector::exporters_summary(&app.spec)),
+        collector_config_hash: Some(config_hash.to_owned()),
+    }
+}
+
+/// The status of an app whose spec our validation rejected: nothing is applied.
+pub fn invalid(app: &TracedApp, message: &str) -> TracedAppStatus {
+    TracedAppStatus {
+        observed_generation: app.metadata.generation,
+        conditions: vec![
+            condition(app, "ConfigValid", false, "InvalidSpec", message),
+            condition(
+                app,
+                "Degraded",
+                true,
+                "InvalidSpec",
+                "fix the spec: see ConfigValid",
+            ),
+        ],
+        ..TracedAppStatus::default()
+    }
+}
+
+/// A Kubernetes Event to publish about a TracedApp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub warning: bool,
+    /// CamelCase, shown by `kubectl describe` and `kubectl events`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The events that the change from `before` to `after` deserves (none when nothing that a
+/// user cares about changed, so a steady state publishes nothing).
+pub fn transitions(before: Option<&TracedAppStatus>, after: &TracedAppStatus) -> Vec<Note> {
+    let find = |s: Option<&TracedAppStatus>, kind: &str| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == kind).cloned())
+    };
+    let changed = |kind: &str| {
+        let (was, now) = (find(before, kind), find(Some(after), kind));
+        match (&was, &now) {
+            (Some(w), Some(n)) if w.status == n.status && w.reason == n.reason => None,
+            (_, Some(n)) => Some(n.clone()),
+            _ => None,
+        }
+    };
+    let mut notes = Vec::new();
+    if let Some(c) = changed("ConfigValid").filter(|c| c.status == "False") {
+        notes.push(Note {
+            warning: true,
+            reason: "InvalidSpec",
+            message: c.message,
+        });
+    }
+    let old_hash = before.and_then(|s| s.collector_config_hash.as_deref());
+    match (old_hash, after.collector_config_hash.as_deref()) {
+        (None, Some(new)) => notes.push(Note {
+            warning: false,
+            reason: "Applied",
+            message: format!(
+                "collector config {new}: ConfigMap, ServiceAccount, Deployment and Service applied"
+            ),
+        }),
+        (Some(old), Some(new)) if old != new => notes.push(Note {
+            warning: false,
+            reason: "ConfigChanged",
+            message: format!("collector config {old} → {new}; the pods roll"),
+        }),
+        _ => {}
+    }
+    if let Some(c) = changed("Ready") {
+        let was_ready = find(before, "Ready").is_some_and(|c| c.status == "True");
+        if c.status == "True" {
+            notes.push(Note {
+                warning: false,
+                reason: "Ready",
+                message: c.message,
+            });
+        } else if was_ready {
+            notes.push(Note {
+                warning: true,
+                reason: "NotReady",
+                message: c.message,
+            });
+        }
+    }
+    if let Some(c) = changed("Degraded").filter(|c| c.status == "True" && c.reason != "InvalidSpec")
+    {
+        notes.push(Note {
+            warning: true,
+            reason: "Degraded",
+            message: format!("{}: {}", c.reason, c.message),
+        });
+    }
+    notes
+}
+
+/// A condition, keeping its transition time when its status did not change.
+pub fn condition(app: &TracedApp, kind: &str, ok: bool, reason: &str, message: &str) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let previous = app
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == kind));
+    let last_transition_time = match previous {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => k8s_openapi::jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string(),
+    };
+    Condition {
+        type_: kind.to_owned(),
+        status: status.to_owned(),
+        reason: reason.to_owned(),
+        message: message.to_owned(),
+        last_transition_time,
+        observed_generation: app.metadata.generation,
+    }
+}
+
+/// `namespace/name`, for logs and metrics.
+pub fn key(app: &TracedApp) -> String {
+    format!("{}/{}", app.namespace().unwrap_or_default(), app.name_any())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
+
+    fn app(replicas: i32) -> TracedApp {
+        let mut app = crate::fixtures::app();
+        app.spec.app.replicas = replicas;
+        app.metadata.generation = Some(3);
+        app
+    }
+
+    fn deployment(replicas: i32, updated: i32, available: i32) -> Deployment {
+        let mut d = Deployment::default();
+        d.metadata.generation = Some(4);
+        d.status = Some(DeploymentStatus {
+            observed_generation: Some(4),
+            replicas: Some(replicas),
+            updated_replicas: Some(updated),
+            available_replicas: Some(available),
+            ..DeploymentStatus::default()
+        });
+        d
+    }
+
+    fn get<'a>(s: &'a TracedAppStatus, kind: &str) -> (&'a str, &'a str) {
+        let c = s.conditions.iter().find(|c| c.type_ == kind).unwrap();
+        (c.status.as_str(), c.reason.as_str())
+    }
+
+    #[test]
+    fn a_finished_rollout_is_ready_and_not_progressing() {
+        let s = observed(&app(2), Some(&deployment(2, 2, 2)), "abc");
+        assert_eq!(get(&s, "Ready"), ("True", "Available"));
+        assert_eq!(get(&s, "Progressing"), ("False", "RolloutComplete"));
+        assert_eq!(get(&s, "Degraded"), ("False", "AsExpected"));
+        assert_eq!(s.replicas_summary.as_deref(), Some("2/2"));
+        assert_eq!(s.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn a_rollout_with_old_pods_left_is_progressing() {
+        // 3 pods: 2 updated, 1 old still serving.
+        let s = observed(&app(2), Some(&deployment(3, 2, 2)), "abc");
+        assert_eq!(get(&s, "Progressing"), ("True", "RollingOut"));
+        assert_eq!(get(&s, "Ready"), ("True", "Available"));
+        let none = observed(&app(2), None, "abc");
+        assert_eq!(get(&none, "Ready"), ("False", "Waiting"));
+        assert_eq!(get(&none, "Progressing"), ("True", "RollingOut"));
+    }
+
+    #[test]
+    fn a_stuck_rollout_is_degraded_with_the_deployments_message() {
+        let mut d = deployment(1, 1, 0);
+        d.status.as_mut().unwrap().conditions = Some(vec![DeploymentCondition {
+            type_: "Progressing".into(),
+            status: "False".into(),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            message: Some("ReplicaSet \"shop-1\" has timed out progressing.".into()),
+            ..DeploymentCondition::default()
+        }]);
+        let s = observed(&app(1), Some(&d), "abc");
+        assert_eq!(get(&s, "Degraded"), ("True", "ProgressDeadlineExceeded"));
+        assert_eq!(
+            get(&s, "Progressing"),
+            ("False", "ProgressDeadlineExceeded")
+        );
+        let notes = transitions(None, &s);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.warning && n.reason == "Degraded" && n.message.contains("timed out")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn events_only_on_transitions() {
+        let first = observed(&app(1), Some(&deployment(1, 1, 0)), "abc");
+        let reasons = |n: Vec<Note>| n.into_iter().map(|n| n.reason).collect::<Vec<_>>();
+        assert_eq!(reasons(transitions(None, &first)), ["Applied"]);
+        assert_eq!(
+            reasons(transitions(Some(&first), &first)),
+            Vec::<&str>::new(),
+            "steady state: no events"
+        );
+
+        let ready = observed(&app(1), Some(&deployment(1, 1, 1)), "abc");
+        assert_eq!(reasons(transitions(Some(&first), &ready)), ["Ready"]);
+        let changed = observed(&app(1), Some(&deployment(1, 1, 1)), "def");
+        assert_eq!(
+            reasons(transitions(Some(&ready), &changed)),
+            ["ConfigChanged"]
+        );
+        let lost = observed(&app(1), Some(&deployment(1, 1, 0)), "def");
+        assert_eq!(reasons(transitions(Some(&changed), &lost)), ["NotReady"]);
+        let bad = invalid(&app(1), "spec.app.port: must be 1-65535");
+        let notes = transitions(Some(&lost), &bad);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].warning && notes[0].message.contains("spec.app.port"));
+    }
+
+    #[test]
+    fn transition_time_is_kept_while_the_status_holds() {
+        let mut a = app(1);
+        a.status = Some(TracedAppStatus {
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: "False".into(),
+                reason: "Waiting".into(),
+                message: String::new(),
+                last_transition_time: "2026-01-01T00:00:00Z".into(),
+                observed_generation: Some(1),
+            }],
+            ..TracedAppStatus::default()
+        });
+        assert_eq!(
+            condition(&a, "Ready", false, "Waiting", "0/1").last_transition_time,
+            "2026-01-01T00:00:00Z"
+        );
+        assert_ne!(
+            condition(&a, "Ready", true, "Available", "1/1").last_transition_time,
+            "2026-01-01T00:00:00Z"
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Shared by the tests that run the operator against a real kube-apiserver: the `tracedapp`
+//! binary as a process, and small readers of its metrics and of objects.
+
+#![allow(dead_code, reason = "each test binary uses part of it")]
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Duration;
+
+use testkit::kube::ControlPlane;
+use testkit::{Process, free_port, repo_root, wait_until};
+
+/// An API server with the CRD installed and the `demo` namespace.
+pub fn cluster() -> ControlPlane {
+    let cp = ControlPlane::start();
+    cp.install_crd(
+        &repo_root().join("manifests/crd.yaml"),
+        "tracedapps.tracedapp.dev",
+    );
+    cp.kubectl_ok(&["create", "namespace", "demo"]);
+    cp
+}
+
+/// `tracedapp run` as a process, with its metrics port.
+#[derive(Debug)]
+pub struct Operator {
+    pub process: Process,
+    pub port: u16,
+}
+
+impl Operator {
+    /// Runs `tracedapp run --namespace demo <extra>` with the admin kubeconfig and waits for
+    /// `/readyz`.
+    pub fn start(cp: &ControlPlane, name: &str, extra: &[&str]) -> Self {
+        Self::start_with_kubeconfig(cp, &cp.kubeconfig, name, extra)
+    }
+
+    pub fn start_with_kubeconfig(
+        cp: &ControlPlane,
+        kubeconfig: &std::path::Path,
+        name: &str,
+        extra: &[&str],
+    ) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracedapp"));
+        cmd.args(["run", "--namespace", "demo"])
+            .arg(format!("--metrics-bind=127.0.0.1:{port}"))
+            .arg(format!("--identity={name}"))
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env(
+                "RUST_LOG",
+                std::env::var("OPERATOR_LOG").unwrap_or("info,kube_lease_manager=warn".into()),
+            );
+        let process = Process::start(name, cmd, cp.dir().join(format!("{name}.log")));
+        let mut op = Self { process, port };
+        wait_until(&format!("{name} /readyz"), Duration::from_secs(30), || {
+            op.process.assert_running();
+            http_get(port, "/readyz").is_some_and(|(code, _)| code == 200)
+        });
+        op
+    }
+
+    /// The value of one sample of `/metrics`, e.g. `tracedapp_leader` or
+    /// `tracedapp_reconciles_total{result="ok"}`; 0 when absent.
+    pub fn metric(&self, sample: &str) -> f64 {
+        let (_, body) = http_get(self.port, "/metrics").expect("metrics answer");
+        body.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Sum of every `tracedapp_api_writes_total` sample: the writes this replica sent.
+    pub fn writes(&self) -> f64 {
+        let (_, body) = http_get(self.port, "/metrics").expect("metrics answer");
+        body.lines()
+            .filter(|l| l.starts_with("tracedapp_api_writes_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// A plain HTTP/1.0 GET on 127.0.0.1; `(status, body)` or `None` if nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let code = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
+    Some((code, body))
+}
+
+/// `kubectl get -n demo <what> -o jsonpath=<path>` (empty if absent).
+pub fn jsonpath(cp: &ControlPlane, what: &str, path: &str) -> String {
+    let out = cp.kubectl(&["get", "-n", "demo", what, &format!("-o=jsonpath={path}")]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The status of condition `kind` of TracedApp `name`.
+pub fn condition(cp: &ControlPlane, name: &str, kind: &str) -> String {
+    jsonpath(
+        cp,
+        &format!("ta/{name}"),
+        &format!("{{.status.conditions[?(@.type==\"{kind}\")].status}}"),
+    )
+}
+
+/// Applies the example `manifests/examples/shop.yaml` into `demo`.
+pub fn apply_shop(cp: &ControlPlane) {
+    let example = repo_root().join("manifests/examples/shop.yaml");
+    cp.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap()]);
+}
+
+/// A minimal valid TracedApp `name` in `demo`.
+pub fn apply_app(cp: &ControlPlane, name: &str) {
+    let spec = format!(
+        "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {{name: {name}, namespace: demo}}\n\
+         spec:\n  app: {{image: \"app:1\"}}\n  exporters: {{jaeger: {{endpoint: \"jaeger:4317\"}}}}\n"
+    );
+    let out = cp.kubectl_stdin(&["apply", "--server-side", "-f", "-"], Some(&spec));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Reasons of the Events about TracedApp `name`, oldest first.
+pub fn event_reasons(cp: &ControlPlane, name: &str) -> Vec<String> {
+    cp.kubectl_ok(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        "demo",
+        &format!("--field-selector=regarding.name={name}"),
+        "--sort-by=.metadata.creationTimestamp",
+        "-o=jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}",
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
