@@ -158,7 +158,8 @@ impl CliError {
     }
 }
 
-/// Reads and validates a TracedApp file; errors name the file and every bad field.
+/// Reads and validates a TracedApp file (the TracedApp document of a multi-document file);
+/// errors name the file and every bad field.
 pub fn read_app(path: &Path) -> Result<TracedApp, CliError> {
     let text = if path == Path::new("-") {
         std::io::read_to_string(std::io::stdin())
@@ -166,7 +167,9 @@ pub fn read_app(path: &Path) -> Result<TracedApp, CliError> {
         std::fs::read_to_string(path)
     }
     .map_err(|e| CliError::BadInput(format!("{}: cannot read: {e}", path.display())))?;
-    from_yaml(&text).map_err(|e| {
+    let text = tracedapp_document(&text)
+        .map_err(|m| CliError::BadInput(format!("{}: {m}", path.display())))?;
+    from_yaml(text).map_err(|e| {
         let detail = match e {
             LoadError::Yaml(m) => vec![format!("not valid YAML: {m}")],
             LoadError::Shape(errs) | LoadError::Invalid(errs) => {
@@ -180,6 +183,37 @@ pub fn read_app(path: &Path) -> Result<TracedApp, CliError> {
             lines.join("\n")
         ))
     })
+}
+
+/// The one TracedApp document of a YAML stream (files may carry other objects too, e.g. a
+/// Service next to the TracedApp).
+fn tracedapp_document(text: &str) -> Result<&str, String> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    for (offset, line) in text.split_inclusive('\n').scan(0, |pos, l| {
+        let at = *pos;
+        *pos += l.len();
+        Some((at, l))
+    }) {
+        if line.trim_end() == "---" {
+            docs.push(&text[start..offset]);
+            start = offset + line.len();
+        }
+    }
+    docs.push(&text[start..]);
+    let apps: Vec<&str> = docs
+        .into_iter()
+        .filter(|d| d.lines().any(|l| l.trim_end() == "kind: TracedApp"))
+        .collect();
+    match apps.as_slice() {
+        [one] => Ok(one),
+        // No `kind: TracedApp` line: let the loader say what is wrong with the document.
+        [] => Ok(text),
+        many => Err(format!(
+            "holds {} TracedApps; render them one file at a time",
+            many.len()
+        )),
+    }
 }
 
 /// Renders `app` for `target` in `format` (what `tracedapp render` prints).

@@ -29,24 +29,28 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Runs `tracedapp run --namespace demo <extra>` with the admin kubeconfig and waits for
+    /// Runs `tracedapp run --namespace=demo <extra>` with the admin kubeconfig and waits for
     /// `/readyz`.
     pub fn start(cp: &ControlPlane, name: &str, extra: &[&str]) -> Self {
-        Self::start_with_kubeconfig(cp, &cp.kubeconfig, name, extra)
+        let mut args = vec!["--namespace=demo"];
+        args.extend_from_slice(extra);
+        Self::start_with_kubeconfig(cp, &cp.kubeconfig, name, &args)
     }
 
+    /// Runs `tracedapp run <args>` (plus its metrics port and `--identity=<name>`) with
+    /// `kubeconfig`, and waits for `/readyz`.
     pub fn start_with_kubeconfig(
         cp: &ControlPlane,
         kubeconfig: &std::path::Path,
         name: &str,
-        extra: &[&str],
+        args: &[&str],
     ) -> Self {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracedapp"));
-        cmd.args(["run", "--namespace", "demo"])
+        cmd.arg("run")
             .arg(format!("--metrics-bind=127.0.0.1:{port}"))
             .arg(format!("--identity={name}"))
-            .args(extra)
+            .args(args)
             .env("KUBECONFIG", kubeconfig)
             .env(
                 "RUST_LOG",

@@ -1,0 +1,56 @@
+{{/* The release's object name: "<release>" when it already names the chart, else "<release>-tracedapp-operator", cut to 63. */}}
+{{- define "tracedapp-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tracedapp-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "tracedapp-operator.labels" -}}
+{{ include "tracedapp-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "tracedapp-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "tracedapp-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The rules the operator needs on TracedApps and their children, nothing more. */}}
+{{- define "tracedapp-operator.rules" -}}
+# TracedApps: read and watch; write only their status.
+- apiGroups: [tracedapp.dev]
+  resources: [tracedapps]
+  verbs: [get, list, watch]
+- apiGroups: [tracedapp.dev]
+  resources: [tracedapps/status]
+  verbs: [patch]
+# Children, read from watches and applied server-side (creating one by apply needs create
+# as well as patch);
+# collector ConfigMaps of old configs are deleted. Nothing else is ever deleted: owner
+# references let the garbage collector remove children with their TracedApp.
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [list, watch, create, patch, delete]
+- apiGroups: [""]
+  resources: [services, serviceaccounts]
+  verbs: [list, watch, create, patch]
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [list, watch, create, patch]
+# Events about TracedApps.
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end -}}
