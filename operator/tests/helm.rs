@@ -350,3 +350,50 @@ fn every_manifest_passes_a_server_side_dry_run() {
         );
     }
 }
+
+/// `kind-config.yaml` decodes strictly into kind's own v1alpha4 types, and the checker does
+/// reject what kind rejects (so the pass above means something).
+#[test]
+fn kind_config_is_a_valid_kind_v1alpha4_cluster() {
+    let check = |file: &Path| {
+        Command::new(testkit::tools::kind_config_check())
+            .arg(file)
+            .output()
+            .expect("kind-config-check runs")
+    };
+    let out = check(&repo_root().join("kind-config.yaml"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = std::fs::read_to_string(repo_root().join("kind-config.yaml")).unwrap();
+    assert!(config.contains("hostPort: 16686") && config.contains("containerPort: 30686"));
+    let jaeger = std::fs::read_to_string(repo_root().join("manifests/jaeger.yaml")).unwrap();
+    assert!(
+        jaeger.contains("nodePort: 30686"),
+        "the UI mapping reaches Jaeger"
+    );
+
+    let dir = testkit::TempDir::new("kind");
+    for (name, broken, expect) in [
+        (
+            "typo",
+            config.replace("extraPortMappings", "extraPortMapings"),
+            "unknown field",
+        ),
+        ("role", config.replace("control-plane", "master"), "role"),
+        (
+            "port",
+            config.replace("hostPort: 3000", "hostPort: 70000"),
+            "ports",
+        ),
+    ] {
+        let file = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&file, broken).unwrap();
+        let out = check(&file);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} accepted");
+        assert!(stderr.contains(expect), "{name}: {stderr}");
+    }
+}

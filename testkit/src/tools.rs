@@ -57,11 +57,35 @@ pub fn otelcol_manifest() -> PathBuf {
 /// Cache directory name of the collector built from the current manifest: a change to the
 /// manifest is a new build.
 pub fn otelcol_dir_name() -> String {
+    dir_name_for("otelcol", &otelcol_manifest())
+}
+
+/// `<name>-<short hash of the file>`: a cache key that changes with the file.
+fn dir_name_for(name: &str, file: &std::path::Path) -> String {
     use sha2::{Digest, Sha256};
-    let manifest = std::fs::read(otelcol_manifest()).expect("tools/otelcol-builder.yaml");
-    let digest = Sha256::digest(&manifest);
+    let content = std::fs::read(file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+    let digest = Sha256::digest(&content);
     let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    format!("otelcol-{hex}")
+    format!("{name}-{hex}")
+}
+
+/// The source of `kind-config-check`, committed in the repository.
+pub fn kind_config_check_source() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/kind-config-check/main.go")
+}
+
+/// Cache directory name of `kind-config-check` built from the current source.
+pub fn kind_config_check_dir_name() -> String {
+    dir_name_for("kind-config-check", &kind_config_check_source())
+}
+
+/// `kind-config-check`: kind's v1alpha4 types, strictly decoded (tools/kind-config-check).
+pub fn kind_config_check() -> PathBuf {
+    find(
+        "TRACEDAPP_KIND_CONFIG_CHECK",
+        &kind_config_check_dir_name(),
+        "bin/kind-config-check",
+    )
 }
 
 /// The OpenTelemetry Collector built from `tools/otelcol-builder.yaml`.

@@ -27,6 +27,8 @@ const ETCD_VERSION: &str = "3.6.16";
 const JAEGER_VERSION: &str = "1.76.0";
 /// helm, built for the API server's Kubernetes version.
 const HELM_VERSION: &str = "3.22.0";
+/// kind, whose v1alpha4 config types check kind-config.yaml.
+const KIND_VERSION: &str = "0.33.0";
 /// The OpenTelemetry Collector builder; the components are in tools/otelcol-builder.yaml.
 const BUILDER_VERSION: &str = "0.161.0";
 
@@ -86,6 +88,7 @@ fn main() -> Result<()> {
                 .env("TRACEDAPP_OTELCOL", tools.otelcol)
                 .env("TRACEDAPP_JAEGER", tools.jaeger)
                 .env("TRACEDAPP_HELM", tools.helm)
+                .env("TRACEDAPP_KIND_CONFIG_CHECK", tools.kind_config_check)
                 .status()?;
             if !status.success() {
                 bail!("tests failed");
@@ -172,6 +175,7 @@ struct Tools {
     otelcol: PathBuf,
     jaeger: PathBuf,
     helm: PathBuf,
+    kind_config_check: PathBuf,
 }
 
 fn cache_dir() -> Result<PathBuf> {
@@ -224,6 +228,33 @@ fn setup() -> Result<Tools> {
     })?;
     let jaeger = cached(&tools, "jaeger", JAEGER_VERSION, build_jaeger)?;
     let helm = install_helm(&tools)?;
+    let kind_check_name = testkit::tools::kind_config_check_dir_name();
+    let (name, hash) = kind_check_name
+        .rsplit_once('-')
+        .context("kind-config-check dir name")?;
+    let kind_check = cached(&tools, name, hash, |dir| {
+        let src = go_module(dir, "kind-config-check")?;
+        std::fs::copy(
+            testkit::tools::kind_config_check_source(),
+            src.join("main.go"),
+        )?;
+        go(
+            &src,
+            &[
+                "mod",
+                "edit",
+                &format!("-require=sigs.k8s.io/kind@v{KIND_VERSION}"),
+            ],
+        )?;
+        go(&src, &["mod", "tidy"])?;
+        let out = dir.join("bin/kind-config-check");
+        go(
+            &src,
+            &["build", "-o", out.to_str().context("UTF-8 path")?, "."],
+        )?;
+        std::fs::remove_dir_all(&src)?;
+        Ok(())
+    })?;
     println!("setup: all tools ready ({:.0?})", started.elapsed());
     Ok(Tools {
         moto_server: moto.join("bin/moto_server"),
@@ -233,6 +264,7 @@ fn setup() -> Result<Tools> {
         otelcol: otelcol.join("otelcol-tracedapp"),
         jaeger: jaeger.join("bin/jaeger"),
         helm: helm.join("bin/helm"),
+        kind_config_check: kind_check.join("bin/kind-config-check"),
     })
 }
 
