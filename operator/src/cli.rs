@@ -335,12 +335,7 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
             ))
         })?),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+    let telemetry = crate::telemetry::init().map_err(CliError::BadInput)?;
     let identity = args.identity.unwrap_or_else(default_identity);
     let options = crate::controller::Options {
         namespaces: args.namespaces,
@@ -354,18 +349,22 @@ async fn run_controller(args: RunArgs) -> Result<(), CliError> {
         metrics_addr,
         identity,
     };
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| CliError::Api(format!("cannot reach Kubernetes: {e}")))?;
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            telemetry.shutdown().await;
+            return Err(CliError::Api(format!("cannot reach Kubernetes: {e}")));
+        }
+    };
     tracing::info!(
         namespaces = ?options.namespaces,
         leader_elect = options.leader_election.is_some(),
         identity = %options.identity,
         "controller starting"
     );
-    crate::controller::run(client, options)
-        .await
-        .map_err(|e| CliError::Api(format!("{e:#}")))
+    let outcome = crate::controller::run(client, options).await;
+    telemetry.shutdown().await;
+    outcome.map_err(|e| CliError::Api(format!("{e:#}")))
 }
 
 /// The host name and process id: unique per replica outside a cluster too.

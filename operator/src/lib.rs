@@ -6,6 +6,7 @@
 //! - [`labels`]: every label set and the config-hash annotation.
 //! - [`controller`]: the reconcile loop (`tracedapp run`).
 //! - [`cli`]: the `tracedapp` command (`crd`, `render`, `ecs register`, `run`).
+//! - [`telemetry`]: logs and the operator's own OTLP traces.
 
 pub mod cli;
 pub mod controller;
@@ -14,6 +15,7 @@ mod fixtures;
 pub mod labels;
 pub mod manifests;
 pub mod naming;
+pub mod telemetry;
 
 use kube::CustomResourceExt;
 

@@ -350,3 +350,73 @@ fn two_replicas_one_leader_and_fail_over() {
     });
     assert!(second.writes() > 0.0);
 }
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the operator's passes reach a real Jaeger as traces:
+/// a `reconcile` span naming the TracedApp, with one `apply` child per write; a SIGTERM
+/// flushes them before the exit.
+#[test]
+fn exports_its_own_traces_over_otlp() {
+    let cp = cluster();
+    let jaeger = testkit::jaeger::Jaeger::start();
+    let endpoint = format!("http://{}", jaeger.otlp_grpc);
+    let mut op = Operator::start_with_env(
+        &cp,
+        &cp.kubeconfig,
+        "operator",
+        &["--namespace=demo"],
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)],
+    );
+    apply_app(&cp, "traced");
+    wait_until("traced reconciled", WAIT, || {
+        condition(&cp, "traced", "ConfigValid") == "True"
+    });
+    assert!(op.process.terminate(Duration::from_secs(15)).success());
+    // The export is flushed before the exit; Jaeger indexes it asynchronously.
+    let mut applies = Vec::new();
+    wait_until("the operator's spans in Jaeger", WAIT, || {
+        applies = pass_writes(&jaeger);
+        applies.len() >= 4
+    });
+    for kind in ["ConfigMap", "ServiceAccount", "Deployment", "Service"] {
+        assert!(applies.contains(&kind.into()), "{kind} not in {applies:?}");
+    }
+}
+
+/// The `kind` of every `apply` span under the `reconcile` span (of `demo/traced`) that has the
+/// most of them.
+fn pass_writes(jaeger: &testkit::jaeger::Jaeger) -> Vec<serde_json::Value> {
+    let traces = jaeger.traces("tracedapp-operator", 50);
+    let spans: Vec<&serde_json::Value> = traces
+        .iter()
+        .flat_map(|t| t["spans"].as_array().unwrap())
+        .collect();
+    let tag = |s: &serde_json::Value, key: &str| {
+        s["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["key"] == key)
+            .map(|t| t["value"].clone())
+    };
+    let passes: Vec<&&serde_json::Value> = spans
+        .iter()
+        .filter(|s| {
+            s["operationName"] == "reconcile"
+                && tag(s, "app") == Some("demo/traced".into())
+                && tag(s, "result") == Some("ok".into())
+        })
+        .collect();
+    // The pass that created the children: its writes are its child spans.
+    passes
+        .iter()
+        .map(|pass| {
+            spans
+                .iter()
+                .filter(|s| s["traceID"] == pass["traceID"] && s["operationName"] == "apply")
+                .filter(|s| s["references"][0]["spanID"] == pass["spanID"])
+                .filter_map(|s| tag(s, "kind"))
+                .collect::<Vec<_>>()
+        })
+        .max_by_key(Vec::len)
+        .unwrap_or_default()
+}

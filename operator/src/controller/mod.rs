@@ -43,6 +43,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracedapp_api::spec::{TracedApp, TracedAppStatus};
 use tracedapp_api::validate::validate;
+use tracing::Instrument;
 
 use crate::labels::{MANAGER, OWNER_LABEL};
 use crate::manifests::{self, Children, Rendered};
@@ -396,7 +397,11 @@ impl Context {
         }
         let api: Api<K> = Api::namespaced(self.client.clone(), ns);
         let params = PatchParams::apply(MANAGER).force();
-        let applied = api.patch(&name, &params, &Patch::Apply(desired)).await?;
+        let span = tracing::info_span!("apply", kind, name = %name, drift = drift.as_deref());
+        let applied = api
+            .patch(&name, &params, &Patch::Apply(desired))
+            .instrument(span)
+            .await?;
         self.metrics.wrote("apply", kind);
         if let Ok(mut m) = self.last_writes.lock() {
             m.insert(key, (resource_version(&applied), want_hash));
@@ -435,7 +440,8 @@ fn resource_version<K: Resource>(k: &K) -> u64 {
         .unwrap_or(0)
 }
 
-/// One pass over one TracedApp, measured (see the module docs for the flow).
+/// One pass over one TracedApp, measured and traced (see the module docs for the flow).
+#[tracing::instrument(name = "reconcile", skip_all, fields(app = %status::key(&app), generation = app.metadata.generation, result))]
 pub async fn reconcile(app: Arc<TracedApp>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let outcome = reconcile_app(&app, &ctx).await;
@@ -444,6 +450,7 @@ pub async fn reconcile(app: Arc<TracedApp>, ctx: Arc<Context>) -> Result<Action,
         Ok(_) => "invalid",
         Err(_) => "error",
     };
+    tracing::Span::current().record("result", result);
     ctx.metrics
         .reconciled(result, started.elapsed().as_secs_f64());
     if outcome.is_ok()

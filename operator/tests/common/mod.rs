@@ -45,12 +45,24 @@ impl Operator {
         name: &str,
         args: &[&str],
     ) -> Self {
+        Self::start_with_env(cp, kubeconfig, name, args, &[])
+    }
+
+    /// [`Self::start_with_kubeconfig`] with extra environment variables.
+    pub fn start_with_env(
+        cp: &ControlPlane,
+        kubeconfig: &std::path::Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracedapp"));
         cmd.arg("run")
             .arg(format!("--metrics-bind=127.0.0.1:{port}"))
             .arg(format!("--identity={name}"))
             .args(args)
+            .envs(env.iter().copied())
             .env("KUBECONFIG", kubeconfig)
             .env(
                 "RUST_LOG",
