@@ -374,3 +374,32 @@ fn default_identity() -> String {
         .unwrap_or_else(|_| "tracedapp".into());
     format!("{host}-{}", std::process::id())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tracedapp_document;
+
+    #[test]
+    fn the_tracedapp_document_is_picked_from_a_multi_document_file() {
+        let file = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\napiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {name: b}\n";
+        let doc = tracedapp_document(file).unwrap();
+        assert!(
+            doc.starts_with("apiVersion: tracedapp.dev/v1alpha1"),
+            "{doc}"
+        );
+        assert!(!doc.contains("Service"));
+        let two = format!(
+            "{file}---\n{}",
+            &file[file.find("apiVersion: tracedapp").unwrap()..]
+        );
+        assert_eq!(
+            tracedapp_document(&two).unwrap_err(),
+            "holds 2 TracedApps; render them one file at a time"
+        );
+        // No TracedApp at all: the whole text goes to the loader, which says what is wrong.
+        assert_eq!(
+            tracedapp_document("kind: Service\n").unwrap(),
+            "kind: Service\n"
+        );
+    }
+}

@@ -219,6 +219,8 @@ where
     let sync = metrics.cache_syncing();
     let stream = watcher(api::<K>(client, namespace), config)
         .backoff(WatchBackoff::default())
+        // managedFields is often the largest part of an object and we never read it.
+        .modify(|object| object.managed_fields_mut().clear())
         .reflect(writer)
         .inspect(move |event| {
             if let Ok(watcher::Event::InitDone) = event {
@@ -236,6 +238,10 @@ where
 struct WatchBackoff {
     failures: u32,
 }
+
+/// Passes running at once. Enough to keep the API server busy on 2 cores; a bound keeps a
+/// burst of new TracedApps from holding hundreds of half-built objects in memory at once.
+pub const MAX_CONCURRENT_PASSES: u16 = 16;
 
 /// Longest delay between two attempts to re-establish a watch.
 pub const WATCH_BACKOFF_CAP: Duration = Duration::from_secs(8);
@@ -290,6 +296,9 @@ async fn one_controller(
         .owns_stream(svc_events.touched_objects())
         // The controller pauses all its watches after an error; by default up to 30 s.
         .trigger_backoff(WatchBackoff::default())
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_PASSES),
+        )
         .graceful_shutdown_on(stop);
     tracing::info!(namespace = ns_label(ns), "controller started");
     controller

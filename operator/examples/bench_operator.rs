@@ -1,0 +1,284 @@
+//! Benchmark of the operator on a real kube-apiserver (see BENCHMARKS.md and
+//! `bench/operator.sh`, which builds the release binary and runs this).
+//!
+//! 1. Starts etcd + kube-apiserver (from `cargo xtask setup`), the CRD, and `tracedapp run`.
+//! 2. Creates N TracedApps at once (concurrent creates) and measures the time until every one
+//!    has its four children and `ConfigValid=True` for its generation.
+//! 3. Reports the operator's passes and writes (its own /metrics), every request the API server
+//!    answered minus the benchmark's own (its `apiserver_request_total`), and peak RSS.
+//! 4. Steady state: for S seconds, with one metadata-only change to every app at the start
+//!    (forcing a pass each), counts writes to children and status: the target is 0.
+//!
+//! Usage: bench_operator <tracedapp binary> [apps=200] [steady seconds=60]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use testkit::kube::ControlPlane;
+use testkit::{Process, free_port, repo_root};
+use tracedapp_api::TracedApp;
+
+const NS: &str = "bench";
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let binary = args
+        .get(1)
+        .expect("usage: bench_operator <tracedapp binary> [apps] [steady s]");
+    let apps: usize = args.get(2).map_or(200, |a| a.parse().expect("apps"));
+    let steady: u64 = args.get(3).map_or(60, |a| a.parse().expect("seconds"));
+
+    eprintln!("starting etcd + kube-apiserver...");
+    let cp = ControlPlane::start();
+    cp.install_crd(
+        &repo_root().join("manifests/crd.yaml"),
+        "tracedapps.tracedapp.dev",
+    );
+    cp.kubectl_ok(&["create", "namespace", NS]);
+    let client = client(&cp).await;
+
+    let port = free_port();
+    let mut cmd = std::process::Command::new(binary);
+    cmd.args(["run", "--namespace", NS])
+        .arg(format!("--metrics-bind=127.0.0.1:{port}"))
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .env("RUST_LOG", "warn");
+    let operator = Process::start("tracedapp", cmd, cp.dir().join("operator.log"));
+    testkit::wait_until("operator /readyz", Duration::from_secs(30), || {
+        metrics(port).is_some()
+    });
+
+    let requests_before = apiserver_requests(&cp);
+    let mut own_requests = 0u64;
+    eprintln!("creating {apps} TracedApps at once...");
+    let started = Instant::now();
+    let api: Api<TracedApp> = Api::namespaced(client.clone(), NS);
+    let creates = (0..apps).map(|i| {
+        let api = api.clone();
+        async move {
+            let app: TracedApp = serde_json::from_value(serde_json::json!({
+                "apiVersion": "tracedapp.dev/v1alpha1",
+                "kind": "TracedApp",
+                "metadata": {"name": format!("app-{i:03}"), "namespace": NS},
+                "spec": {
+                    "app": {"image": "tracedapp/traced-service:0.1.0"},
+                    "exporters": {"jaeger": {"endpoint": "jaeger-collector.observability:4317", "tls": {"insecure": true}}}
+                }
+            }))
+            .unwrap();
+            api.create(&PostParams::default(), &app).await.unwrap();
+        }
+    });
+    join_all(creates).await;
+    own_requests += apps as u64;
+    let created = started.elapsed();
+
+    let mut last_print = Instant::now();
+    loop {
+        let (valid, children) = converged(&client).await;
+        own_requests += 5;
+        if valid == apps && children.values().all(|&n| n == apps) {
+            break;
+        }
+        if last_print.elapsed() > Duration::from_secs(2) {
+            eprintln!(
+                "  {:>5.1} s: {valid}/{apps} ConfigValid, children {children:?}",
+                started.elapsed().as_secs_f64()
+            );
+            last_print = Instant::now();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "not converged in 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let converged_in = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await; // passes triggered by our own writes
+    let m = metrics(port).unwrap();
+    let passes = sum(&m, "tracedapp_reconciles_total");
+    let writes = sum(&m, "tracedapp_api_writes_total");
+    let apiserver = apiserver_requests(&cp) - requests_before - own_requests;
+
+    println!("apps: {apps}");
+    println!("created (concurrent POSTs): {:.2} s", created.as_secs_f64());
+    println!(
+        "all converged (children + ConfigValid=True): {:.2} s",
+        converged_in.as_secs_f64()
+    );
+    println!(
+        "operator passes: {passes} ({:.2} per app)",
+        passes / apps as f64
+    );
+    println!(
+        "operator writes: {writes} ({:.2} per app, {:.2} per pass)",
+        writes / apps as f64,
+        writes / passes
+    );
+    println!(
+        "API requests by the operator (API server count minus the benchmark's): {apiserver} ({:.2} per pass)",
+        apiserver as f64 / passes
+    );
+    println!(
+        "operator peak RSS after convergence: {:.1} MiB",
+        peak_rss_mib(operator.pid())
+    );
+
+    eprintln!("steady state: {steady} s, one metadata-only change to every app at the start...");
+    let kinds = [
+        "configmaps",
+        "serviceaccounts",
+        "deployments",
+        "services",
+        "tracedapps/status",
+        "events",
+    ];
+    let writes_before: Vec<u64> = kinds.iter().map(|k| cp.writes(k)).collect();
+    let passes_before = passes;
+    let op_writes_before = writes;
+    let patch =
+        Patch::Merge(serde_json::json!({"metadata": {"annotations": {"bench/touched": "1"}}}));
+    join_all((0..apps).map(|i| {
+        let api = api.clone();
+        let patch = patch.clone();
+        async move {
+            api.patch(&format!("app-{i:03}"), &PatchParams::default(), &patch)
+                .await
+                .unwrap();
+        }
+    }))
+    .await;
+    tokio::time::sleep(Duration::from_secs(steady)).await;
+    let m = metrics(port).unwrap();
+    let writes_after: Vec<u64> = kinds.iter().map(|k| cp.writes(k)).collect();
+    let delta: BTreeMap<&str, u64> = kinds
+        .iter()
+        .zip(writes_before.iter().zip(&writes_after))
+        .map(|(k, (b, a))| (*k, a - b))
+        .collect();
+    println!(
+        "steady state {steady} s: {} passes, operator writes {}, API server writes by resource {delta:?}",
+        sum(&m, "tracedapp_reconciles_total") - passes_before,
+        sum(&m, "tracedapp_api_writes_total") - op_writes_before,
+    );
+    println!(
+        "operator peak RSS (whole run): {:.1} MiB",
+        peak_rss_mib(operator.pid())
+    );
+    drop(operator);
+}
+
+async fn client(cp: &ControlPlane) -> kube::Client {
+    let kubeconfig = Kubeconfig::read_from(&cp.kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// TracedApps with `ConfigValid=True` for their generation, and children counts by kind.
+async fn converged(client: &kube::Client) -> (usize, BTreeMap<&'static str, usize>) {
+    let lp = ListParams::default();
+    let children = ListParams::default().labels("tracedapp.dev/name");
+    let apps = Api::<TracedApp>::namespaced(client.clone(), NS)
+        .list(&lp)
+        .await
+        .unwrap();
+    let valid = apps
+        .items
+        .iter()
+        .filter(|a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.observed_generation == a.metadata.generation
+                    && s.conditions
+                        .iter()
+                        .any(|c| c.type_ == "ConfigValid" && c.status == "True")
+            })
+        })
+        .count();
+    let mut counts = BTreeMap::new();
+    counts.insert(
+        "configmaps",
+        Api::<ConfigMap>::namespaced(client.clone(), NS)
+            .list(&children)
+            .await
+            .unwrap()
+            .items
+            .len(),
+    );
+    counts.insert(
+        "serviceaccounts",
+        Api::<ServiceAccount>::namespaced(client.clone(), NS)
+            .list(&children)
+            .await
+            .unwrap()
+            .items
+            .len(),
+    );
+    counts.insert(
+        "deployments",
+        Api::<Deployment>::namespaced(client.clone(), NS)
+            .list(&children)
+            .await
+            .unwrap()
+            .items
+            .len(),
+    );
+    counts.insert(
+        "services",
+        Api::<Service>::namespaced(client.clone(), NS)
+            .list(&children)
+            .await
+            .unwrap()
+            .items
+            .len(),
+    );
+    (valid, counts)
+}
+
+/// The operator's /metrics text, if it answers.
+fn metrics(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
+}
+
+/// Sum of every sample of a counter family.
+fn sum(metrics: &str, family: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with(family)
+                && (l.as_bytes().get(family.len()) == Some(&b'{')
+                    || l.as_bytes().get(family.len()) == Some(&b' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Every request the API server has answered (all verbs, all resources).
+fn apiserver_requests(cp: &ControlPlane) -> u64 {
+    cp.metrics()
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
