@@ -131,14 +131,7 @@ async fn main() {
     );
 
     eprintln!("steady state: {steady} s, one metadata-only change to every app at the start...");
-    let kinds = [
-        "configmaps",
-        "serviceaccounts",
-        "deployments",
-        "services",
-        "tracedapps/status",
-        "events",
-    ];
+    let kinds = testkit::kube::OPERATOR_WRITE_RESOURCES;
     let writes_before: Vec<u64> = kinds.iter().map(|k| cp.writes(k)).collect();
     let passes_before = passes;
     let op_writes_before = writes;
@@ -185,7 +178,6 @@ async fn client(cp: &ControlPlane) -> kube::Client {
 /// TracedApps with `ConfigValid=True` for their generation, and children counts by kind.
 async fn converged(client: &kube::Client) -> (usize, BTreeMap<&'static str, usize>) {
     let lp = ListParams::default();
-    let children = ListParams::default().labels("tracedapp.dev/name");
     let apps = Api::<TracedApp>::namespaced(client.clone(), NS)
         .list(&lp)
         .await
@@ -202,44 +194,30 @@ async fn converged(client: &kube::Client) -> (usize, BTreeMap<&'static str, usiz
             })
         })
         .count();
-    let mut counts = BTreeMap::new();
-    counts.insert(
-        "configmaps",
-        Api::<ConfigMap>::namespaced(client.clone(), NS)
-            .list(&children)
-            .await
-            .unwrap()
-            .items
-            .len(),
-    );
-    counts.insert(
-        "serviceaccounts",
-        Api::<ServiceAccount>::namespaced(client.clone(), NS)
-            .list(&children)
-            .await
-            .unwrap()
-            .items
-            .len(),
-    );
-    counts.insert(
-        "deployments",
-        Api::<Deployment>::namespaced(client.clone(), NS)
-            .list(&children)
-            .await
-            .unwrap()
-            .items
-            .len(),
-    );
-    counts.insert(
-        "services",
-        Api::<Service>::namespaced(client.clone(), NS)
-            .list(&children)
-            .await
-            .unwrap()
-            .items
-            .len(),
-    );
+    let counts = BTreeMap::from([
+        ("configmaps", count::<ConfigMap>(client).await),
+        ("serviceaccounts", count::<ServiceAccount>(client).await),
+        ("deployments", count::<Deployment>(client).await),
+        ("services", count::<Service>(client).await),
+    ]);
     (valid, counts)
+}
+
+/// How many objects of kind `K` in the benchmark namespace carry our owner label.
+async fn count<K>(client: &kube::Client) -> usize
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let children = ListParams::default().labels("tracedapp.dev/name");
+    Api::<K>::namespaced(client.clone(), NS)
+        .list(&children)
+        .await
+        .unwrap()
+        .items
+        .len()
 }
 
 /// The operator's /metrics text, if it answers.

@@ -65,14 +65,7 @@ fn reconciles_children_status_changes_drift_and_writes_nothing_when_converged() 
     });
 
     // Converged: a pass triggered by a metadata-only change sends no write.
-    let kinds = [
-        "configmaps",
-        "serviceaccounts",
-        "deployments",
-        "services",
-        "tracedapps/status",
-        "events",
-    ];
+    let kinds = testkit::kube::OPERATOR_WRITE_RESOURCES;
     let writes = |cp: &testkit::kube::ControlPlane| kinds.map(|k| cp.writes(k));
     let passes = || op.metric("tracedapp_reconciles_total{result=\"ok\"}");
     std::thread::sleep(Duration::from_secs(2)); // let the passes our own writes caused finish
@@ -131,32 +124,10 @@ fn reconciles_children_status_changes_drift_and_writes_nothing_when_converged() 
     });
 
     // Old configs: the current one and the two before it are kept for rollback, older ones go.
-    for size in [100, 101, 102] {
-        cp.kubectl_ok(&[
-            "patch",
-            "-n",
-            "demo",
-            "ta/shop",
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"spec":{{"collector":{{"batch":{{"sendBatchSize":{size}}}}}}}}}"#),
-        ]);
-    }
-    let config_maps = || {
-        cp.kubectl_ok(&[
-            "get",
-            "configmaps",
-            "-n",
-            "demo",
-            "-l",
-            "tracedapp.dev/name=shop",
-            "-o=name",
-        ])
-        .lines()
-        .count()
-    };
+    common::change_collector_config(&cp, "shop", &[100, 101, 102]);
     wait_until("old ConfigMaps pruned to 2 + current", WAIT, || {
-        jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "5" && config_maps() == 3
+        jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "5"
+            && common::config_maps(&cp, "shop") == 3
     });
     assert!(
         !cp.kubectl(&[

@@ -252,32 +252,10 @@ fn install_and_reconcile(sets: &[&str]) {
     wait_until("drift reverted", Duration::from_secs(30), || {
         jsonpath(&cp, "deployment/shop", "{.spec.replicas}") == "2"
     });
-    for size in [100, 101, 102] {
-        cp.kubectl_ok(&[
-            "patch",
-            "-n",
-            "demo",
-            "ta/shop",
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"spec":{{"collector":{{"batch":{{"sendBatchSize":{size}}}}}}}}}"#),
-        ]);
-    }
-    let config_maps = || {
-        cp.kubectl_ok(&[
-            "get",
-            "configmaps",
-            "-n",
-            "demo",
-            "-l",
-            "tracedapp.dev/name=shop",
-            "-o=name",
-        ])
-        .lines()
-        .count()
-    };
+    common::change_collector_config(&cp, "shop", &[100, 101, 102]);
     wait_until("old ConfigMaps pruned", Duration::from_secs(30), || {
-        jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "4" && config_maps() == 3
+        jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "4"
+            && common::config_maps(&cp, "shop") == 3
     });
     assert_eq!(
         op.metric("tracedapp_reconcile_errors_total{reason=\"Forbidden\"}"),

@@ -12,6 +12,17 @@ use crate::tools;
 /// The bearer token of the `admin` user (group `system:masters`).
 pub const ADMIN_TOKEN: &str = "tracedapp-test-admin-token";
 
+/// Every resource the operator writes (`resource[/subresource]`, as [`ControlPlane::writes`]
+/// takes them), for counting its writes from the API server's side.
+pub const OPERATOR_WRITE_RESOURCES: [&str; 6] = [
+    "configmaps",
+    "serviceaccounts",
+    "deployments",
+    "services",
+    "tracedapps/status",
+    "events",
+];
+
 /// A running API server and its etcd; both stopped when dropped.
 #[derive(Debug)]
 pub struct ControlPlane {

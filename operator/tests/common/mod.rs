@@ -158,3 +158,33 @@ pub fn event_reasons(cp: &ControlPlane, name: &str) -> Vec<String> {
     .map(str::to_owned)
     .collect()
 }
+
+/// One spec change per batch size (each a new collector config, so a new ConfigMap).
+pub fn change_collector_config(cp: &ControlPlane, app: &str, batch_sizes: &[u32]) {
+    for size in batch_sizes {
+        cp.kubectl_ok(&[
+            "patch",
+            "-n",
+            "demo",
+            &format!("ta/{app}"),
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"spec":{{"collector":{{"batch":{{"sendBatchSize":{size}}}}}}}}}"#),
+        ]);
+    }
+}
+
+/// How many collector ConfigMaps TracedApp `app` has.
+pub fn config_maps(cp: &ControlPlane, app: &str) -> usize {
+    cp.kubectl_ok(&[
+        "get",
+        "configmaps",
+        "-n",
+        "demo",
+        "-l",
+        &format!("tracedapp.dev/name={app}"),
+        "-o=name",
+    ])
+    .lines()
+    .count()
+}
