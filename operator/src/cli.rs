@@ -68,6 +68,13 @@ pub enum Command {
     /// (server-side apply, owner references), writes its status and publishes Events. A pass
     /// that finds nothing to change sends no write. Uses the in-cluster configuration or
     /// $KUBECONFIG. On SIGTERM/SIGINT: finishes the passes under way, releases the lease, exits 0.
+    #[command(after_help = "\
+ENVIRONMENT:
+  RUST_LOG                     log filter (default: info), e.g. info,kube=debug
+  OTEL_EXPORTER_OTLP_ENDPOINT  export the operator's own traces over OTLP/gRPC, e.g.
+                               http://jaeger-collector:4317 (OTEL_SERVICE_NAME defaults to
+                               tracedapp-operator; OTEL_SDK_DISABLED=true turns it off)
+  KUBECONFIG                   cluster to use outside a pod")]
     Run(RunArgs),
 }
 
@@ -78,7 +85,7 @@ pub struct RunArgs {
     #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
     pub namespaces: Vec<String>,
     /// Reconcile only while holding a Lease, so that several replicas can run with one
-    /// active. Needs get/create/update on leases in --lease-namespace.
+    /// active. Needs get, create and patch on leases in --lease-namespace.
     #[arg(long, env = "LEADER_ELECT")]
     pub leader_elect: bool,
     /// Namespace of the Lease (in a cluster: the operator's own namespace).

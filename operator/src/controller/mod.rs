@@ -414,11 +414,46 @@ impl Context {
         self.metrics.wrote("apply", kind);
         if let Ok(mut m) = self.last_writes.lock() {
             m.insert(key, (resource_version(&applied), want_hash));
+            // Forget children that are gone (deleted apps), now and then.
+            let cached = self.config_maps.len()
+                + self.accounts.len()
+                + self.deployments.len()
+                + self.services.len();
+            if m.len() > 64 + 2 * cached {
+                m.retain(|key, _| self.in_cache(key));
+            }
         }
         Ok(match drift {
             None => Ensured::Created(applied),
             Some(path) => Ensured::Updated(applied, path),
         })
+    }
+
+    /// Whether the child `Kind/namespace/name` is in its watch cache.
+    fn in_cache(&self, key: &str) -> bool {
+        let mut parts = key.splitn(3, '/');
+        let (Some(kind), Some(ns), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        match kind {
+            "ConfigMap" => self
+                .config_maps
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some(),
+            "ServiceAccount" => self
+                .accounts
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some(),
+            "Deployment" => self
+                .deployments
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some(),
+            "Service" => self
+                .services
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some(),
+            _ => false,
+        }
     }
 
     async fn publish(&self, app: &TracedApp, warning: bool, reason: &str, message: String) {
