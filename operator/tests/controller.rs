@@ -391,3 +391,62 @@ fn pass_writes(jaeger: &testkit::jaeger::Jaeger) -> Vec<serde_json::Value> {
         .max_by_key(Vec::len)
         .unwrap_or_default()
 }
+
+/// With kube-controller-manager's Deployment and ReplicaSet controllers, the app's pods are
+/// created; once they report Ready (set by the test: no kubelet runs here), the Deployment is
+/// available and the TracedApp follows: `Ready=True`, `Progressing=False/RolloutComplete`,
+/// `1/1`, and a `Ready` event.
+#[test]
+fn ready_follows_the_deployments_real_availability() {
+    let mut cp = cluster();
+    cp.start_controller_manager(&["deployment", "replicaset", "garbagecollector"]);
+    let _op = Operator::start(&cp, "operator", &[]);
+    apply_app(&cp, "web");
+    let pods = |cp: &testkit::kube::ControlPlane| {
+        cp.kubectl_ok(&[
+            "get",
+            "pods",
+            "-n",
+            "demo",
+            "-l",
+            "app.kubernetes.io/name=web",
+            "-o=name",
+        ])
+        .lines()
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+    };
+    wait_until(
+        "the ReplicaSet creates the pod",
+        Duration::from_secs(60),
+        || pods(&cp).len() == 1,
+    );
+    assert_eq!(condition(&cp, "web", "Ready"), "False");
+    assert_eq!(condition(&cp, "web", "Progressing"), "True");
+    for pod in pods(&cp) {
+        cp.kubectl_ok(&[
+            "patch",
+            "-n",
+            "demo",
+            &pod,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#,
+        ]);
+    }
+    wait_until("Ready=True", Duration::from_secs(60), || {
+        condition(&cp, "web", "Ready") == "True"
+    });
+    assert_eq!(jsonpath(&cp, "ta/web", "{.status.replicasSummary}"), "1/1");
+    wait_until("Progressing=False (RolloutComplete)", WAIT, || {
+        jsonpath(
+            &cp,
+            "ta/web",
+            "{.status.conditions[?(@.type==\"Progressing\")].reason}",
+        ) == "RolloutComplete"
+    });
+    wait_until("a Ready event", WAIT, || {
+        event_reasons(&cp, "web").contains(&"Ready".to_owned())
+    });
+}

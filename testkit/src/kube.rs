@@ -130,12 +130,19 @@ impl ControlPlane {
     }
 
     /// Starts kube-controller-manager with only the garbage collector, the controller that
-    /// deletes objects whose owner is gone (no pods are ever created: there are no nodes).
+    /// deletes objects whose owner is gone.
     pub fn start_garbage_collector(&mut self) {
+        self.start_controller_manager(&["garbagecollector"]);
+    }
+
+    /// Starts kube-controller-manager running `controllers` (e.g. `deployment`,
+    /// `replicaset`). No scheduler or kubelet runs: pods are created but stay Pending unless a
+    /// test sets their status.
+    pub fn start_controller_manager(&mut self, controllers: &[&str]) {
         let d = self.dir.path();
         let mut cmd = Command::new(tools::kube_controller_manager());
         cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-            .arg("--controllers=garbagecollector")
+            .arg(format!("--controllers={}", controllers.join(",")))
             .arg("--leader-elect=false")
             .arg("--secure-port=0")
             .arg("--concurrent-gc-syncs=5");
