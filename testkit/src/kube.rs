@@ -161,24 +161,7 @@ impl ControlPlane {
     /// Write requests (POST, PUT, PATCH, DELETE) the API server has answered for `resource`
     /// (`deployments`, `tracedapps/status`, ...), from its `apiserver_request_total` counter.
     pub fn writes(&self, resource: &str) -> u64 {
-        let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
-        self.metrics()
-            .lines()
-            .filter(|l| l.starts_with("apiserver_request_total{"))
-            .filter(|l| {
-                let label = |k: &str| {
-                    l.split(&format!("{k}=\""))
-                        .nth(1)
-                        .and_then(|rest| rest.split('"').next())
-                        .unwrap_or("")
-                        .to_owned()
-                };
-                label("resource") == resource
-                    && label("subresource") == subresource
-                    && ["POST", "PUT", "PATCH", "DELETE"].contains(&label("verb").as_str())
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
+        api_writes(&self.metrics(), resource)
     }
 
     /// Runs `kubectl` against this API server.
@@ -188,25 +171,7 @@ impl ControlPlane {
 
     /// Runs `kubectl` with `stdin` as its standard input.
     pub fn kubectl_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        use std::io::Write;
-        let mut cmd = Command::new("kubectl");
-        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().expect("kubectl is on PATH");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        } else {
-            drop(child.stdin.take());
-        }
-        child.wait_with_output().unwrap()
+        kubectl(&self.kubeconfig, args, stdin)
     }
 
     /// Runs `kubectl` and panics with its stderr unless it succeeds; returns stdout.
@@ -266,6 +231,50 @@ fn start_apiserver(d: &Path, etcd_port: u16, port: u16) -> Process {
         // Only ServiceAccount needs a controller we do not run; the rest behave as in a cluster.
         .arg("--disable-admission-plugins=ServiceAccount");
     Process::start("kube-apiserver", api, d.join("kube-apiserver.log"))
+}
+
+/// Write requests (POST, PUT, PATCH, DELETE) answered for `resource` (`deployments`,
+/// `tracedapps/status`, ...), read from an API server's `apiserver_request_total` in `metrics`.
+pub fn api_writes(metrics: &str, resource: &str) -> u64 {
+    let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| {
+            let label = |k: &str| {
+                l.split(&format!("{k}=\""))
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            label("resource") == resource
+                && label("subresource") == subresource
+                && ["POST", "PUT", "PATCH", "DELETE"].contains(&label("verb").as_str())
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Runs `kubectl` (the one built with the API server, same version) with `kubeconfig`,
+/// feeding it `stdin` if given.
+pub fn kubectl(kubeconfig: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(tools::kubectl())
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl runs");
+    let mut input = child.stdin.take().expect("piped stdin");
+    if let Some(text) = stdin {
+        // A kubectl that exits early closes its input; its stderr says why.
+        let _ = input.write_all(text.as_bytes());
+    }
+    drop(input);
+    child.wait_with_output().expect("kubectl finishes")
 }
 
 fn path(p: &Path) -> &str {

@@ -10,11 +10,17 @@
 //! - [`moto`]: the moto AWS API emulator.
 //! - [`jaeger`]: Jaeger v2 with in-memory storage, and its query API.
 //! - [`collector`]: the OpenTelemetry Collector running a given configuration.
+//! - [`image`]: OCI image archives built from our binaries (no registry, no daemon).
+//! - [`node`]: a one-node Kubernetes with real pods (containerd, kubelet, kube-proxy, CoreDNS).
+//! - [`http`]: a blocking HTTP GET.
 
 pub mod collector;
+pub mod http;
+pub mod image;
 pub mod jaeger;
 pub mod kube;
 pub mod moto;
+pub mod node;
 pub mod process;
 pub mod tools;
 

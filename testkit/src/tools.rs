@@ -1,18 +1,58 @@
-//! Where `cargo xtask setup` installed each program: `TRACEDAPP_<NAME>` if set, else the cache.
+//! Every real program the tests and the demo run: its pinned version, and where
+//! `cargo xtask setup` puts it. This is the one list; xtask builds from it and the tests find
+//! the programs through it, so bumping a version here moves both.
+//!
+//! A program is found at `$TRACEDAPP_<NAME>` if that is set (your own build), else under
+//! `~/.cache/tracedapp/tools/<name>-<version>/` (`TRACEDAPP_CACHE` moves the cache).
 
 use std::path::PathBuf;
 
-/// The path of a tool: the environment variable `var` if set, else
-/// `~/.cache/tracedapp/tools/<dir>/<rel>`. Panics with the fix if it is missing.
+/// Kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
+/// kubectl), built from the `k8s.io/kubernetes` module. Matches k8s-openapi's `v1_35` feature;
+/// 1.35 is also the last release that supports containerd 1.x (Debian 12 ships 1.6).
+pub const KUBERNETES_VERSION: &str = "1.35.4";
+/// The Kubernetes programs built from that module, all into one folder.
+pub const KUBERNETES_COMMANDS: [&str; 6] = [
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
+    "kubectl",
+];
+/// etcd for that API server (Debian's 3.4 is too old).
+pub const ETCD_VERSION: &str = "3.6.16";
+/// CoreDNS with its kubernetes plugin: cluster DNS of the one-node cluster.
+pub const COREDNS_VERSION: &str = "1.15.0";
+/// Jaeger v2: module `github.com/jaegertracing/jaeger` v1.76.0 is the v2.13.0 release.
+pub const JAEGER_VERSION: &str = "1.76.0";
+/// The Jaeger release that module version is (image tag in `manifests/jaeger.yaml`).
+pub const JAEGER_RELEASE: &str = "2.13.0";
+/// helm, built for [`KUBERNETES_VERSION`].
+pub const HELM_VERSION: &str = "3.22.0";
+/// kind, whose v1alpha4 config types check `kind-config.yaml`.
+pub const KIND_VERSION: &str = "0.33.0";
+/// The OpenTelemetry Collector builder; the components are in `tools/otelcol-builder.yaml`.
+pub const COLLECTOR_BUILDER_VERSION: &str = "0.161.0";
+/// moto, the AWS API emulator (ECS, X-Ray, CloudWatch Logs).
+pub const MOTO_VERSION: &str = "5.2.5";
+
+/// The tools cache: `$TRACEDAPP_CACHE/tools` or `~/.cache/tracedapp/tools`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("TRACEDAPP_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tracedapp")))
+        .expect("neither TRACEDAPP_CACHE nor HOME is set")
+        .join("tools")
+}
+
+/// The path of a tool: the environment variable `var` if set, else `<cache>/<dir>/<rel>`.
+/// Panics with the fix if it is missing.
 pub fn find(var: &str, dir: &str, rel: &str) -> PathBuf {
     if let Some(p) = std::env::var_os(var) {
         return p.into();
     }
-    let base = std::env::var_os("TRACEDAPP_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tracedapp")))
-        .expect("HOME is not set");
-    let path = base.join("tools").join(dir).join(rel);
+    let path = cache_dir().join(dir).join(rel);
     assert!(
         path.exists(),
         "{} is missing: run `cargo xtask setup` (the README's `cargo xtask test` does it)",
@@ -21,32 +61,61 @@ pub fn find(var: &str, dir: &str, rel: &str) -> PathBuf {
     path
 }
 
-/// kube-apiserver.
-pub fn kube_apiserver() -> PathBuf {
-    find(
-        "TRACEDAPP_KUBE_APISERVER",
-        "kube-1.35.4",
-        "bin/kube-apiserver",
-    )
+/// Cache folder of the Kubernetes programs.
+pub fn kubernetes_dir_name() -> String {
+    format!("kubernetes-{KUBERNETES_VERSION}")
 }
 
-/// kube-controller-manager (the tests run its garbage collector).
+/// One of [`KUBERNETES_COMMANDS`], e.g. `kubelet` (`$TRACEDAPP_KUBELET` overrides).
+pub fn kubernetes(command: &str) -> PathBuf {
+    assert!(
+        KUBERNETES_COMMANDS.contains(&command),
+        "{command} is not built"
+    );
+    let var = format!("TRACEDAPP_{}", command.replace('-', "_").to_uppercase());
+    find(&var, &kubernetes_dir_name(), &format!("bin/{command}"))
+}
+
+/// kube-apiserver.
+pub fn kube_apiserver() -> PathBuf {
+    kubernetes("kube-apiserver")
+}
+
+/// kube-controller-manager (the tests run its garbage collector and workload controllers).
 pub fn kube_controller_manager() -> PathBuf {
-    find(
-        "TRACEDAPP_KUBE_CONTROLLER_MANAGER",
-        "kube-controller-manager-1.35.4",
-        "bin/kube-controller-manager",
-    )
+    kubernetes("kube-controller-manager")
+}
+
+/// kubectl of the same Kubernetes version as the API server.
+pub fn kubectl() -> PathBuf {
+    kubernetes("kubectl")
 }
 
 /// etcd.
 pub fn etcd() -> PathBuf {
-    find("TRACEDAPP_ETCD", "etcd-3.6.16", "bin/etcd")
+    find(
+        "TRACEDAPP_ETCD",
+        &format!("etcd-{ETCD_VERSION}"),
+        "bin/etcd",
+    )
+}
+
+/// CoreDNS.
+pub fn coredns() -> PathBuf {
+    find(
+        "TRACEDAPP_COREDNS",
+        &format!("coredns-{COREDNS_VERSION}"),
+        "bin/coredns",
+    )
 }
 
 /// moto's server.
 pub fn moto_server() -> PathBuf {
-    find("TRACEDAPP_MOTO_SERVER", "moto-5.2.5", "bin/moto_server")
+    find(
+        "TRACEDAPP_MOTO_SERVER",
+        &format!("moto-{MOTO_VERSION}"),
+        "bin/moto_server",
+    )
 }
 
 /// The collector builder manifest, committed in the repository.
@@ -88,6 +157,21 @@ pub fn kind_config_check() -> PathBuf {
     )
 }
 
+/// The source of the pod sandbox's `pause` program, committed in the repository.
+pub fn pause_source() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/pause/main.go")
+}
+
+/// Cache directory name of `pause` built from the current source.
+pub fn pause_dir_name() -> String {
+    dir_name_for("pause", &pause_source())
+}
+
+/// `pause`: PID 1 of every pod sandbox on the one-node cluster.
+pub fn pause() -> PathBuf {
+    find("TRACEDAPP_PAUSE", &pause_dir_name(), "bin/pause")
+}
+
 /// The OpenTelemetry Collector built from `tools/otelcol-builder.yaml`.
 pub fn otelcol() -> PathBuf {
     find(
@@ -99,10 +183,18 @@ pub fn otelcol() -> PathBuf {
 
 /// Jaeger v2 all-in-one.
 pub fn jaeger() -> PathBuf {
-    find("TRACEDAPP_JAEGER", "jaeger-1.76.0", "bin/jaeger")
+    find(
+        "TRACEDAPP_JAEGER",
+        &format!("jaeger-{JAEGER_VERSION}"),
+        "bin/jaeger",
+    )
 }
 
 /// helm.
 pub fn helm() -> PathBuf {
-    find("TRACEDAPP_HELM", "helm-3.22.0", "bin/helm")
+    find(
+        "TRACEDAPP_HELM",
+        &format!("helm-{HELM_VERSION}"),
+        "bin/helm",
+    )
 }

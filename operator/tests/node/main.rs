@@ -1,0 +1,79 @@
+//! TracedApp on real pods: a one-node Kubernetes (containerd, runc, kubelet, kube-proxy,
+//! CoreDNS; `testkit::node`) started once for this whole file, with our images imported. The
+//! shipped chart, `manifests/jaeger.yaml` and `manifests/examples/kind.yaml` are used as they
+//! are. Needs root; as another user every scenario is reported ignored.
+//!
+//! The scenarios run in order on the same cluster (each builds on the system the README's
+//! walk-through set up), with libtest-mimic so that the cluster is torn down, and the host
+//! checked, after the last one: `cargo test -p tracedapp-operator --test node`.
+
+mod cluster;
+mod scenarios;
+
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+fn main() {
+    let mut args = Arguments::from_args();
+    // One cluster, shared: scenarios run one at a time, in order.
+    args.test_threads = Some(1);
+    let root = testkit::node::is_root();
+    let listing = args.list;
+    let cluster = if root && !listing && !filtered_out(&args) {
+        match cluster::Rig::start() {
+            Ok(rig) => Some(Arc::new(rig)),
+            Err(e) => {
+                eprintln!("the one-node cluster did not start: {e}");
+                std::process::exit(101);
+            }
+        }
+    } else {
+        if !root && !listing {
+            eprintln!(
+                "note: the real-pod tests need root (a bridge, iptables, mounts, cgroups): \
+                 they are reported ignored"
+            );
+        }
+        None
+    };
+    let trials = scenarios::ALL
+        .iter()
+        .map(|&(name, scenario)| {
+            let rig = cluster.clone();
+            Trial::test(name, move || {
+                let rig = rig.ok_or_else(|| Failed::from("no cluster"))?;
+                rig.run_scenario(name, scenario)
+            })
+            .with_ignored_flag(!root)
+        })
+        .collect();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(rig) = cluster {
+        let rig = Arc::try_unwrap(rig).expect("the scenarios are done with the cluster");
+        let differences = rig.stop(conclusion.has_failed());
+        if !differences.is_empty() {
+            eprintln!("the host was not restored:");
+            for d in &differences {
+                eprintln!("  {d}");
+            }
+            std::process::exit(101);
+        }
+        eprintln!("node: stopped; the host is as it was before the tests");
+    }
+    conclusion.exit();
+}
+
+/// Whether a name filter leaves no scenario to run (then no cluster is started).
+fn filtered_out(args: &Arguments) -> bool {
+    match &args.filter {
+        None => false,
+        Some(f) => !scenarios::ALL.iter().any(|(name, _)| {
+            if args.exact {
+                name == f
+            } else {
+                name.contains(f.as_str())
+            }
+        }),
+    }
+}

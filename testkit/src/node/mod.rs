@@ -1,0 +1,811 @@
+//! A one-node Kubernetes cluster on this machine, with real pods: etcd, kube-apiserver,
+//! kube-controller-manager, kube-scheduler, containerd + runc + the CNI bridge, the kubelet,
+//! kube-proxy and CoreDNS. Needs root (and Linux). Images come from OCI archives
+//! ([`crate::image`]), imported into containerd: nothing is pulled.
+//!
+//! Expected flow: [`Cluster::start`] → tests use [`Cluster::kubectl`], pod and Service
+//! addresses, images → [`Cluster::stop`] (or drop) deletes the workloads, stops every process
+//! it started (by PID) and restores the host: network namespaces, mounts, iptables chains,
+//! the bridge and route, sysctls, cgroups. [`Cluster::stop`] then compares the host with a
+//! snapshot taken before the start and reports any difference.
+//!
+//! Network: pods live on our bridge [`BRIDGE`] ([`POD_CIDR`]; its address [`NODE_IP`] is
+//! the node's IP, the pods' gateway, where the API server and CoreDNS listen). The Service
+//! range [`SERVICE_CIDR`] is routed into the bridge. Nothing is masqueraded out or routed
+//! anywhere else, so traffic stays between the host and the bridge.
+//!
+//! One cluster at a time: its folder ([`node_dir`]) holds `state.json`, which
+//! `cargo xtask cluster down`, and the next start after a crash, use to clean up.
+
+mod config;
+pub mod host;
+pub mod images;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::tools;
+
+/// The bridge the pods are on.
+pub const BRIDGE: &str = "tracedapp0";
+/// The node's IP: the bridge's address.
+pub const NODE_IP: &str = "10.88.0.1";
+/// Pod addresses (on the bridge).
+pub const POD_CIDR: &str = "10.88.0.0/24";
+/// Service addresses (routed into the bridge, translated by kube-proxy).
+pub const SERVICE_CIDR: &str = "10.0.0.0/24";
+/// The API server's port on [`NODE_IP`].
+pub const API_PORT: u16 = 6443;
+/// The node's name.
+pub const NODE_NAME: &str = "tracedapp-node";
+/// The cluster's DNS domain.
+pub const CLUSTER_DOMAIN: &str = "cluster.local";
+/// The pause image every pod sandbox runs.
+pub const PAUSE_IMAGE: &str = "localhost/tracedapp/pause:1";
+
+type Result<T, E = String> = std::result::Result<T, E>;
+
+/// Whether this process runs as root (the cluster needs it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        == Some("0")
+}
+
+/// Where the cluster lives: `$TRACEDAPP_CACHE/node` (`~/.cache/tracedapp/node`).
+pub fn node_dir() -> PathBuf {
+    tools::cache_dir()
+        .parent()
+        .expect("the tools cache has a parent")
+        .join("node")
+}
+
+/// A process of the cluster, recorded so that another process can stop it too.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Recorded {
+    name: String,
+    pid: u32,
+    /// The program, to tell our process from a later one with the same PID.
+    exe: PathBuf,
+}
+
+/// Everything needed to tear the cluster down, kept in `<dir>/state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    /// The host before the cluster started.
+    before: host::Snapshot,
+    processes: Vec<Recorded>,
+}
+
+/// A running one-node cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: PathBuf,
+    /// A kubeconfig for the admin user (`system:masters`).
+    pub kubeconfig: PathBuf,
+    state: State,
+    children: Vec<Child>,
+    stopped: bool,
+    detached: bool,
+}
+
+impl Cluster {
+    /// Starts every component, imports `images` (OCI archives) and waits until the node is
+    /// Ready, kube-proxy and CoreDNS answer, and the `default` ServiceAccount exists.
+    /// A cluster left behind by a crashed run is cleaned up first; a running one is an error.
+    pub fn start(images: &[PathBuf]) -> Result<Self> {
+        let started = Instant::now();
+        preflight()?;
+        let dir = node_dir();
+        if let Some(old) = read_state(&dir) {
+            if old.processes.iter().any(alive) {
+                return Err(format!(
+                    "a cluster is already running from {} (`cargo xtask cluster up`?); \
+                     stop it with `cargo xtask cluster down`",
+                    dir.display()
+                ));
+            }
+            eprintln!(
+                "node: cleaning up a cluster left behind in {}",
+                dir.display()
+            );
+            let problems = teardown(&dir, &old, false);
+            for p in problems {
+                eprintln!("node: {p}");
+            }
+        }
+        for r in [POD_CIDR, SERVICE_CIDR] {
+            let routes = Command::new("ip").args(["route", "show", r]).output();
+            if routes.is_ok_and(|o| !o.stdout.is_empty()) {
+                return Err(format!(
+                    "{r} is already routed on this machine; the cluster needs it for itself"
+                ));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["logs", "run", "cni", "pki", "pod-logs", "images"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| e.to_string())?;
+        }
+        let mut cluster = Cluster {
+            kubeconfig: dir.join("admin.kubeconfig"),
+            dir,
+            state: State {
+                before: host::Snapshot::take(),
+                processes: Vec::new(),
+            },
+            children: Vec::new(),
+            stopped: false,
+            detached: false,
+        };
+        cluster.save()?;
+        // From here on, a failure tears down what was started (Drop).
+        cluster.prepare_host()?;
+        cluster.write_config()?;
+        cluster.start_components(images)?;
+        cluster.log(&format!("ready in {:.1?}", started.elapsed()));
+        Ok(cluster)
+    }
+
+    fn log(&self, what: &str) {
+        eprintln!("node: {what}");
+    }
+
+    fn save(&self) -> Result<()> {
+        let json = serde_json::to_string_pretty(&self.state).map_err(|e| e.to_string())?;
+        std::fs::write(self.dir.join("state.json"), json).map_err(|e| e.to_string())
+    }
+
+    /// The bridge (its address is the node IP), the Service route into it, and the sysctls
+    /// the pods' network needs.
+    fn prepare_host(&mut self) -> Result<()> {
+        run(&["ip", "link", "add", BRIDGE, "type", "bridge"])?;
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{NODE_IP}/{}", POD_CIDR.split_once('/').expect("CIDR").1),
+            "dev",
+            BRIDGE,
+        ])?;
+        run(&["ip", "link", "set", BRIDGE, "up"])?;
+        run(&["ip", "route", "add", SERVICE_CIDR, "dev", BRIDGE])?;
+        // Pods reach Services on the same bridge only if bridged traffic passes iptables.
+        for (k, v) in [
+            ("net/ipv4/ip_forward", "1"),
+            ("net/bridge/bridge-nf-call-iptables", "1"),
+        ] {
+            host::set_sysctl(k, v).map_err(|e| format!("sysctl {k}={v}: {e}"))?;
+        }
+        Ok(())
+    }
+
+    fn write_config(&self) -> Result<()> {
+        let d = &self.dir;
+        let write = |name: &str, text: &str| {
+            std::fs::write(d.join(name), text).map_err(|e| format!("writing {name}: {e}"))
+        };
+        config::pki(&d.join("pki"))?;
+        for (component, ..) in config::USERS {
+            write(
+                &format!("{component}.kubeconfig"),
+                &config::kubeconfig(&d.join("pki"), component)?,
+            )?;
+        }
+        write("containerd.toml", &config::containerd(d, PAUSE_IMAGE))?;
+        write("cni/10-tracedapp.conflist", &config::cni(d))?;
+        write("kubelet.yaml", &config::kubelet(d))?;
+        write("admission.yaml", config::ADMISSION)?;
+        write("coredns-rbac.yaml", config::COREDNS_RBAC)
+    }
+
+    /// Starts `cmd` as `name`, logging to `logs/<name>.log`, in its own process group (a
+    /// Ctrl-C meant for the tests must not kill it before the teardown has run).
+    fn spawn(&mut self, name: &str, mut cmd: Command) -> Result<()> {
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::File::create(self.dir.join("logs").join(format!("{name}.log")))
+            .map_err(|e| e.to_string())?;
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        let exe = PathBuf::from(cmd.get_program());
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {name} ({}): {e}", exe.display()))?;
+        self.state.processes.push(Recorded {
+            name: name.to_owned(),
+            pid: child.id(),
+            exe,
+        });
+        self.children.push(child);
+        self.save()
+    }
+
+    /// Fails with the component's log if it has exited.
+    fn check_running(&mut self, name: &str) -> Result<()> {
+        let i = self
+            .state
+            .processes
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| format!("{name} was never started"))?;
+        if let Ok(Some(status)) = self.children[i].try_wait() {
+            return Err(format!(
+                "{name} exited ({status}); last log lines:\n{}",
+                self.log_tail(name, 30)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits (polling) until `ready`, while `component` keeps running.
+    fn wait(
+        &mut self,
+        what: &str,
+        component: &str,
+        timeout: Duration,
+        mut ready: impl FnMut(&Self) -> bool,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if ready(self) {
+                return Ok(());
+            }
+            self.check_running(component)?;
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "timed out after {timeout:?} waiting for {what}; last lines of {component}'s log:\n{}",
+                    self.log_tail(component, 30)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn start_components(&mut self, images: &[PathBuf]) -> Result<()> {
+        let d = self.dir.clone();
+        let p = |f: &str| d.join(f).display().to_string();
+        let t0 = Instant::now();
+
+        let mut containerd = Command::new("containerd");
+        containerd.arg(format!("--config={}", p("containerd.toml")));
+        self.spawn("containerd", containerd)?;
+        self.wait("containerd", "containerd", Duration::from_secs(30), |c| {
+            c.ctr(&["version"]).is_ok()
+        })?;
+        // Import while the control plane starts.
+        let import = {
+            let sock = d.join("run/containerd.sock");
+            let images = images.to_vec();
+            std::thread::spawn(move || -> Result<()> {
+                for image in &images {
+                    ctr_at(
+                        &sock,
+                        &["images", "import", "--all-platforms", &path(image)],
+                    )
+                    .map_err(|e| format!("importing {}: {e}", image.display()))?;
+                }
+                Ok(())
+            })
+        };
+
+        let etcd_port = crate::free_port();
+        let peer_port = crate::free_port();
+        let mut etcd = Command::new(tools::etcd());
+        etcd.arg(format!("--data-dir={}", p("etcd")))
+            .arg(format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"))
+            .arg(format!(
+                "--advertise-client-urls=http://127.0.0.1:{etcd_port}"
+            ))
+            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+            .arg(format!(
+                "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
+            ))
+            .arg(format!(
+                "--initial-cluster=default=http://127.0.0.1:{peer_port}"
+            ))
+            .args(["--unsafe-no-fsync", "--log-level=warn"]);
+        self.spawn("etcd", etcd)?;
+        self.wait("etcd", "etcd", Duration::from_secs(30), |_| {
+            crate::process::listening(etcd_port)
+        })?;
+
+        let pki = |f: &str| d.join("pki").join(f).display().to_string();
+        let mut api = Command::new(tools::kube_apiserver());
+        api.arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
+            .arg(format!("--bind-address={NODE_IP}"))
+            .arg(format!("--advertise-address={NODE_IP}"))
+            .arg(format!("--secure-port={API_PORT}"))
+            .arg(format!("--tls-cert-file={}", pki("apiserver.crt")))
+            .arg(format!("--tls-private-key-file={}", pki("apiserver.key")))
+            .arg(format!("--client-ca-file={}", pki("ca.crt")))
+            .arg(format!("--service-cluster-ip-range={SERVICE_CIDR}"))
+            .arg("--authorization-mode=Node,RBAC")
+            .arg("--enable-admission-plugins=NodeRestriction")
+            .arg(format!(
+                "--admission-control-config-file={}",
+                p("admission.yaml")
+            ))
+            .arg(format!("--token-auth-file={}", pki("tokens.csv")))
+            .arg(format!(
+                "--service-account-issuer=https://kubernetes.default.svc.{CLUSTER_DOMAIN}"
+            ))
+            .arg(format!("--service-account-key-file={}", pki("sa.pub")))
+            .arg(format!(
+                "--service-account-signing-key-file={}",
+                pki("sa.key")
+            ))
+            .arg(format!(
+                "--kubelet-client-certificate={}",
+                pki("kubelet-client.crt")
+            ))
+            .arg(format!(
+                "--kubelet-client-key={}",
+                pki("kubelet-client.key")
+            ))
+            .arg("--kubelet-preferred-address-types=InternalIP")
+            .arg("--allow-privileged=false");
+        self.spawn("kube-apiserver", api)?;
+        self.wait(
+            "kube-apiserver /readyz",
+            "kube-apiserver",
+            Duration::from_secs(90),
+            |c| c.kubectl(&["get", "--raw=/readyz"]).status.success(),
+        )?;
+        self.log(&format!("control plane up ({:.1?})", t0.elapsed()));
+
+        let mut kcm = Command::new(tools::kube_controller_manager());
+        let kc = |c: &str| p(&format!("{c}.kubeconfig"));
+        kcm.arg(format!("--kubeconfig={}", kc("kube-controller-manager")))
+            .arg(format!(
+                "--authentication-kubeconfig={}",
+                kc("kube-controller-manager")
+            ))
+            .arg(format!(
+                "--authorization-kubeconfig={}",
+                kc("kube-controller-manager")
+            ))
+            .args(["--leader-elect=false", "--secure-port=0"])
+            .arg("--use-service-account-credentials=true")
+            .arg(format!("--root-ca-file={}", pki("ca.crt")))
+            .arg(format!(
+                "--service-account-private-key-file={}",
+                pki("sa.key")
+            ))
+            .arg("--concurrent-gc-syncs=5");
+        self.spawn("kube-controller-manager", kcm)?;
+        let mut scheduler = Command::new(tools::kubernetes("kube-scheduler"));
+        scheduler
+            .arg(format!("--kubeconfig={}", kc("kube-scheduler")))
+            .arg(format!(
+                "--authentication-kubeconfig={}",
+                kc("kube-scheduler")
+            ))
+            .arg(format!(
+                "--authorization-kubeconfig={}",
+                kc("kube-scheduler")
+            ))
+            .args(["--leader-elect=false", "--secure-port=0"]);
+        self.spawn("kube-scheduler", scheduler)?;
+
+        import
+            .join()
+            .map_err(|_| "the image import panicked".to_owned())??;
+        self.log(&format!(
+            "{} images imported ({:.1?})",
+            images.len(),
+            t0.elapsed()
+        ));
+
+        let mut kubelet = Command::new(tools::kubernetes("kubelet"));
+        kubelet
+            .arg(format!("--config={}", p("kubelet.yaml")))
+            .arg(format!("--kubeconfig={}", kc("kubelet")))
+            .arg(format!("--hostname-override={NODE_NAME}"))
+            .arg(format!("--node-ip={NODE_IP}"))
+            .arg(format!("--root-dir={}", p("kubelet")))
+            .arg(format!("--cert-dir={}", p("kubelet/pki")));
+        self.spawn("kubelet", kubelet)?;
+        self.wait(
+            "the node to be Ready",
+            "kubelet",
+            Duration::from_secs(90),
+            |c| {
+                c.kubectl(&[
+                    "get",
+                    "node",
+                    NODE_NAME,
+                    "-o=jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ])
+                .stdout
+                    == b"True"
+            },
+        )?;
+        self.log(&format!("node Ready ({:.1?})", t0.elapsed()));
+
+        let (metrics, health) = (crate::free_port(), crate::free_port());
+        let mut proxy = Command::new(tools::kubernetes("kube-proxy"));
+        proxy
+            .arg(format!("--kubeconfig={}", kc("kube-proxy")))
+            .arg(format!("--hostname-override={NODE_NAME}"))
+            .arg(format!("--cluster-cidr={POD_CIDR}"))
+            .arg("--proxy-mode=iptables")
+            // 0: leave the host's conntrack settings alone.
+            .args([
+                "--conntrack-max-per-core=0",
+                "--conntrack-tcp-timeout-established=0",
+                "--conntrack-tcp-timeout-close-wait=0",
+            ])
+            .arg(format!("--nodeport-addresses={NODE_IP}/32"))
+            .arg(format!("--metrics-bind-address=127.0.0.1:{metrics}"))
+            .arg(format!("--healthz-bind-address=127.0.0.1:{health}"));
+        self.spawn("kube-proxy", proxy)?;
+        self.wait(
+            "kube-proxy /healthz",
+            "kube-proxy",
+            Duration::from_secs(60),
+            |_| http_ok(health, "/healthz"),
+        )?;
+
+        self.kubectl_stdin(&["apply", "-f", "-"], config::COREDNS_RBAC)?;
+        let (dns_health, dns_ready) = (crate::free_port(), crate::free_port());
+        std::fs::write(
+            d.join("Corefile"),
+            config::corefile(&d, dns_health, dns_ready),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut coredns = Command::new(tools::coredns());
+        coredns.arg("-conf").arg(d.join("Corefile"));
+        self.spawn("coredns", coredns)?;
+        self.wait("CoreDNS /ready", "coredns", Duration::from_secs(60), |_| {
+            http_ok(dns_ready, "/ready")
+        })?;
+        self.wait(
+            "the default ServiceAccount",
+            "kube-controller-manager",
+            Duration::from_secs(60),
+            |c| {
+                c.kubectl(&["get", "serviceaccount", "default"])
+                    .status
+                    .success()
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The cluster's folder (logs in `logs/`, pod logs in `pod-logs/`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `https://<node IP>:<port>`.
+    pub fn api_url(&self) -> String {
+        config::api_url()
+    }
+
+    /// The last `lines` lines of a component's log (`kubelet`, `containerd`, ...).
+    pub fn log_tail(&self, component: &str, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.join("logs").join(format!("{component}.log")))
+            .unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Prints the end of every component's log (for a failing test).
+    pub fn print_logs(&self, lines: usize) {
+        for p in &self.state.processes {
+            eprintln!(
+                "--- {} ({}) ---\n{}",
+                p.name,
+                self.dir
+                    .join("logs")
+                    .join(format!("{}.log", p.name))
+                    .display(),
+                self.log_tail(&p.name, lines)
+            );
+        }
+    }
+
+    /// `ctr` against our containerd, in the Kubernetes namespace.
+    pub fn ctr(&self, args: &[&str]) -> Result<String> {
+        ctr_at(&self.dir.join("run/containerd.sock"), args)
+    }
+
+    /// Runs `kubectl` (the built one, of the API server's version) as admin.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        crate::kube::kubectl(&self.kubeconfig, args, None)
+    }
+
+    /// Runs `kubectl` and fails with its stderr unless it succeeds; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `kubectl` with `stdin`; stdout, or the error with stderr.
+    pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> Result<String> {
+        let out = crate::kube::kubectl(&self.kubeconfig, args, Some(stdin));
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// Leaves the cluster running when this value goes away (`cargo xtask cluster up`);
+    /// `cargo xtask cluster down` ([`down`]) stops it.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+
+    /// Deletes the workloads, stops every component, restores the host, and removes the
+    /// cluster's folder (kept, with its logs, if `keep_logs`). Returns what differs on the
+    /// host from before the start: empty when everything was put back.
+    pub fn stop(mut self, keep_logs: bool) -> Vec<String> {
+        self.stopped = true;
+        for mut child in std::mem::take(&mut self.children) {
+            // The teardown stops them by PID; reap them here so none is left a zombie.
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+        }
+        teardown(&self.dir, &self.state, keep_logs)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.stopped || self.detached {
+            return;
+        }
+        let panicking = std::thread::panicking();
+        if panicking {
+            self.print_logs(40);
+        }
+        for p in teardown(&self.dir, &self.state, panicking) {
+            eprintln!("node: host not restored: {p}");
+        }
+    }
+}
+
+/// Stops a cluster started with [`Cluster::detach`] (by its state file) and restores the
+/// host; what still differs, if anything.
+pub fn down() -> Result<Vec<String>> {
+    let dir = node_dir();
+    let state = read_state(&dir).ok_or_else(|| format!("no cluster in {}", dir.display()))?;
+    Ok(teardown(&dir, &state, false))
+}
+
+/// Whether a cluster's state file is there with a live process (`cluster up` ran).
+pub fn running() -> bool {
+    read_state(&node_dir()).is_some_and(|s| s.processes.iter().any(alive))
+}
+
+fn read_state(dir: &Path) -> Option<State> {
+    let text = std::fs::read_to_string(dir.join("state.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether the recorded process still runs (the same program under that PID).
+fn alive(p: &Recorded) -> bool {
+    std::fs::read_link(format!("/proc/{}/exe", p.pid))
+        .is_ok_and(|exe| exe == p.exe || exe.ends_with(p.exe.file_name().unwrap_or_default()))
+}
+
+/// Stops `p` by PID (SIGTERM, then SIGKILL after `grace`), if it is still ours.
+fn stop_process(p: &Recorded, grace: Duration) {
+    if !alive(p) {
+        return;
+    }
+    let signal = |sig: &str| {
+        let _ = Command::new("kill")
+            .args([sig, &p.pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    };
+    signal("-TERM");
+    let deadline = Instant::now() + grace;
+    while alive(p) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if alive(p) {
+        signal("-KILL");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(p) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The whole teardown (see the module docs); what differs on the host afterwards.
+fn teardown(dir: &Path, state: &State, keep_logs: bool) -> Vec<String> {
+    let kubeconfig = dir.join("admin.kubeconfig");
+    let running = |name: &str| state.processes.iter().any(|p| p.name == name && alive(p));
+    // Workloads first, while the kubelet can still stop pods properly (CNI DEL, unmounts).
+    if running("kube-apiserver") && running("kubelet") {
+        delete_workloads(&kubeconfig);
+    }
+    let order = [
+        "coredns",
+        "kube-proxy",
+        "kubelet",
+        "kube-scheduler",
+        "kube-controller-manager",
+        "kube-apiserver",
+        "etcd",
+    ];
+    for name in order {
+        for p in state.processes.iter().filter(|p| p.name == name) {
+            stop_process(p, Duration::from_secs(10));
+        }
+    }
+    if let Ok(proxy) = std::panic::catch_unwind(|| tools::kubernetes("kube-proxy")) {
+        let _ = Command::new(proxy)
+            .arg("--cleanup")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    // Containers the kubelet did not stop.
+    let sock = dir.join("run/containerd.sock");
+    if state
+        .processes
+        .iter()
+        .any(|p| p.name == "containerd" && alive(p))
+    {
+        for id in ctr_at(&sock, &["tasks", "ls", "-q"])
+            .unwrap_or_default()
+            .lines()
+        {
+            let _ = ctr_at(&sock, &["tasks", "kill", "-s", "SIGKILL", id]);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        for id in ctr_at(&sock, &["tasks", "ls", "-q"])
+            .unwrap_or_default()
+            .lines()
+        {
+            let _ = ctr_at(&sock, &["tasks", "delete", "-f", id]);
+        }
+        for id in ctr_at(&sock, &["containers", "ls", "-q"])
+            .unwrap_or_default()
+            .lines()
+        {
+            let _ = ctr_at(&sock, &["containers", "delete", id]);
+        }
+    }
+    for p in state
+        .processes
+        .iter()
+        .filter(|p| !order.contains(&p.name.as_str()))
+    {
+        stop_process(p, Duration::from_secs(10));
+    }
+    let mut problems = host::restore(&state.before, dir, BRIDGE, SERVICE_CIDR);
+    problems.extend(state.before.diff(&host::Snapshot::take()));
+    if keep_logs {
+        // Keep the logs, drop the bulk (images, snapshots).
+        for sub in ["containerd", "kubelet", "etcd", "images"] {
+            let _ = std::fs::remove_dir_all(dir.join(sub));
+        }
+        let _ = std::fs::remove_file(dir.join("state.json"));
+        eprintln!("node: logs kept in {}", dir.join("logs").display());
+    } else if let Err(e) = std::fs::remove_dir_all(dir) {
+        problems.push(format!("removing {}: {e}", dir.display()));
+    }
+    problems
+}
+
+/// Deletes every namespace but the system ones, and the pods in `default`, and waits (up to
+/// a minute) until no pod is left.
+fn delete_workloads(kubeconfig: &Path) {
+    let k = |args: &[&str]| crate::kube::kubectl(kubeconfig, args, None);
+    let namespaces = String::from_utf8_lossy(&k(&["get", "ns", "-o=name"]).stdout).into_owned();
+    for ns in namespaces.lines() {
+        let name = ns.trim_start_matches("namespace/");
+        if !["default", "kube-system", "kube-public", "kube-node-lease"].contains(&name) {
+            let _ = k(&["delete", ns, "--wait=false"]);
+        }
+    }
+    let _ = k(&[
+        "delete",
+        "deployments,replicasets,pods",
+        "--all",
+        "-n",
+        "default",
+        "--wait=false",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let out = k(&["get", "pods", "-A", "-o=name"]);
+        if out.status.success() && out.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("node: pods still present after a minute; stopping anyway");
+}
+
+fn ctr_at(sock: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("ctr")
+        .arg("--address")
+        .arg(sock)
+        .args(["--namespace", "k8s.io"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("ctr: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+fn run(cmd: &[&str]) -> Result<()> {
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", cmd[0]))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Whether `GET http://127.0.0.1:<port><path>` answers 200.
+fn http_ok(port: u16, path: &str) -> bool {
+    crate::http::get(&format!("http://127.0.0.1:{port}{path}")).is_ok_and(|(code, _)| code == 200)
+}
+
+/// Root, Linux, and the Debian packages and built tools the cluster runs.
+fn preflight() -> Result<()> {
+    if !is_root() {
+        return Err(
+            "the one-node cluster needs root (it adds a bridge, iptables rules, \
+                    mounts and cgroups)"
+                .to_owned(),
+        );
+    }
+    let missing: Vec<&str> = [
+        ("containerd", "/usr/bin/containerd"),
+        ("ctr", "/usr/bin/ctr"),
+        ("runc", "/usr/sbin/runc"),
+        ("CNI plugins", "/usr/lib/cni/bridge"),
+        ("iptables", "/usr/sbin/iptables"),
+    ]
+    .into_iter()
+    .filter(|(_, p)| !Path::new(p).exists())
+    .map(|(name, _)| name)
+    .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "missing {}: `cargo xtask setup` installs them as root (apt-get install -y \
+             containerd runc containernetworking-plugins iptables conntrack)",
+            missing.join(", ")
+        ));
+    }
+    Ok(())
+}

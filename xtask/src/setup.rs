@@ -1,0 +1,441 @@
+//! `cargo xtask setup`: installs the real programs the tests and the demo run, pinned (versions
+//! in `testkit::tools`) and cached under `~/.cache/tracedapp/tools/<name>-<version>/`.
+//!
+//! Everything comes from the Go module proxy, PyPI and Debian's packages; nothing is
+//! downloaded from elsewhere. Each install prints what it does and how long it usually takes;
+//! a finished install is marked `.complete`, so an interrupted one is redone from scratch.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use testkit::tools::{self as t};
+
+/// What to install: everything, or only what the demo runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every tool the tests use, the one-node cluster's included.
+    All,
+    /// The collector, Jaeger and moto: what `cargo xtask demo` starts.
+    Demo,
+}
+
+/// Installs what `scope` needs (skipping what is cached) and says how long it took.
+pub fn setup(scope: Scope) -> Result<()> {
+    let tools = t::cache_dir();
+    std::fs::create_dir_all(&tools)?;
+    let started = Instant::now();
+    install_moto(&tools)?;
+    install_collector(&tools)?;
+    cached(&tools, "jaeger", t::JAEGER_VERSION, "4 min", build_jaeger)?;
+    if scope == Scope::All {
+        cached(&tools, "etcd", t::ETCD_VERSION, "40 s", build_etcd)?;
+        cached(
+            &tools,
+            "kubernetes",
+            t::KUBERNETES_VERSION,
+            "9 min",
+            build_kubernetes,
+        )?;
+        cached(&tools, "coredns", t::COREDNS_VERSION, "2 min", |dir| {
+            go_install(
+                dir,
+                &format!("github.com/coredns/coredns@v{}", t::COREDNS_VERSION),
+            )
+        })?;
+        install_helm(&tools)?;
+        install_hashed(&tools, &t::kind_config_check_dir_name(), "10 s", |dir| {
+            build_main(
+                dir,
+                "kind-config-check",
+                &t::kind_config_check_source(),
+                &[&format!("sigs.k8s.io/kind@v{}", t::KIND_VERSION)],
+            )
+        })?;
+        install_hashed(&tools, &t::pause_dir_name(), "5 s", |dir| {
+            build_main(dir, "pause", &t::pause_source(), &[])
+        })?;
+        node_packages()?;
+    }
+    println!("setup: all tools ready ({:.0?})", started.elapsed());
+    Ok(())
+}
+
+fn install_moto(tools: &Path) -> Result<()> {
+    cached(tools, "moto", t::MOTO_VERSION, "30 s", |dir| {
+        run(Command::new("python3").args(["-m", "venv"]).arg(dir))?;
+        // moto's X-Ray backend imports aws-xray-sdk; the legacy-SDK test sends with it too.
+        run(Command::new(dir.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("moto[server]=={}", t::MOTO_VERSION))
+            .arg("aws-xray-sdk"))
+    })?;
+    Ok(())
+}
+
+/// The collector builder, then the collector from `tools/otelcol-builder.yaml`.
+fn install_collector(tools: &Path) -> Result<()> {
+    let builder = cached(tools, "ocb", t::COLLECTOR_BUILDER_VERSION, "30 s", |dir| {
+        go_install(
+            dir,
+            &format!(
+                "go.opentelemetry.io/collector/cmd/builder@v{}",
+                t::COLLECTOR_BUILDER_VERSION
+            ),
+        )
+    })?;
+    install_hashed(tools, &t::otelcol_dir_name(), "5 min", |dir| {
+        run(Command::new(builder.join("bin/builder"))
+            .arg(format!("--config={}", t::otelcol_manifest().display()))
+            .arg(format!("--output-path={}", dir.display()))
+            .env("CGO_ENABLED", "0"))
+    })?;
+    report_aws_stand_ins();
+    Ok(())
+}
+
+/// The collector manifest replaces contrib's `internal/aws/*` v0.161.0 modules, which the Go
+/// proxy here refuses, with older served ones. Say so when v0.161.0 is served after all.
+fn report_aws_stand_ins() {
+    let module = format!(
+        "github.com/open-telemetry/opentelemetry-collector-contrib/internal/aws/awsutil@v{}",
+        t::COLLECTOR_BUILDER_VERSION
+    );
+    let served = Command::new("go")
+        .args(["mod", "download", "-json", &module])
+        .env("GOFLAGS", "-mod=mod")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if served {
+        println!(
+            "setup: note: {module} is now served: the `replaces:` in tools/otelcol-builder.yaml \
+             can be removed"
+        );
+    }
+}
+
+fn install_helm(tools: &Path) -> Result<PathBuf> {
+    cached(tools, "helm", t::HELM_VERSION, "2 min", |dir| {
+        let minor = t::KUBERNETES_VERSION.split('.').nth(1).context("version")?;
+        run(Command::new("go")
+            .args(["install", "-trimpath"])
+            .arg(format!(
+                "-ldflags=-s -w -X helm.sh/helm/v3/internal/version.version=v{} \
+                 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 \
+                 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={minor}",
+                t::HELM_VERSION
+            ))
+            .arg(format!("helm.sh/helm/v3/cmd/helm@v{}", t::HELM_VERSION))
+            .env("GOBIN", dir.join("bin"))
+            .env("CGO_ENABLED", "0"))
+    })
+}
+
+/// helm, installed if missing (codegen renders the chart with it).
+pub fn helm() -> Result<PathBuf> {
+    let tools = t::cache_dir();
+    std::fs::create_dir_all(&tools)?;
+    Ok(install_helm(&tools)?.join("bin/helm"))
+}
+
+/// `<tools>/<name>-<version>`, installed by `install` unless a finished install is there.
+/// `usually` is the cold time on 2 cores, shown while it runs.
+fn cached(
+    tools: &Path,
+    name: &str,
+    version: &str,
+    usually: &str,
+    install: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let dir = tools.join(format!("{name}-{version}"));
+    let complete = dir.join(".complete");
+    if complete.exists() {
+        println!("setup: {name} {version} cached");
+        return Ok(dir);
+    }
+    let started = Instant::now();
+    println!(
+        "setup: installing {name} {version} into {} (usually {usually} cold) ...",
+        dir.display()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    install(&dir).with_context(|| format!("installing {name} {version}"))?;
+    std::fs::write(&complete, version)?;
+    println!(
+        "setup: {name} {version} ready in {}",
+        minutes(started.elapsed())
+    );
+    Ok(dir)
+}
+
+/// [`cached`] for a tool keyed by `<name>-<hash of its source>`.
+fn install_hashed(
+    tools: &Path,
+    dir_name: &str,
+    usually: &str,
+    install: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let (name, hash) = dir_name.rsplit_once('-').context("<name>-<hash>")?;
+    cached(tools, name, hash, usually, install)
+}
+
+fn minutes(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// `go install <module@version>` into `<dir>/bin`, static.
+fn go_install(dir: &Path, module: &str) -> Result<()> {
+    run(Command::new("go")
+        .args(["install", "-trimpath", "-ldflags=-s -w", module])
+        .env("GOBIN", dir.join("bin"))
+        .env("CGO_ENABLED", "0"))
+}
+
+/// A throw-away Go module in `<dir>/src` that requires what we build.
+fn go_module(dir: &Path, name: &str) -> Result<PathBuf> {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src)?;
+    run(Command::new("go")
+        .args(["mod", "init", &format!("tracedapp.dev/tools/{name}")])
+        .current_dir(&src))?;
+    Ok(src)
+}
+
+fn go(src: &Path, args: &[&str]) -> Result<()> {
+    run(Command::new("go")
+        .args(args)
+        .current_dir(src)
+        .env("CGO_ENABLED", "0")
+        .env("GOFLAGS", "-trimpath"))
+}
+
+fn path_str(p: &Path) -> Result<&str> {
+    p.to_str().context("tool paths must be UTF-8")
+}
+
+/// A committed `main.go` built as `<dir>/bin/<name>`, with `requires` in its module.
+fn build_main(dir: &Path, name: &str, source: &Path, requires: &[&str]) -> Result<()> {
+    let src = go_module(dir, name)?;
+    std::fs::copy(source, src.join("main.go"))?;
+    for r in requires {
+        go(&src, &["mod", "edit", &format!("-require={r}")])?;
+    }
+    go(&src, &["mod", "tidy"])?;
+    let out = dir.join("bin").join(name);
+    go(
+        &src,
+        &["build", "-ldflags=-s -w", "-o", path_str(&out)?, "."],
+    )?;
+    std::fs::remove_dir_all(&src)?;
+    Ok(())
+}
+
+/// etcd's server as a program: a wrapper `main` calling `etcdmain.Main`.
+fn build_etcd(dir: &Path) -> Result<()> {
+    let src = go_module(dir, "etcd")?;
+    go(
+        &src,
+        &[
+            "mod",
+            "edit",
+            &format!("-require=go.etcd.io/etcd/server/v3@v{}", t::ETCD_VERSION),
+        ],
+    )?;
+    std::fs::write(
+        src.join("main.go"),
+        "package main\n\nimport (\n\t\"os\"\n\n\t\"go.etcd.io/etcd/server/v3/etcdmain\"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n",
+    )?;
+    go(&src, &["mod", "tidy"])?;
+    let out = dir.join("bin/etcd");
+    go(
+        &src,
+        &["build", "-ldflags=-s -w", "-o", path_str(&out)?, "."],
+    )?;
+    std::fs::remove_dir_all(&src)?;
+    Ok(())
+}
+
+/// Jaeger v2 (all-in-one) from a wrapper module; Jaeger's go.mod replaces sarama, which a
+/// dependent module must repeat.
+fn build_jaeger(dir: &Path) -> Result<()> {
+    let src = go_module(dir, "jaeger")?;
+    go(
+        &src,
+        &[
+            "mod",
+            "edit",
+            &format!(
+                "-require=github.com/jaegertracing/jaeger@v{}",
+                t::JAEGER_VERSION
+            ),
+            "-replace=github.com/Shopify/sarama=github.com/Shopify/sarama@v1.33.0",
+        ],
+    )?;
+    std::fs::write(
+        src.join("tools.go"),
+        "//go:build tools\n\npackage tools\n\nimport _ \"github.com/jaegertracing/jaeger/cmd/jaeger\"\n",
+    )?;
+    go(&src, &["mod", "tidy"])?;
+    let out = dir.join("bin/jaeger");
+    go(
+        &src,
+        &[
+            "build",
+            "-ldflags=-s -w",
+            "-o",
+            path_str(&out)?,
+            "github.com/jaegertracing/jaeger/cmd/jaeger",
+        ],
+    )?;
+    std::fs::remove_dir_all(&src)?;
+    Ok(())
+}
+
+/// Every Kubernetes program we run, in one `go build` (they share most packages), from
+/// `k8s.io/kubernetes`, which cannot be `go install`ed: its go.mod replaces the staging
+/// modules with `./staging/...`. A wrapper module requires it and replaces each staging module
+/// (listed in that go.mod) with its published `v0.Y.Z`.
+fn build_kubernetes(dir: &Path) -> Result<()> {
+    let version = t::KUBERNETES_VERSION;
+    let src = go_module(dir, "kubernetes")?;
+    let module = format!("k8s.io/kubernetes@v{version}");
+    go(
+        &src,
+        &["mod", "edit", "-go=1.25", &format!("-require={module}")],
+    )?;
+    let info = Command::new("go")
+        .args(["mod", "download", "-json", &module])
+        .output()?;
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout)
+        .with_context(|| format!("go mod download {module}"))?;
+    let gomod = std::fs::read_to_string(info["GoMod"].as_str().context("no GoMod path")?)?;
+    let staging_version = format!("v0.{}", version.split_once('.').context("version")?.1);
+    let mut replaces = vec!["mod".to_owned(), "edit".to_owned()];
+    for line in gomod.lines() {
+        if let Some((from, to)) = line.trim().split_once("=>")
+            && to.trim().starts_with("./staging/")
+        {
+            let from = from.trim();
+            replaces.push(format!("-replace={from}={from}@{staging_version}"));
+        }
+    }
+    println!(
+        "setup:   kubernetes: {} staging modules replaced by {staging_version}",
+        replaces.len() - 2
+    );
+    go(
+        &src,
+        &replaces.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
+    let imports: String = t::KUBERNETES_COMMANDS
+        .iter()
+        .map(|c| format!("import _ \"k8s.io/kubernetes/cmd/{c}\"\n"))
+        .collect();
+    std::fs::write(
+        src.join("tools.go"),
+        format!("//go:build tools\n\npackage tools\n\n{imports}"),
+    )?;
+    println!("setup:   kubernetes: resolving modules");
+    go(&src, &["mod", "tidy"])?;
+    let minor = version.split('.').nth(1).context("version")?;
+    let ldflags = format!(
+        "-ldflags=-s -w -X k8s.io/component-base/version.gitVersion=v{version} \
+         -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor={minor} \
+         -X k8s.io/component-base/version.gitTreeState=clean"
+    );
+    println!(
+        "setup:   kubernetes: compiling {} (about 9 minutes on 2 cores)",
+        t::KUBERNETES_COMMANDS.join(", ")
+    );
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    let out = format!("{}/", path_str(&bin)?);
+    let packages: Vec<String> = t::KUBERNETES_COMMANDS
+        .iter()
+        .map(|c| format!("k8s.io/kubernetes/cmd/{c}"))
+        .collect();
+    let mut args = vec!["build", &ldflags, "-o", &out];
+    args.extend(packages.iter().map(String::as_str));
+    go(&src, &args)?;
+    std::fs::remove_dir_all(&src)?;
+    Ok(())
+}
+
+/// What the one-node cluster needs from Debian: `(program to look for, package)`.
+pub const NODE_PACKAGES: [(&str, &str); 6] = [
+    ("/usr/bin/containerd", "containerd"),
+    ("/usr/bin/ctr", "containerd"),
+    ("/usr/sbin/runc", "runc"),
+    ("/usr/lib/cni/bridge", "containernetworking-plugins"),
+    ("/usr/sbin/iptables", "iptables"),
+    ("/usr/sbin/conntrack", "conntrack"),
+];
+
+/// The packages of [`NODE_PACKAGES`] that are missing.
+pub fn missing_node_packages() -> Vec<&'static str> {
+    let mut missing: Vec<&str> = NODE_PACKAGES
+        .iter()
+        .filter(|(path, _)| !Path::new(path).exists())
+        .map(|(_, package)| *package)
+        .collect();
+    missing.dedup();
+    missing
+}
+
+/// Installs the node's Debian packages when missing and running as root; otherwise one line
+/// with the command that would.
+fn node_packages() -> Result<()> {
+    let missing = missing_node_packages();
+    if missing.is_empty() {
+        println!("setup: containerd, runc, CNI plugins, iptables and conntrack installed");
+        return Ok(());
+    }
+    let command = format!(
+        "apt-get install -y --no-install-recommends {}",
+        missing.join(" ")
+    );
+    if !testkit::node::is_root() {
+        println!(
+            "setup: the one-node cluster needs Debian packages; as root run: {command} \
+             (its tests need root too)"
+        );
+        return Ok(());
+    }
+    println!(
+        "setup: installing {} (Debian packages) ...",
+        missing.join(", ")
+    );
+    let install = |update_first: bool| -> Result<bool> {
+        if update_first {
+            run(Command::new("apt-get").args(["update", "-q"]))?;
+        }
+        Ok(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()?
+            .success())
+    };
+    // A fresh machine may have no package lists yet.
+    if !install(false)? && !install(true)? {
+        bail!("`{command}` failed");
+    }
+    Ok(())
+}
+
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
