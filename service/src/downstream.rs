@@ -33,11 +33,21 @@ pub enum DownstreamError {
 }
 
 impl Downstream {
+    /// A client for `url`. Without the system's CA certificates (an image that lacks them),
+    /// plain-HTTP downstreams still work and HTTPS ones fail with a certificate error, said
+    /// once at start: /chain must not take the service down.
     pub fn new(url: Url, timeout: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .expect("a reqwest client with only a timeout set always builds");
+        let builder = || reqwest::Client::builder().timeout(timeout);
+        let client = builder().build().unwrap_or_else(|e| {
+            tracing::warn!(
+                error = %e,
+                "no CA certificates on this system: an https downstream cannot be verified"
+            );
+            builder()
+                .tls_certs_only([])
+                .build()
+                .expect("a client with an empty root store always builds")
+        });
         Self { url, client }
     }
 

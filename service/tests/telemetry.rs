@@ -146,6 +146,32 @@ async fn chain_propagates_context_across_two_processes() {
     assert_eq!(a_client.attrs["server.port"], b.addr.port().to_string());
 }
 
+/// In an image without CA certificates the service still starts, says so once, and `/chain`
+/// still reaches a plain-HTTP downstream (it used to panic at start).
+#[tokio::test]
+async fn chain_works_without_system_ca_certificates() {
+    let rx = Receiver::grpc().await;
+    let b = Service::start(&rx.endpoint(), &[], &[]);
+    let no_certs = [
+        ("SSL_CERT_FILE", "/nonexistent/ca.crt"),
+        ("SSL_CERT_DIR", "/nonexistent"),
+    ];
+    let a = Service::start(
+        &rx.endpoint(),
+        &no_certs,
+        &["--downstream-url", &b.url("/")],
+    );
+    let res = get(&a.url("/chain"), &[]).await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        a.logs().iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no CA certificates"))),
+        "{:#?}",
+        a.logs()
+    );
+}
+
 /// A `traceparent` from the client continues its trace.
 #[tokio::test]
 async fn traceparent_from_the_client_continues_the_trace() {

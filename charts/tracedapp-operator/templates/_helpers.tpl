@@ -49,6 +49,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [list, watch, create, patch]
+# Their pods: read from a watch, to say why they are not ready.
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch]
 # Events about TracedApps.
 - apiGroups: [events.k8s.io]
   resources: [events]

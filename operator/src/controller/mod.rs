@@ -21,6 +21,7 @@
 pub mod diff;
 pub mod leader;
 pub mod metrics;
+pub mod pods;
 pub mod status;
 
 use std::collections::HashMap;
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -278,6 +279,8 @@ async fn one_controller(
     let (accounts, sa_events) = cached::<ServiceAccount>(&client, ns, children(), &metrics);
     let (deployments, deploy_events) = cached::<Deployment>(&client, ns, children(), &metrics);
     let (services, svc_events) = cached::<Service>(&client, ns, children(), &metrics);
+    // The app's pods carry the owner label too; their status says why they are not ready.
+    let (pods, pod_events) = cached::<Pod>(&client, ns, children(), &metrics);
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics: metrics.clone(),
@@ -286,6 +289,7 @@ async fn one_controller(
         accounts,
         deployments,
         services,
+        pods,
         failures: Mutex::default(),
         last_writes: Mutex::default(),
     });
@@ -294,6 +298,10 @@ async fn one_controller(
         .owns_stream(sa_events.touched_objects())
         .owns_stream(deploy_events.touched_objects())
         .owns_stream(svc_events.touched_objects())
+        .watches_stream(pod_events.touched_objects(), |pod: Pod| {
+            let app = pod.labels().get(OWNER_LABEL)?.clone();
+            Some(ObjectRef::<TracedApp>::new(&app).within(&pod.namespace()?))
+        })
         // The controller pauses all its watches after an error; by default up to 30 s.
         .trigger_backoff(WatchBackoff::default())
         .with_config(
@@ -328,6 +336,7 @@ pub struct Context {
     accounts: Store<ServiceAccount>,
     deployments: Store<Deployment>,
     services: Store<Service>,
+    pods: Store<Pod>,
     /// Consecutive failures per TracedApp (namespace/name), for the back-off.
     failures: Mutex<HashMap<String, u32>>,
     /// Per child (`Kind/ns/name`): the resourceVersion our last apply returned and a hash of
@@ -544,7 +553,17 @@ async fn reconcile_app(app: &TracedApp, ctx: &Context) -> Result<(Action, bool),
     }
 
     let live = live_deployment.object();
-    let new_status = status::observed(app, Some(&live), &rendered.config_hash);
+    let owner = crate::naming::fit(&app.name_any());
+    let app_pods: Vec<Arc<Pod>> = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| {
+            p.namespace().as_deref() == Some(&ns) && p.labels().get(OWNER_LABEL) == Some(&owner)
+        })
+        .collect();
+    let problem = pods::problem(app, &app_pods.iter().map(AsRef::as_ref).collect::<Vec<_>>());
+    let new_status = status::observed(app, Some(&live), problem.as_ref(), &rendered.config_hash);
     write_status(ctx, app, new_status).await?;
     Ok((Action::requeue(Duration::from_secs(300)), true))
 }

@@ -15,10 +15,18 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use tracedapp_api::spec::{Condition, TracedApp, TracedAppStatus};
 
+use super::pods::Problem;
+
+/// `Ready=False` reasons that are not a problem: pods on their way.
+const WAITING: &str = "Waiting";
+
 /// The status of an app whose spec passed validation.
+/// `problem` is what keeps the pods from being ready, if their status says
+/// ([`super::pods::problem`]); it becomes `Ready`'s reason.
 pub fn observed(
     app: &TracedApp,
     deployment: Option<&Deployment>,
+    problem: Option<&Problem>,
     config_hash: &str,
 ) -> TracedAppStatus {
     let wanted = app.spec.app.replicas;
@@ -100,13 +108,22 @@ pub fn observed(
                 "the spec passed validation",
             ),
             progressing,
-            condition(
-                app,
-                "Ready",
-                ready,
-                if ready { "Available" } else { "Waiting" },
-                &format!("{available}/{wanted} pods available"),
-            ),
+            match problem.filter(|_| !ready) {
+                None => condition(
+                    app,
+                    "Ready",
+                    ready,
+                    if ready { "Available" } else { WAITING },
+                    &format!("{available}/{wanted} pods available"),
+                ),
+                Some(p) => condition(
+                    app,
+                    "Ready",
+                    false,
+                    &p.reason,
+                    &format!("{available}/{wanted} pods available; {}", p.message),
+                ),
+            },
             degraded,
         ],
         replicas: Some(wanted),
@@ -190,11 +207,12 @@ pub fn transitions(before: Option<&TracedAppStatus>, after: &TracedAppStatus) ->
                 reason: "Ready",
                 message: c.message,
             });
-        } else if was_ready {
+        } else if was_ready || c.reason != WAITING {
+            // Lost readiness, or pods that will not get there by themselves: say why.
             notes.push(Note {
                 warning: true,
                 reason: "NotReady",
-                message: c.message,
+                message: format!("{}: {}", c.reason, c.message),
             });
         }
     }
@@ -269,7 +287,7 @@ mod tests {
 
     #[test]
     fn a_finished_rollout_is_ready_and_not_progressing() {
-        let s = observed(&app(2), Some(&deployment(2, 2, 2)), "abc");
+        let s = observed(&app(2), Some(&deployment(2, 2, 2)), None, "abc");
         assert_eq!(get(&s, "Ready"), ("True", "Available"));
         assert_eq!(get(&s, "Progressing"), ("False", "RolloutComplete"));
         assert_eq!(get(&s, "Degraded"), ("False", "AsExpected"));
@@ -280,10 +298,10 @@ mod tests {
     #[test]
     fn a_rollout_with_old_pods_left_is_progressing() {
         // 3 pods: 2 updated, 1 old still serving.
-        let s = observed(&app(2), Some(&deployment(3, 2, 2)), "abc");
+        let s = observed(&app(2), Some(&deployment(3, 2, 2)), None, "abc");
         assert_eq!(get(&s, "Progressing"), ("True", "RollingOut"));
         assert_eq!(get(&s, "Ready"), ("True", "Available"));
-        let none = observed(&app(2), None, "abc");
+        let none = observed(&app(2), None, None, "abc");
         assert_eq!(get(&none, "Ready"), ("False", "Waiting"));
         assert_eq!(get(&none, "Progressing"), ("True", "RollingOut"));
     }
@@ -298,7 +316,7 @@ mod tests {
             message: Some("ReplicaSet \"shop-1\" has timed out progressing.".into()),
             ..DeploymentCondition::default()
         }]);
-        let s = observed(&app(1), Some(&d), "abc");
+        let s = observed(&app(1), Some(&d), None, "abc");
         assert_eq!(get(&s, "Degraded"), ("True", "ProgressDeadlineExceeded"));
         assert_eq!(
             get(&s, "Progressing"),
@@ -315,7 +333,7 @@ mod tests {
 
     #[test]
     fn events_only_on_transitions() {
-        let first = observed(&app(1), Some(&deployment(1, 1, 0)), "abc");
+        let first = observed(&app(1), Some(&deployment(1, 1, 0)), None, "abc");
         let reasons = |n: Vec<Note>| n.into_iter().map(|n| n.reason).collect::<Vec<_>>();
         assert_eq!(reasons(transitions(None, &first)), ["Applied"]);
         assert_eq!(
@@ -324,14 +342,14 @@ mod tests {
             "steady state: no events"
         );
 
-        let ready = observed(&app(1), Some(&deployment(1, 1, 1)), "abc");
+        let ready = observed(&app(1), Some(&deployment(1, 1, 1)), None, "abc");
         assert_eq!(reasons(transitions(Some(&first), &ready)), ["Ready"]);
-        let changed = observed(&app(1), Some(&deployment(1, 1, 1)), "def");
+        let changed = observed(&app(1), Some(&deployment(1, 1, 1)), None, "def");
         assert_eq!(
             reasons(transitions(Some(&ready), &changed)),
             ["ConfigChanged"]
         );
-        let lost = observed(&app(1), Some(&deployment(1, 1, 0)), "def");
+        let lost = observed(&app(1), Some(&deployment(1, 1, 0)), None, "def");
         assert_eq!(reasons(transitions(Some(&changed), &lost)), ["NotReady"]);
         let bad = invalid(&app(1), "spec.app.port: must be 1-65535");
         let notes = transitions(Some(&lost), &bad);
@@ -361,5 +379,43 @@ mod tests {
             condition(&a, "Ready", true, "Available", "1/1").last_transition_time,
             "2026-01-01T00:00:00Z"
         );
+    }
+}
+
+#[cfg(test)]
+mod problem_tests {
+    use super::*;
+
+    /// Pods that fail their readiness probe: Ready=False with that reason, and a warning
+    /// Event once, not on every pass.
+    #[test]
+    fn a_pod_problem_is_the_ready_reason_and_warned_once() {
+        let mut app = crate::fixtures::app();
+        app.metadata.generation = Some(1);
+        let problem = Problem {
+            reason: "ReadinessProbeFailing".into(),
+            message: "container app runs but fails its readiness probe (GET /nope on port 3000)"
+                .into(),
+        };
+        let first = observed(&app, None, None, "abc");
+        let failing = observed(&app, None, Some(&problem), "abc");
+        let ready = failing
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "ReadinessProbeFailing")
+        );
+        assert!(ready.message.contains("GET /nope"), "{}", ready.message);
+        let notes = transitions(Some(&first), &failing);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.warning && n.reason == "NotReady" && n.message.contains("/nope")),
+            "{notes:?}"
+        );
+        assert!(transitions(Some(&failing), &failing).is_empty());
     }
 }

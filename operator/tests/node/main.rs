@@ -16,6 +16,8 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 fn main() {
     let mut args = Arguments::from_args();
+    // The README's commands run from the repository root.
+    std::env::set_current_dir(testkit::repo_root()).expect("the repository root");
     // One cluster, shared: scenarios run one at a time, in order.
     args.test_threads = Some(1);
     let root = testkit::node::is_root();

@@ -169,9 +169,10 @@ fn walkthrough(rig: &Rig) -> Result<(), Failed> {
                 )?;
             }
             other => {
-                return Err(
-                    format!("the walk-through runs `{other}`, which the rig does not know").into(),
-                );
+                return Err(format!(
+                    "the walk-through runs `{other}`, which the rig does not know"
+                )
+                .into());
             }
         }
     }

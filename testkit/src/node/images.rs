@@ -18,6 +18,9 @@ use crate::{repo_root, tools};
 
 type Result<T, E = String> = std::result::Result<T, E>;
 
+/// Where Debian (and distroless) keep the CA certificates.
+const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// Our two programs, as built by cargo (debug for tests, release for `cluster up`).
 #[derive(Debug, Clone)]
 pub struct Binaries {
