@@ -120,6 +120,13 @@ pub struct AppSpec {
     #[serde(default = "default_health_path")]
     #[schemars(regex(pattern = r"^/"), length(max = 1024))]
     pub health_path: String,
+
+    /// Seconds a rollout may go without progress before it counts as stuck: the Deployment
+    /// then reports `ProgressDeadlineExceeded`, and so does the TracedApp's `Degraded`
+    /// condition. Kubernetes only (default: Kubernetes' own, 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub progress_deadline_seconds: Option<i32>,
 }
 
 /// One environment variable (a plain value: secrets belong in `aws.credentialsSecret` or in the

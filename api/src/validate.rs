@@ -131,6 +131,9 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
     );
     c.range(app.port.into(), 1, 65535, "spec.app.port");
     c.range(app.replicas.into(), 0, 1000, "spec.app.replicas");
+    if let Some(seconds) = app.progress_deadline_seconds {
+        c.range(seconds.into(), 1, 86400, "spec.app.progressDeadlineSeconds");
+    }
     c.check(
         app.health_path.starts_with('/'),
         "spec.app.healthPath",

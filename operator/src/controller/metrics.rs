@@ -148,6 +148,11 @@ impl Metrics {
         }
     }
 
+    /// Whether every watch cache has had its first full list.
+    pub fn caches_synced(&self) -> bool {
+        self.syncing.load(Ordering::Acquire) == 0
+    }
+
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
     }

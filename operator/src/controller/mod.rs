@@ -496,6 +496,12 @@ fn resource_version<K: Resource>(k: &K) -> u64 {
 /// One pass over one TracedApp, measured and traced (see the module docs for the flow).
 #[tracing::instrument(name = "reconcile", skip_all, fields(app = %status::key(&app), generation = app.metadata.generation, result))]
 pub async fn reconcile(app: Arc<TracedApp>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.metrics.caches_synced() {
+        // Before its first full list a cache cannot tell "missing" from "not listed yet": a
+        // pass now would re-apply every child of every app (seen when a new operator pod takes
+        // over). Come back once the lists are in.
+        return Ok(Action::requeue(CACHE_SYNC_RETRY));
+    }
     let started = Instant::now();
     let outcome = reconcile_app(&app, &ctx).await;
     let result = match &outcome {
@@ -562,10 +568,20 @@ async fn reconcile_app(app: &TracedApp, ctx: &Context) -> Result<(Action, bool),
             p.namespace().as_deref() == Some(&ns) && p.labels().get(OWNER_LABEL) == Some(&owner)
         })
         .collect();
-    let problem = pods::problem(app, &app_pods.iter().map(AsRef::as_ref).collect::<Vec<_>>());
-    let new_status = status::observed(app, Some(&live), problem.as_ref(), &rendered.config_hash);
+    let verdict = pods::verdict(
+        app,
+        &app_pods.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    let new_status = status::observed(
+        app,
+        Some(&live),
+        verdict.problem.as_ref(),
+        &rendered.config_hash,
+    );
     write_status(ctx, app, new_status).await?;
-    Ok((Action::requeue(Duration::from_secs(300)), true))
+    let next = verdict.recheck.map_or(RESYNC, |d| d.min(RESYNC));
+    Ok((Action::requeue(next), true))
 }
 
 /// Writes `new` (server-side apply of the whole status) unless the app already has it, and
@@ -639,6 +655,12 @@ async fn prune_config_maps(
     }
     Ok(())
 }
+
+/// A converged app is looked at again after this long even if nothing changes.
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// How soon a pass that found the watch caches still listing comes back.
+pub const CACHE_SYNC_RETRY: Duration = Duration::from_millis(250);
 
 /// First retry delay after a failed reconcile.
 pub const BACKOFF_START: Duration = Duration::from_secs(2);

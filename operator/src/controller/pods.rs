@@ -4,12 +4,18 @@
 //! The reasons, most serious first (the first one found across the pods is reported):
 //! `Unschedulable`; a container that cannot start (`ImagePullBackOff`, `ErrImagePull`,
 //! `CreateContainerConfigError` — e.g. a missing Secret —, `CrashLoopBackOff`, ...);
-//! `OOMKilled` (its last exit); `ReadinessProbeFailing` (running, but not ready: the readiness
-//! probe is what keeps a running container unready). Messages name the container and the
-//! probe, never a pod name or a count, so a status written for a stuck app stays the same
-//! while the pods keep failing the same way.
+//! `OOMKilled` (its last exit); `ReadinessProbeFailing` (running, but still not ready after
+//! the probe's own budget — initial delay + period × failure threshold — since it started: the
+//! readiness probe is what keeps a running container unready). Before that budget is spent a
+//! container is only starting; [`Verdict::recheck`] says when to look again, since nothing in
+//! the pod changes when the budget runs out. Messages name the container and the probe,
+//! never a pod name or a count, so a status written for a stuck app stays the same while the
+//! pods keep failing the same way.
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, ContainerStatus, Pod, Probe};
+use k8s_openapi::jiff::Timestamp;
 use tracedapp_api::TracedApp;
 use tracedapp_api::collector::HEALTH_PORT;
 
@@ -33,8 +39,29 @@ const STUCK: &[&str] = &[
     "CrashLoopBackOff",
 ];
 
-/// The most serious problem among `pods` (those of `app` that are not being deleted).
-pub fn problem(app: &TracedApp, pods: &[&Pod]) -> Option<Problem> {
+/// What the pods say, at a given time.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Verdict {
+    /// The most serious problem, if any.
+    pub problem: Option<Problem>,
+    /// When a starting container's readiness budget runs out, if one is starting.
+    pub recheck: Option<Duration>,
+}
+
+/// The most serious problem among `pods` (those of `app` that are not being deleted), as of
+/// `now`.
+pub fn verdict(app: &TracedApp, pods: &[&Pod], now: Timestamp) -> Verdict {
+    let mut recheck: Option<Duration> = None;
+    let problem = find(app, pods, now, &mut recheck);
+    Verdict { problem, recheck }
+}
+
+fn find(
+    app: &TracedApp,
+    pods: &[&Pod],
+    now: Timestamp,
+    recheck: &mut Option<Duration>,
+) -> Option<Problem> {
     let live: Vec<&Pod> = pods
         .iter()
         .copied()
@@ -76,9 +103,7 @@ pub fn problem(app: &TracedApp, pods: &[&Pod]) -> Option<Problem> {
             {
                 let detail = match reason {
                     // Its message carries a changing back-off time; the last exit says more.
-                    "CrashLoopBackOff" => {
-                        last_exit(&c).unwrap_or_else(|| "it keeps exiting".into())
-                    }
+                    "CrashLoopBackOff" => crash_loop(app, &c),
                     _ => w.message.clone().unwrap_or_default(),
                 };
                 return found(reason, format!("container {}: {detail}", c.name));
@@ -105,8 +130,20 @@ pub fn problem(app: &TracedApp, pods: &[&Pod]) -> Option<Problem> {
     }
     for p in &live {
         for c in statuses(p) {
-            let running = c.state.as_ref().is_some_and(|s| s.running.is_some());
-            if running && !c.ready {
+            let started = c
+                .state
+                .as_ref()
+                .and_then(|s| s.running.as_ref())
+                .map(|r| r.started_at.as_ref().map_or(now, |t| t.0));
+            let Some(started) = started.filter(|_| !c.ready) else {
+                continue;
+            };
+            let budget = readiness_budget(p, &c.name);
+            let running_for = Duration::try_from(now.duration_since(started)).unwrap_or_default();
+            if running_for < budget {
+                let left = budget - running_for;
+                *recheck = Some(recheck.map_or(left, |r| r.min(left)));
+            } else {
                 return found(
                     "ReadinessProbeFailing",
                     format!(
@@ -121,6 +158,29 @@ pub fn problem(app: &TracedApp, pods: &[&Pod]) -> Option<Problem> {
     None
 }
 
+/// How long container `name` of `pod` may run unready before its readiness probe has failed
+/// for certain: initial delay + period × failure threshold (Kubernetes' defaults where unset),
+/// plus a second for the kubelet to report.
+fn readiness_budget(pod: &Pod, name: &str) -> Duration {
+    let spec = pod.spec.as_ref();
+    let container: Option<&Container> = spec.and_then(|s| {
+        s.containers
+            .iter()
+            .chain(s.init_containers.iter().flatten())
+            .find(|c| c.name == name)
+    });
+    let probe: Option<&Probe> = container.and_then(|c| c.readiness_probe.as_ref());
+    let secs = |v: Option<i32>, default: i32| u64::try_from(v.unwrap_or(default)).unwrap_or(0);
+    let (delay, period, failures) = probe.map_or((0, 10, 3), |p| {
+        (
+            secs(p.initial_delay_seconds, 0),
+            secs(p.period_seconds, 10),
+            secs(p.failure_threshold, 3),
+        )
+    });
+    Duration::from_secs(delay + period * failures + 1)
+}
+
 /// What the readiness probe of container `name` checks.
 fn probe(app: &TracedApp, name: &str) -> String {
     if name == naming::COLLECTOR_CONTAINER {
@@ -133,13 +193,26 @@ fn probe(app: &TracedApp, name: &str) -> String {
     }
 }
 
-fn last_exit(c: &ContainerStatus) -> Option<String> {
-    let t = c.last_state.as_ref()?.terminated.as_ref()?;
-    Some(format!(
-        "it keeps exiting (last: {}, exit code {})",
-        t.reason.as_deref().unwrap_or("terminated"),
-        t.exit_code
-    ))
+/// A container the kubelet keeps restarting: its last exit, and the liveness probe, which
+/// restarts a container that does not crash by itself.
+fn crash_loop(app: &TracedApp, c: &ContainerStatus) -> String {
+    let last = c
+        .last_state
+        .as_ref()
+        .and_then(|s| s.terminated.as_ref())
+        .map(|t| {
+            format!(
+                " (last exit: {}, code {})",
+                t.reason.as_deref().unwrap_or("terminated"),
+                t.exit_code
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "restarted again and again{last}; if it does not crash by itself, its liveness probe \
+         fails ({})",
+        probe(app, &c.name)
+    )
 }
 
 #[cfg(test)]
@@ -152,11 +225,20 @@ mod tests {
             .unwrap()
     }
 
+    /// A minute after the containers started: every readiness budget is spent.
+    fn later() -> Timestamp {
+        "2026-01-01T00:01:00Z".parse().unwrap()
+    }
+
+    fn problem(app: &TracedApp, pods: &[&Pod]) -> Option<Problem> {
+        verdict(app, pods, later()).problem
+    }
+
     #[test]
     fn a_running_container_that_is_not_ready_fails_its_probe() {
         let p = pod(serde_json::json!({"containerStatuses": [
             {"name": "app", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
-             "state": {"running": {}}}]}));
+             "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}));
         let found = problem(&app(), &[&p]).unwrap();
         assert_eq!(found.reason, "ReadinessProbeFailing");
         assert_eq!(
@@ -187,5 +269,17 @@ mod tests {
             {"name": "app", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
              "state": {"waiting": {"reason": "ContainerCreating"}}}]}));
         assert_eq!(problem(&app(), &[&ready, &starting]), None);
+    }
+
+    /// A container that just started and is not ready yet is starting, not failing; the
+    /// verdict says when its probe's budget runs out (10 s × 3 + 1 s by default).
+    #[test]
+    fn a_container_within_its_probe_budget_is_only_starting() {
+        let p = pod(serde_json::json!({"containerStatuses": [
+            {"name": "app", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+             "state": {"running": {"startedAt": "2026-01-01T00:00:50Z"}}}]}));
+        let v = verdict(&app(), &[&p], later());
+        assert_eq!(v.problem, None);
+        assert_eq!(v.recheck, Some(Duration::from_secs(21)));
     }
 }

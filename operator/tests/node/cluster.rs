@@ -180,8 +180,22 @@ impl Rig {
             .collect()
     }
 
-    /// The host PID of a container (`<pod>`/`<container>`), from containerd.
+    /// The host PID of a container (`<pod>`/`<container>`), from containerd; waits up to a
+    /// minute for the container to run.
     pub fn container_pid(&self, ns: &str, pod: &str, container: &str) -> u32 {
+        let mut found = None;
+        let waited = wait(
+            &format!("{pod}/{container} to run"),
+            Duration::from_secs(60),
+            || {
+                found = self.try_container_pid(ns, pod, container);
+                found.is_some()
+            },
+        );
+        found.unwrap_or_else(|| panic!("{}", waited.unwrap_err()))
+    }
+
+    fn try_container_pid(&self, ns: &str, pod: &str, container: &str) -> Option<u32> {
         let status = self.json(&["get", "pod", "-n", ns, pod]);
         let statuses = status["status"]["containerStatuses"]
             .as_array()
@@ -194,19 +208,15 @@ impl Rig {
                     .flatten(),
             );
         let id = statuses
-            .filter(|s| s["name"] == container)
-            .find_map(|s| s["containerID"].as_str())
-            .unwrap_or_else(|| panic!("{pod}/{container} has no container id"))
+            .filter(|s| s["name"] == container && s["state"]["running"].is_object())
+            .find_map(|s| s["containerID"].as_str())?
             .trim_start_matches("containerd://")
             .to_owned();
-        let tasks = self.cluster.ctr(&["tasks", "ls"]).expect("ctr tasks ls");
-        tasks
-            .lines()
-            .find_map(|l| {
-                let mut f = l.split_whitespace();
-                (f.next()? == id).then(|| f.next()?.parse().ok()).flatten()
-            })
-            .unwrap_or_else(|| panic!("no running task for {pod}/{container} ({id})"))
+        let tasks = self.cluster.ctr(&["tasks", "ls"]).ok()?;
+        tasks.lines().find_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next()? == id).then(|| f.next()?.parse().ok()).flatten()
+        })
     }
 
     /// Write requests the API server has answered for `resource` (see `testkit::kube`).

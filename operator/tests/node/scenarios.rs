@@ -6,7 +6,7 @@ use std::time::Duration;
 use libtest_mimic::Failed;
 use serde_json::Value;
 
-use crate::cluster::{Jaeger, Rig, Scenario, get, node_port, repo_file, tag, wait};
+use crate::cluster::{Jaeger, Rig, Scenario, get, node_port, now_us, repo_file, tag, wait};
 
 /// Every scenario, in order.
 pub const ALL: &[(&str, Scenario)] = &[
@@ -14,6 +14,24 @@ pub const ALL: &[(&str, Scenario)] = &[
     (
         "collector_sidecar_starts_first_and_runs_restricted",
         sidecar,
+    ),
+    ("rollout_and_pod_deletion_lose_no_span", rollout),
+    (
+        "killed_collector_restarts_and_spans_resume",
+        collector_crash,
+    ),
+    (
+        "replaced_operator_takes_over_without_writes",
+        operator_replaced,
+    ),
+    (
+        "second_operator_leads_when_the_leader_goes",
+        leader_election,
+    ),
+    ("failing_probe_and_stuck_rollout_are_reported", failures),
+    (
+        "deleting_the_tracedapp_removes_its_pods_and_children",
+        deletion,
     ),
 ];
 
@@ -314,5 +332,509 @@ fn sidecar(rig: &Rig) -> Result<(), Failed> {
             );
         }
     }
+    Ok(())
+}
+
+/// Requests sent to one address from a thread until stopped: answered (200) and failed.
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, Vec<String>)>,
+}
+
+impl Load {
+    /// About `per_second` GETs of `path` on `addr` per second.
+    fn start(addr: String, path: &'static str, per_second: u64) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut answered, mut failed) = (0, Vec::new());
+            let gap = Duration::from_millis(1000 / per_second.max(1));
+            while !flag.load(Ordering::SeqCst) {
+                match get(&addr, path) {
+                    Ok((200, _)) => answered += 1,
+                    Ok((code, body)) => failed.push(format!("{code} {body}")),
+                    Err(e) => failed.push(e),
+                }
+                std::thread::sleep(gap);
+            }
+            (answered, failed)
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops; `(answered, failures)`.
+    fn finish(self) -> (u64, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("the load thread")
+    }
+}
+
+/// SERVER spans of `GET /` by `service` that started in `[start, end]` (µs).
+fn server_spans(jaeger: &Jaeger, service: &str, start: u128, end: u128) -> Vec<Value> {
+    jaeger
+        .traces_between(service, "GET /", start, end)
+        .iter()
+        .flat_map(spans)
+        .filter(|s| {
+            s["operationName"] == "GET /" && tag(s, "span.kind") == Some(&Value::from("server"))
+        })
+        .filter(|s| {
+            s["startTime"]
+                .as_u64()
+                .is_some_and(|t| u128::from(t) >= start && u128::from(t) <= end)
+        })
+        .collect()
+}
+
+/// Waits until Jaeger holds `expected` server spans for the window, then compares.
+fn assert_spans_arrive(
+    jaeger: &Jaeger,
+    start: u128,
+    end: u128,
+    expected: u64,
+) -> Result<(), Failed> {
+    let mut seen = 0;
+    let _ = wait("every span in Jaeger", Duration::from_secs(60), || {
+        seen = server_spans(jaeger, APP, start, end).len() as u64;
+        seen >= expected
+    });
+    if seen == expected {
+        Ok(())
+    } else {
+        Err(format!("{expected} requests answered, {seen} server spans in Jaeger").into())
+    }
+}
+
+fn cluster_ip(rig: &Rig, ns: &str, service: &str) -> String {
+    rig.jsonpath(ns, &format!("svc/{service}"), "{.spec.clusterIP}")
+}
+
+fn rolled_out(rig: &Rig) -> Result<(), Failed> {
+    rig.kubectl_ok(&[
+        "rollout",
+        "status",
+        "-n",
+        DEMO,
+        &format!("deploy/{APP}"),
+        "--timeout=180s",
+    ]);
+    wait(
+        "the TracedApp Ready with every pod updated",
+        Duration::from_secs(60),
+        || {
+            rig.condition(DEMO, APP, "Ready").0 == "True"
+                && rig.condition(DEMO, APP, "Progressing").1 == "RolloutComplete"
+        },
+    )?;
+    Ok(())
+}
+
+/// Steady traffic through the app's Service while (a) a spec change rolls every pod (a new
+/// collector config hash) and (b) a pod is deleted: every request is answered, and every
+/// answered request's server span reaches Jaeger.
+fn rollout(rig: &Rig) -> Result<(), Failed> {
+    let jaeger = jaeger();
+    let addr = format!("{}:3000", cluster_ip(rig, DEMO, APP));
+    let start = now_us();
+    let load = Load::start(addr, "/", 40);
+    std::thread::sleep(Duration::from_secs(2));
+    let hash = rig.jsonpath(DEMO, &format!("ta/{APP}"), "{.status.collectorConfigHash}");
+    rig.kubectl_ok(&[
+        "patch",
+        "-n",
+        DEMO,
+        &format!("ta/{APP}"),
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"collector":{"batch":{"sendBatchSize":200}}}}"#,
+    ]);
+    wait("a new collector config", Duration::from_secs(30), || {
+        let now = rig.jsonpath(DEMO, &format!("ta/{APP}"), "{.status.collectorConfigHash}");
+        !now.is_empty() && now != hash
+    })?;
+    rolled_out(rig)?;
+    let victim = rig.pods(DEMO, &format!("app.kubernetes.io/instance={APP}"))[0].clone();
+    rig.kubectl_ok(&["delete", "pod", "-n", DEMO, &victim]);
+    rolled_out(rig)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (answered, failed) = load.finish();
+    let end = now_us();
+    eprintln!("rollout: {answered} answered, {} failed", failed.len());
+    assert!(answered > 100, "the load ran ({answered} answered)");
+    assert!(
+        failed.is_empty(),
+        "{} requests failed during the rollout, e.g. {:?}",
+        failed.len(),
+        &failed[..failed.len().min(3)]
+    );
+    assert_spans_arrive(&jaeger, start, end, answered)
+}
+
+/// Kill the collector process in a pod: the kubelet restarts the sidecar, the app keeps
+/// answering meanwhile, and its spans reach Jaeger again.
+fn collector_crash(rig: &Rig) -> Result<(), Failed> {
+    let jaeger = jaeger();
+    let pod = rig.pods(DEMO, &format!("app.kubernetes.io/instance={APP}"))[0].clone();
+    let ip = rig.jsonpath(DEMO, &format!("pod/{pod}"), "{.status.podIP}");
+    let restarts = || {
+        rig.jsonpath(
+            DEMO,
+            &format!("pod/{pod}"),
+            "{.status.initContainerStatuses[0].restartCount}",
+        )
+        .parse::<u32>()
+        .unwrap_or(0)
+    };
+    let before = restarts();
+    let pid = rig.container_pid(DEMO, &pod, "otel-collector");
+    let load = Load::start(format!("{ip}:3000"), "/health", 20);
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()?;
+    assert!(killed.success());
+    wait(
+        "the kubelet to restart the collector",
+        Duration::from_secs(60),
+        || restarts() > before,
+    )?;
+    wait(
+        "the restarted collector to be ready",
+        Duration::from_secs(60),
+        || {
+            rig.jsonpath(
+                DEMO,
+                &format!("pod/{pod}"),
+                "{.status.initContainerStatuses[0].ready}",
+            ) == "true"
+        },
+    )?;
+    let (answered, failed) = load.finish();
+    assert!(
+        failed.is_empty(),
+        "the app stopped answering while its collector was down: {failed:?}"
+    );
+    assert!(answered > 10, "{answered}");
+    // Spans resume: requests now are all in Jaeger.
+    let start = now_us();
+    for _ in 0..20 {
+        assert!(matches!(get(&format!("{ip}:3000"), "/"), Ok((200, _))));
+    }
+    let end = now_us();
+    assert_spans_arrive(&jaeger, start, end, 20)
+}
+
+/// The operator pods of the chart.
+fn operator_pods(rig: &Rig) -> Vec<String> {
+    rig.pods(OPERATOR_NS, "app.kubernetes.io/name=tracedapp-operator")
+}
+
+/// A sample of the operator's `/metrics` in pod `pod` (0 when absent).
+fn operator_metric(rig: &Rig, pod: &str, sample: &str) -> f64 {
+    let ip = rig.jsonpath(OPERATOR_NS, &format!("pod/{pod}"), "{.status.podIP}");
+    let Ok((200, body)) = get(&format!("{ip}:8080"), "/metrics") else {
+        return 0.0;
+    };
+    body.lines()
+        .filter(|l| l.starts_with(sample))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Writes to what only the operator writes: children and TracedApp status.
+fn child_writes(rig: &Rig) -> u64 {
+    [
+        "configmaps",
+        "serviceaccounts",
+        "deployments",
+        "services",
+        "tracedapps/status",
+    ]
+    .iter()
+    .map(|r| rig.api_writes(r))
+    .sum()
+}
+
+fn wait_operator_ready(rig: &Rig, count: usize) -> Result<Vec<String>, Failed> {
+    let mut pods = Vec::new();
+    wait(
+        &format!("{count} operator pod(s) Ready"),
+        Duration::from_secs(120),
+        || {
+            pods = operator_pods(rig);
+            pods.len() == count
+                && pods.iter().all(|p| {
+                    rig.jsonpath(
+                        OPERATOR_NS,
+                        &format!("pod/{p}"),
+                        "{.status.conditions[?(@.type==\"Ready\")].status}",
+                    ) == "True"
+                })
+        },
+    )?;
+    Ok(pods)
+}
+
+/// Delete the operator pod: its replacement leads, reconciles the converged app without a
+/// single write, and there is still exactly one of each child.
+fn operator_replaced(rig: &Rig) -> Result<(), Failed> {
+    let old = wait_operator_ready(rig, 1)?;
+    std::thread::sleep(Duration::from_secs(3));
+    let writes = child_writes(rig);
+    rig.kubectl_ok(&["delete", "pod", "-n", OPERATOR_NS, &old[0]]);
+    let new = wait_operator_ready(rig, 1)?;
+    assert_ne!(new, old);
+    wait(
+        "the new operator to lead and reconcile",
+        Duration::from_secs(60),
+        || {
+            operator_metric(rig, &new[0], "tracedapp_leader") == 1.0
+                && operator_metric(rig, &new[0], "tracedapp_reconciles_total{result=\"ok\"}") >= 1.0
+        },
+    )?;
+    std::thread::sleep(Duration::from_secs(3));
+    let own = operator_metric(rig, &new[0], "tracedapp_api_writes_total");
+    if own != 0.0 {
+        let ip = rig.jsonpath(OPERATOR_NS, &format!("pod/{}", new[0]), "{.status.podIP}");
+        let metrics = get(&format!("{ip}:8080"), "/metrics")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let writes: Vec<&str> = metrics.lines().filter(|l| l.contains("writes")).collect();
+        let logs = rig.kubectl_ok(&["logs", "-n", OPERATOR_NS, &new[0]]);
+        return Err(format!("the new operator wrote: {writes:#?}\nits log:\n{logs}").into());
+    }
+    assert_eq!(
+        child_writes(rig),
+        writes,
+        "writes to children and status, counted by the API server"
+    );
+    for (kind, most) in [
+        ("deployments", 1),
+        ("services", 1),
+        ("serviceaccounts", 1),
+        ("configmaps", 3),
+    ] {
+        let n = rig
+            .kubectl_ok(&[
+                "get",
+                kind,
+                "-n",
+                DEMO,
+                "-l",
+                &format!("tracedapp.dev/name={APP}"),
+                "-o=name",
+            ])
+            .lines()
+            .count();
+        assert!(n >= 1 && n <= most, "{n} {kind} for {APP}");
+    }
+    Ok(())
+}
+
+/// Two replicas (the chart's replicaCount): one holds the Lease. Delete the leader's pod, and
+/// another replica leads within the lease duration; kill the new leader's process outright,
+/// and within the lease duration exactly one replica leads again.
+fn leader_election(rig: &Rig) -> Result<(), Failed> {
+    rig.helm_ok(&[
+        "upgrade",
+        "tracedapp-operator",
+        "charts/tracedapp-operator",
+        "--namespace",
+        OPERATOR_NS,
+        "--reuse-values",
+        "--set",
+        "replicaCount=2",
+    ]);
+    let pods = wait_operator_ready(rig, 2)?;
+    let lease_duration: u64 = rig
+        .jsonpath(
+            OPERATOR_NS,
+            "lease/tracedapp-operator",
+            "{.spec.leaseDurationSeconds}",
+        )
+        .parse()?;
+    let holder = || {
+        rig.jsonpath(
+            OPERATOR_NS,
+            "lease/tracedapp-operator",
+            "{.spec.holderIdentity}",
+        )
+    };
+    let mut leader = String::new();
+    wait(
+        "one replica to hold the lease",
+        Duration::from_secs(30),
+        || {
+            leader = holder();
+            pods.contains(&leader)
+        },
+    )?;
+    let leaders: Vec<f64> = pods
+        .iter()
+        .map(|p| operator_metric(rig, p, "tracedapp_leader"))
+        .collect();
+    assert_eq!(
+        leaders.iter().sum::<f64>(),
+        1.0,
+        "exactly one leads: {leaders:?}"
+    );
+
+    let started = std::time::Instant::now();
+    rig.kubectl_ok(&["delete", "pod", "-n", OPERATOR_NS, &leader, "--wait=false"]);
+    let mut next = String::new();
+    wait(
+        "another replica to lead",
+        Duration::from_secs(lease_duration + 5),
+        || {
+            next = holder();
+            !next.is_empty() && next != leader
+        },
+    )?;
+    let took = started.elapsed();
+    // The follower, or the pod that replaces the deleted one (a new process tries the freed
+    // Lease at once, and may win): either way another replica leads.
+    eprintln!("leader: {leader} deleted, {next} leads after {took:.1?}");
+    assert!(
+        took.as_secs() <= lease_duration,
+        "took {took:?}, lease {lease_duration} s"
+    );
+
+    // A crash: the container restarts under the same pod name (so possibly the same Lease
+    // identity); within the lease duration some replica must lead again, and only one.
+    let pid = rig.container_pid(OPERATOR_NS, &next, "operator");
+    let started = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let mut leading = Vec::new();
+    wait(
+        "one replica leading again after a crash",
+        Duration::from_secs(2 * lease_duration + 10),
+        || {
+            let pods = operator_pods(rig);
+            leading = pods
+                .iter()
+                .filter(|p| operator_metric(rig, p, "tracedapp_leader") == 1.0)
+                .cloned()
+                .collect();
+            leading.len() == 1 && holder() == leading[0]
+        },
+    )?;
+    let took = started.elapsed();
+    eprintln!(
+        "leader: {next} killed, {} leads after {took:.1?}",
+        leading[0]
+    );
+    assert!(
+        took.as_secs() <= lease_duration + 5,
+        "took {took:?}, lease {lease_duration} s"
+    );
+    rig.helm_ok(&[
+        "upgrade",
+        "tracedapp-operator",
+        "charts/tracedapp-operator",
+        "--namespace",
+        OPERATOR_NS,
+        "--reuse-values",
+        "--set",
+        "replicaCount=1",
+    ]);
+    wait_operator_ready(rig, 1)?;
+    Ok(())
+}
+
+/// Event reasons and messages about TracedApp `name` in `demo`.
+fn events(rig: &Rig, name: &str) -> Vec<(String, String)> {
+    let list = rig.json(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        DEMO,
+        &format!("--field-selector=regarding.name={name}"),
+    ]);
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_owned(),
+                e["note"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// A wrong `healthPath` (the readiness probe fails): `Ready=False` saying so, with a warning
+/// Event; with a short progress deadline the stuck rollout makes `Degraded` True with
+/// `ProgressDeadlineExceeded`.
+fn failures(rig: &Rig) -> Result<(), Failed> {
+    let image = rig.jsonpath(DEMO, &format!("ta/{APP}"), "{.spec.app.image}");
+    let spec = format!(
+        "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {{name: broken, namespace: {DEMO}}}\n\
+         spec:\n  app: {{image: \"{image}\", healthPath: /nope, progressDeadlineSeconds: 15}}\n  \
+         exporters: {{jaeger: {{endpoint: \"jaeger-collector.observability:4317\", tls: {{insecure: true}}}}}}\n"
+    );
+    rig.kubectl_stdin(&["apply", "-f", "-"], &spec);
+    wait(
+        "Ready=False with ReadinessProbeFailing",
+        Duration::from_secs(90),
+        || {
+            rig.condition(DEMO, "broken", "Ready")
+                == ("False".into(), "ReadinessProbeFailing".into())
+        },
+    )?;
+    let message = rig.jsonpath(
+        DEMO,
+        "ta/broken",
+        "{.status.conditions[?(@.type==\"Ready\")].message}",
+    );
+    assert!(message.contains("GET /nope"), "{message}");
+    wait(
+        "a NotReady warning event naming the probe",
+        Duration::from_secs(30),
+        || {
+            events(rig, "broken")
+                .iter()
+                .any(|(r, note)| r == "NotReady" && note.contains("/nope"))
+        },
+    )?;
+    wait(
+        "Degraded with ProgressDeadlineExceeded",
+        Duration::from_secs(90),
+        || {
+            rig.condition(DEMO, "broken", "Degraded")
+                == ("True".into(), "ProgressDeadlineExceeded".into())
+        },
+    )?;
+    wait("a Degraded event", Duration::from_secs(30), || {
+        events(rig, "broken").iter().any(|(r, _)| r == "Degraded")
+    })?;
+    rig.kubectl_ok(&["delete", "ta", "broken", "-n", DEMO, "--wait=true"]);
+    Ok(())
+}
+
+/// Delete the TracedApp: its pods, Deployment, Service, ServiceAccount and ConfigMaps go.
+fn deletion(rig: &Rig) -> Result<(), Failed> {
+    rig.kubectl_ok(&["delete", "ta", APP, "-n", DEMO]);
+    let selector = format!("tracedapp.dev/name={APP}");
+    wait(
+        "every child and pod of the app to be gone",
+        Duration::from_secs(120),
+        || {
+            rig.kubectl_ok(&[
+                "get",
+                "deployments,services,serviceaccounts,configmaps,pods",
+                "-n",
+                DEMO,
+                "-l",
+                &selector,
+                "-o=name",
+            ])
+            .trim()
+            .is_empty()
+        },
+    )?;
     Ok(())
 }

@@ -152,6 +152,11 @@ fn from_dockerfile(name: &str, dockerfile: &Path, binary: &Path) -> Result<Image
     )
     .cmd(&cmd.iter().map(String::as_str).collect::<Vec<_>>())
     .program(binary, program);
+    // The distroless base of our Dockerfiles carries the CA bundle.
+    let bundle = Path::new(CA_BUNDLE);
+    if bundle.exists() {
+        image = image.file(bundle, CA_BUNDLE, 0o644);
+    }
     if let Some(user) = instruction("USER") {
         image = image.user(user);
     }
