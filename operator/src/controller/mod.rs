@@ -227,6 +227,16 @@ where
             if let Ok(watcher::Event::InitDone) = event {
                 sync.done();
             }
+        })
+        // The watch retries by itself (with the back-off above). Passed on, each error would
+        // pause the controller's merged trigger stream for a back-off of its own: after an API
+        // server restart every watch fails once ("too old resource version"), and the pauses
+        // added up to most of a minute. Logged here, and dropped.
+        .filter(|event| {
+            if let Err(e) = event {
+                tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
+            }
+            std::future::ready(event.is_ok())
         });
     (reader, stream)
 }

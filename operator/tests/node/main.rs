@@ -7,12 +7,13 @@
 //! walk-through set up), with libtest-mimic so that the cluster is torn down, and the host
 //! checked, after the last one: `cargo test -p tracedapp-operator --test node`.
 
+mod bench;
 mod cluster;
 mod scenarios;
 
 use std::sync::Arc;
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Failed, Measurement, Trial};
 
 fn main() {
     let mut args = Arguments::from_args();
@@ -39,7 +40,7 @@ fn main() {
         }
         None
     };
-    let trials = scenarios::ALL
+    let mut trials: Vec<Trial> = scenarios::ALL
         .iter()
         .map(|&(name, scenario)| {
             let rig = cluster.clone();
@@ -50,6 +51,20 @@ fn main() {
             .with_ignored_flag(!root)
         })
         .collect();
+    // Last: it needs the operator and Jaeger, and installs them itself under `--bench`.
+    let rig = cluster.clone();
+    trials.push(
+        Trial::bench("bench_apply_to_ready_and_memory", move |test_mode| {
+            let rig = rig.ok_or_else(|| Failed::from("no cluster"))?;
+            let apps = if test_mode { 2 } else { 10 };
+            let median = bench::apply_to_ready(&rig, apps)?;
+            Ok((!test_mode).then(|| Measurement {
+                avg: (median * 1e9) as u64,
+                variance: 0,
+            }))
+        })
+        .with_ignored_flag(!root),
+    );
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(rig) = cluster {
         let rig = Arc::try_unwrap(rig).expect("the scenarios are done with the cluster");
@@ -70,12 +85,16 @@ fn main() {
 fn filtered_out(args: &Arguments) -> bool {
     match &args.filter {
         None => false,
-        Some(f) => !scenarios::ALL.iter().any(|(name, _)| {
-            if args.exact {
-                name == f
-            } else {
-                name.contains(f.as_str())
-            }
-        }),
+        Some(f) => !scenarios::ALL
+            .iter()
+            .map(|(n, _)| n)
+            .chain(["bench_apply_to_ready_and_memory"].iter())
+            .any(|name| {
+                if args.exact {
+                    name == f
+                } else {
+                    name.contains(f.as_str())
+                }
+            }),
     }
 }

@@ -480,6 +480,15 @@ impl Cluster {
         Ok(())
     }
 
+    /// `(component, pid)` of every process the cluster runs (containerd, the kubelet, ...).
+    pub fn components(&self) -> Vec<(String, u32)> {
+        self.state
+            .processes
+            .iter()
+            .map(|p| (p.name.clone(), p.pid))
+            .collect()
+    }
+
     /// The cluster's folder (logs in `logs/`, pod logs in `pod-logs/`).
     pub fn dir(&self) -> &Path {
         &self.dir
