@@ -58,7 +58,7 @@ pub fn setup(scope: Scope) -> Result<()> {
         })?;
         node_packages()?;
     }
-    println!("setup: all tools ready ({:.0?})", started.elapsed());
+    eprintln!("setup: all tools ready ({:.0?})", started.elapsed());
     Ok(())
 }
 
@@ -110,7 +110,7 @@ fn report_aws_stand_ins() {
         .status()
         .is_ok_and(|s| s.success());
     if served {
-        println!(
+        eprintln!(
             "setup: note: {module} is now served: the `replaces:` in tools/otelcol-builder.yaml \
              can be removed"
         );
@@ -153,11 +153,11 @@ fn cached(
     let dir = tools.join(format!("{name}-{version}"));
     let complete = dir.join(".complete");
     if complete.exists() {
-        println!("setup: {name} {version} cached");
+        eprintln!("setup: {name} {version} cached");
         return Ok(dir);
     }
     let started = Instant::now();
-    println!(
+    eprintln!(
         "setup: installing {name} {version} into {} (usually {usually} cold) ...",
         dir.display()
     );
@@ -165,7 +165,7 @@ fn cached(
     std::fs::create_dir_all(&dir)?;
     install(&dir).with_context(|| format!("installing {name} {version}"))?;
     std::fs::write(&complete, version)?;
-    println!(
+    eprintln!(
         "setup: {name} {version} ready in {}",
         minutes(started.elapsed())
     );
@@ -328,7 +328,7 @@ fn build_kubernetes(dir: &Path) -> Result<()> {
             replaces.push(format!("-replace={from}={from}@{staging_version}"));
         }
     }
-    println!(
+    eprintln!(
         "setup:   kubernetes: {} staging modules replaced by {staging_version}",
         replaces.len() - 2
     );
@@ -344,7 +344,7 @@ fn build_kubernetes(dir: &Path) -> Result<()> {
         src.join("tools.go"),
         format!("//go:build tools\n\npackage tools\n\n{imports}"),
     )?;
-    println!("setup:   kubernetes: resolving modules");
+    eprintln!("setup:   kubernetes: resolving modules");
     go(&src, &["mod", "tidy"])?;
     let minor = version.split('.').nth(1).context("version")?;
     let ldflags = format!(
@@ -352,7 +352,7 @@ fn build_kubernetes(dir: &Path) -> Result<()> {
          -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor={minor} \
          -X k8s.io/component-base/version.gitTreeState=clean"
     );
-    println!(
+    eprintln!(
         "setup:   kubernetes: compiling {} (about 9 minutes on 2 cores)",
         t::KUBERNETES_COMMANDS.join(", ")
     );
@@ -396,7 +396,7 @@ pub fn missing_node_packages() -> Vec<&'static str> {
 fn node_packages() -> Result<()> {
     let missing = missing_node_packages();
     if missing.is_empty() {
-        println!("setup: containerd, runc, CNI plugins, iptables and conntrack installed");
+        eprintln!("setup: containerd, runc, CNI plugins, iptables and conntrack installed");
         return Ok(());
     }
     let command = format!(
@@ -404,13 +404,13 @@ fn node_packages() -> Result<()> {
         missing.join(" ")
     );
     if !testkit::node::is_root() {
-        println!(
+        eprintln!(
             "setup: the one-node cluster needs Debian packages; as root run: {command} \
              (its tests need root too)"
         );
         return Ok(());
     }
-    println!(
+    eprintln!(
         "setup: installing {} (Debian packages) ...",
         missing.join(", ")
     );
