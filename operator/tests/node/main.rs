@@ -58,7 +58,7 @@ fn main() {
             let rig = rig.ok_or_else(|| Failed::from("no cluster"))?;
             let apps = if test_mode { 2 } else { 10 };
             let median = bench::apply_to_ready(&rig, apps)?;
-            Ok((!test_mode).then(|| Measurement {
+            Ok((!test_mode).then_some(Measurement {
                 avg: (median * 1e9) as u64,
                 variance: 0,
             }))

@@ -130,8 +130,8 @@ fn from_dockerfile(name: &str, dockerfile: &Path, binary: &Path) -> Result<Image
         .map_or(text.as_str(), |(_, l)| l);
     let instruction = |word: &str| {
         last.lines()
-            .filter_map(|l| l.trim().strip_prefix(word)?.strip_prefix(' '))
-            .last()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix(word)?.strip_prefix(' '))
             .map(str::trim)
     };
     let array = |word: &str| -> Result<Vec<String>> {
