@@ -99,12 +99,28 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
     );
     let mut trace_receivers = vec!["otlp".to_owned()];
     if spec.collector.xray_receiver {
+        // Legacy X-Ray SDKs send segments over UDP, and ask the proxy (TCP, same port) for
+        // sampling rules: the proxy calls X-Ray with the exporter's endpoint and role, so that
+        // those calls also go through a VPC endpoint and an assumed role.
+        let xray = spec.exporters.xray.as_ref();
+        let mut proxy = serde_json::Map::new();
+        proxy.insert(
+            "endpoint".into(),
+            format!("localhost:{XRAY_UDP_PORT}").into(),
+        );
+        proxy.insert("region".into(), aws_region(spec).into());
+        if let Some(endpoint) = xray.and_then(|x| x.endpoint.clone()) {
+            proxy.insert("aws_endpoint".into(), endpoint.into());
+        }
+        if let Some(role) = xray.and_then(|x| x.role_arn.clone()) {
+            proxy.insert("role_arn".into(), role.into());
+        }
         receivers.insert(
             "awsxray".to_owned(),
             json!({
                 "endpoint": format!("localhost:{XRAY_UDP_PORT}"),
                 "transport": "udp",
-                "proxy_server": {"endpoint": format!("localhost:{XRAY_UDP_PORT}"), "region": aws_region(spec)},
+                "proxy_server": proxy,
             }),
         );
         trace_receivers.push("awsxray".to_owned());
@@ -160,6 +176,9 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
             cfg.insert("endpoint".into(), endpoint.clone().into());
         }
         cfg.insert("index_all_attributes".into(), x.index_all_attributes.into());
+        if !x.indexed_attributes.is_empty() {
+            cfg.insert("indexed_attributes".into(), json!(x.indexed_attributes));
+        }
         exporters.insert("awsxray".to_owned(), Value::Object(cfg));
         trace_exporters.push("awsxray".to_owned());
     }
@@ -181,6 +200,14 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
         );
         cfg.insert("namespace".into(), cw.namespace.clone().into());
         cfg.insert("log_group_name".into(), log_group.into());
+        // Explicit: the exporter's default multiplies the metrics (and warns it will change).
+        cfg.insert(
+            "dimension_rollup_option".into(),
+            serde_json::to_value(cw.dimension_rollup).expect("an enum of names"),
+        );
+        if let Some(endpoint) = &cw.endpoint {
+            cfg.insert("endpoint".into(), endpoint.clone().into());
+        }
         if let Some(role) = spec
             .exporters
             .xray
@@ -199,6 +226,26 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
     );
 
     let mut pipelines = BTreeMap::new();
+    // Segments from the awsxray receiver carry `aws.xray.inprogress`, which the awsxray
+    // exporter removes from the span although it declares that it does not change data. In a
+    // pipeline that also exports elsewhere, the collector hands both exporters the same
+    // read-only data, and that removal panics the collector ("invalid access to shared data";
+    // contrib issue 46889, still so in v0.161.0; seen in our end-to-end test). In a pipeline
+    // of its own, after `batch`, the exporter gets its own copy.
+    if spec.collector.xray_receiver
+        && trace_exporters.len() > 1
+        && trace_exporters.iter().any(|e| e == "awsxray")
+    {
+        trace_exporters.retain(|e| e != "awsxray");
+        pipelines.insert(
+            "traces/xray".to_owned(),
+            Pipeline {
+                receivers: trace_receivers.clone(),
+                processors: trace_processors.clone(),
+                exporters: vec!["awsxray".to_owned()],
+            },
+        );
+    }
     pipelines.insert(
         "traces".to_owned(),
         Pipeline {
@@ -232,6 +279,21 @@ impl CollectorConfig {
     /// The configuration as YAML, stable for the same spec.
     pub fn to_yaml(&self) -> String {
         serde_saphyr::to_string(self).expect("a tree of maps, lists and scalars always serialises")
+    }
+}
+
+/// Command-line flags the collector needs besides `--config`, the same on both targets.
+///
+/// With the `awsxray` exporter: the `exporter.xray.allowDot` feature gate (beta, so on by
+/// default since v0.97) keeps dots in annotation keys, which X-Ray documents as letters,
+/// digits and `_` only and will not filter on; turning it off makes `http.route` the
+/// annotation `http_route`.
+pub fn command_flags(spec: &TracedAppSpec) -> Vec<String> {
+    let xray = spec.exporters.xray.as_ref().is_some_and(|x| x.enabled);
+    if xray {
+        vec!["--feature-gates=-exporter.xray.allowDot".to_owned()]
+    } else {
+        Vec::new()
     }
 }
 

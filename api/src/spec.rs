@@ -50,6 +50,8 @@ pub const RESERVED_ENV: &[&str] = &[
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(self.app.port in [4317, 4318, 8888, 13133])").message("app.port must not be one of the collector's ports in the same pod/task (4317, 4318, 8888, 13133)"))]
 #[x_kube(validation = Rule::new("!has(self.exporters.prometheus) || self.exporters.prometheus.port != self.app.port").message("exporters.prometheus.port must differ from app.port: the app and collector share the pod/task network"))]
+#[x_kube(validation = Rule::new("!self.collector.xrayReceiver || self.app.port != 2000").message("app.port must not be 2000: with collector.xrayReceiver the collector takes port 2000 for X-Ray segments").field_path(".app.port"))]
+#[x_kube(validation = Rule::new("!self.collector.xrayReceiver || !has(self.exporters.prometheus) || self.exporters.prometheus.port != 2000").message("exporters.prometheus.port must not be 2000: with collector.xrayReceiver the collector takes port 2000 for X-Ray segments").field_path(".exporters.prometheus.port"))]
 pub struct TracedAppSpec {
     /// The application container.
     pub app: AppSpec,
@@ -348,7 +350,14 @@ pub struct XrayExporter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^https?://"))]
     pub endpoint: Option<String>,
-    /// Turn every span attribute into an X-Ray annotation (searchable, but X-Ray limits them).
+    /// Span attributes to index as X-Ray annotations (searchable with filter expressions); the
+    /// others are kept as metadata. X-Ray keeps at most 50 annotations per trace. Keys become
+    /// what X-Ray accepts, letters, digits and `_`: `http.route` is annotation `http_route`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
+    pub indexed_attributes: Vec<String>,
+    /// Index every span attribute, and every resource attribute (as `otel_resource_<key>`),
+    /// instead of `indexedAttributes`. X-Ray drops annotations past 50 per trace.
     #[serde(default)]
     pub index_all_attributes: bool,
 }
@@ -386,6 +395,29 @@ pub struct CloudWatchMetrics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"))]
     pub region: Option<String>,
+    /// Override the CloudWatch Logs endpoint (tests, VPC endpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^https?://"))]
+    pub endpoint: Option<String>,
+    /// Which dimension combinations each metric is published under. `NoDimensionRollup`
+    /// (default): one, all of the metric's attributes (e.g. `endpoint`) plus `OTelLib` (the
+    /// instrumentation scope, which the exporter always adds). The others add the metric with
+    /// no dimension and/or with each single dimension, multiplying the metrics CloudWatch
+    /// bills for.
+    #[serde(default)]
+    pub dimension_rollup: DimensionRollup,
+}
+
+/// CloudWatch dimension rollup of the `awsemf` exporter.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DimensionRollup {
+    /// One dimension set per metric: all of its attributes.
+    #[default]
+    NoDimensionRollup,
+    /// Also each attribute alone.
+    SingleDimensionRollupOnly,
+    /// Also no dimension at all, and each attribute alone.
+    ZeroAndSingleDimensionRollup,
 }
 
 /// The AWS identity of the collector. Prefer an IAM role (IRSA on EKS, the task role on ECS);

@@ -291,6 +291,30 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
             "spec.exporters.xray.endpoint",
             "an http(s):// URL",
         );
+        c.check(
+            x.indexed_attributes.len() <= 50,
+            "spec.exporters.xray.indexedAttributes",
+            "must have at most 50 items (X-Ray keeps 50 annotations per trace)",
+        );
+        for (i, a) in x.indexed_attributes.iter().enumerate() {
+            c.check(
+                !a.trim().is_empty(),
+                format!("spec.exporters.xray.indexedAttributes[{i}]"),
+                "must not be empty",
+            );
+        }
+    }
+    if spec.collector.xray_receiver {
+        for (port, path) in [
+            (app.port, "spec.app.port"),
+            (ex.prometheus.port, "spec.exporters.prometheus.port"),
+        ] {
+            c.check(
+                port != crate::collector::XRAY_UDP_PORT,
+                path,
+                "must not be 2000: with collector.xrayReceiver the collector takes port 2000 for X-Ray segments",
+            );
+        }
     }
     let prom = ex.prometheus.port;
     c.range(prom.into(), 1, 65535, "spec.exporters.prometheus.port");
@@ -323,6 +347,12 @@ fn check_spec(c: &mut Checker, spec: &TracedAppSpec) {
             is_region,
             "spec.exporters.cloudwatchMetrics.region",
             REGION,
+        );
+        c.opt_pattern(
+            cw.endpoint.as_ref(),
+            |e| e.starts_with("http://") || e.starts_with("https://"),
+            "spec.exporters.cloudwatchMetrics.endpoint",
+            "an http(s):// URL",
         );
         let region_known =
             cw.region.is_some() || ex.xray.as_ref().is_some_and(|x| x.region.is_some());

@@ -67,7 +67,9 @@ pub fn task_definition(app: &TracedApp) -> TaskDefinition {
         name: COLLECTOR_CONTAINER.to_owned(),
         image: collector::image(spec),
         essential: true,
-        command: vec![format!("--config=env:{CONFIG_ENV}")],
+        command: std::iter::once(format!("--config=env:{CONFIG_ENV}"))
+            .chain(collector::command_flags(spec))
+            .collect(),
         port_mappings: collector_ports,
         environment: vec![KeyValuePair {
             name: CONFIG_ENV.to_owned(),
@@ -214,7 +216,12 @@ spec:
         let a = app("");
         let td = task_definition(&a);
         let c = container(&td, COLLECTOR_CONTAINER);
-        assert_eq!(c.command, [format!("--config=env:{CONFIG_ENV}")]);
+        let mut command = vec![format!("--config=env:{CONFIG_ENV}")];
+        command.extend(collector::command_flags(&a.spec));
+        assert_eq!(
+            c.command, command,
+            "the same flags as the Kubernetes sidecar"
+        );
         let env = c.environment.iter().find(|e| e.name == CONFIG_ENV).unwrap();
         assert_eq!(env.value, collector::render(&a.spec).to_yaml());
     }

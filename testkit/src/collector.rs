@@ -15,38 +15,77 @@ pub struct Collector {
     pub otlp_grpc_url: String,
     /// The Prometheus exporter's scrape URL, if the config has one.
     pub prometheus_url: String,
+    /// The `awsxray` receiver's UDP address (`127.0.0.1:<port>`), if the config has one.
+    pub xray_udp: Option<String>,
     process: Process,
     _dir: TempDir,
 }
 
+/// How to start a [`Collector`]: the config, extra command-line flags, environment.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Flags after `--config` (e.g. `tracedapp_api::collector::command_flags`).
+    pub flags: Vec<String>,
+    /// Environment variables (e.g. AWS credentials for an emulator).
+    pub env: Vec<(String, String)>,
+    /// Port of the Prometheus exporter (free if `None`).
+    pub prometheus_port: Option<u16>,
+}
+
 impl Collector {
     /// Runs `config` (YAML) with its listening addresses moved to free loopback ports:
-    /// the OTLP receivers, `health_check`, the `prometheus` exporter; its own telemetry off.
-    /// The file itself is run unchanged; the moves are `--config=yaml:` overrides.
+    /// the OTLP receivers, `health_check`, the `prometheus` exporter and the `awsxray`
+    /// receiver and its proxy; its own telemetry off. The file itself is run unchanged; the
+    /// moves are `--config=yaml:` overrides.
     pub fn start(config: &str) -> Self {
-        Self::start_with_prometheus_port(config, None)
+        Self::start_with(config, &Options::default())
     }
 
     /// As [`Collector::start`], with the Prometheus exporter on `prometheus_port`.
     pub fn start_with_prometheus_port(config: &str, prometheus_port: Option<u16>) -> Self {
+        Self::start_with(
+            config,
+            &Options {
+                prometheus_port,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// As [`Collector::start`], with `options`.
+    pub fn start_with(config: &str, options: &Options) -> Self {
         let dir = TempDir::new("otelcol");
         let file = dir.path().join("collector.yaml");
         std::fs::write(&file, config).unwrap();
-        let [grpc, http, health, free_prom] = [(); 4].map(|_| free_port());
-        let prom = prometheus_port.unwrap_or(free_prom);
-        let overrides = [
+        let [grpc, http, health, free_prom, xray_udp, xray_proxy] = [(); 6].map(|_| free_port());
+        let prom = options.prometheus_port.unwrap_or(free_prom);
+        let mut overrides = vec![
             format!("receivers::otlp::protocols::grpc::endpoint: 127.0.0.1:{grpc}"),
             format!("receivers::otlp::protocols::http::endpoint: 127.0.0.1:{http}"),
             format!("extensions::health_check::endpoint: 127.0.0.1:{health}"),
             format!("exporters::prometheus::endpoint: 127.0.0.1:{prom}"),
             "service::telemetry::metrics::level: none".to_owned(),
         ];
+        let has_xray_receiver = serde_saphyr::from_str::<serde_json::Value>(config)
+            .is_ok_and(|c| c["receivers"]["awsxray"].is_object());
+        if has_xray_receiver {
+            overrides.push(format!(
+                "receivers::awsxray::endpoint: 127.0.0.1:{xray_udp}"
+            ));
+            overrides.push(format!(
+                "receivers::awsxray::proxy_server::endpoint: 127.0.0.1:{xray_proxy}"
+            ));
+        }
         let mut cmd = Command::new(tools::otelcol());
         cmd.arg(format!("--config=file:{}", file.display()));
         for o in &overrides {
             cmd.arg(format!("--config=yaml:{o}"));
         }
+        cmd.args(&options.flags);
         cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+        for (k, v) in &options.env {
+            cmd.env(k, v);
+        }
         let mut process = Process::start("otelcol", cmd, dir.path().join("otelcol.log"));
         wait_until("the collector to listen", Duration::from_secs(60), || {
             process.assert_running();
@@ -56,6 +95,7 @@ impl Collector {
             config_file: file,
             otlp_grpc_url: format!("http://127.0.0.1:{grpc}"),
             prometheus_url: format!("http://127.0.0.1:{prom}/metrics"),
+            xray_udp: has_xray_receiver.then(|| format!("127.0.0.1:{xray_udp}")),
             process,
             _dir: dir,
         }
@@ -66,6 +106,11 @@ impl Collector {
         reqwest::blocking::get(&self.prometheus_url)
             .and_then(|r| r.text())
             .unwrap_or_else(|e| panic!("GET {}: {e}", self.prometheus_url))
+    }
+
+    /// The collector's log so far.
+    pub fn log(&self) -> String {
+        self.process.log()
     }
 
     /// Stops the collector (what SIGTERM does in a pod, without waiting); drops its state.

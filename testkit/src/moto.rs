@@ -1,10 +1,23 @@
-//! The moto AWS API emulator (ECS, X-Ray, ...) on a free loopback port.
+//! The moto AWS API emulator (ECS, X-Ray, CloudWatch Logs, ...) on a free loopback port, and
+//! reading back what was sent to its X-Ray and CloudWatch Logs.
+//!
+//! moto serves every service on one port and tells them apart by the credential scope of the
+//! request's `Authorization` header; it does not check signatures, so the readers here send
+//! plain JSON with an unsigned header naming the service.
 
 use std::process::Command;
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 use crate::process::{Process, TempDir, free_port, listening, wait_until};
 use crate::tools;
+
+/// Credentials moto accepts (any will do); give them to what calls moto.
+pub const CREDENTIALS: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+];
 
 /// A running moto server; stopped when dropped.
 #[derive(Debug)]
@@ -31,4 +44,106 @@ impl Moto {
             _dir: dir,
         }
     }
+
+    /// POSTs `body` to `path` of `service` (`xray`, `logs`) in `region` (moto keeps one
+    /// backend per region), with `target` as `X-Amz-Target` for JSON-RPC services; the answer
+    /// as JSON.
+    pub fn call(
+        &self,
+        region: &str,
+        service: &str,
+        path: &str,
+        target: Option<&str>,
+        body: &Value,
+    ) -> Value {
+        let client = reqwest::blocking::Client::new();
+        let mut request = client
+            .post(format!("{}{path}", self.url))
+            .header(
+                "Authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, \
+                     SignedHeaders=host, Signature=0"
+                ),
+            )
+            .body(body.to_string());
+        request = match target {
+            Some(t) => request
+                .header("Content-Type", "application/x-amz-json-1.1")
+                .header("X-Amz-Target", t),
+            None => request.header("Content-Type", "application/json"),
+        };
+        let response = request
+            .send()
+            .unwrap_or_else(|e| panic!("moto {service} {path}: {e}"));
+        let text = response.text().unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("moto {service} {path}: {text}"))
+    }
+
+    /// Every X-Ray trace moto holds in `region`, whole: `{Id, Segments: [{Id, Document}]}` with each
+    /// segment document parsed (X-Ray returns them as JSON strings).
+    pub fn xray_traces(&self, region: &str) -> Vec<Value> {
+        let summaries = self.call(
+            region,
+            "xray",
+            "/TraceSummaries",
+            None,
+            &json!({"StartTime": 0, "EndTime": 4_000_000_000u64}),
+        );
+        let ids: Vec<Value> = summaries["TraceSummaries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s["Id"].clone())
+            .collect();
+        let mut traces = Vec::new();
+        // BatchGetTraces takes at most 5 ids.
+        for chunk in ids.chunks(5) {
+            let got = self.call(region, "xray", "/Traces", None, &json!({"TraceIds": chunk}));
+            for mut trace in got["Traces"].as_array().cloned().unwrap_or_default() {
+                if let Some(segments) = trace["Segments"].as_array_mut() {
+                    for s in segments {
+                        let doc = s["Document"].as_str().unwrap_or("{}");
+                        s["Document"] = serde_json::from_str(doc).unwrap_or(Value::Null);
+                    }
+                }
+                traces.push(trace);
+            }
+        }
+        traces
+    }
+
+    /// Every log event in CloudWatch Logs group `group`: `(stream, message)`.
+    pub fn log_events(&self, region: &str, group: &str) -> Vec<(String, String)> {
+        let streams = self.call(
+            region,
+            "logs",
+            "/",
+            Some("Logs_20140328.DescribeLogStreams"),
+            &json!({"logGroupName": group}),
+        );
+        let mut out = Vec::new();
+        for stream in streams["logStreams"].as_array().into_iter().flatten() {
+            let name = stream["logStreamName"].as_str().unwrap_or_default();
+            let events = self.call(
+                region,
+                "logs",
+                "/",
+                Some("Logs_20140328.GetLogEvents"),
+                &json!({"logGroupName": group, "logStreamName": name, "startFromHead": true}),
+            );
+            for e in events["events"].as_array().into_iter().flatten() {
+                out.push((
+                    name.to_owned(),
+                    e["message"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// An X-Ray trace id (`1-5f84c7a1-0a1b2c3d4e5f60718293a4b5`) as the W3C / OTLP hex id.
+pub fn w3c_trace_id(xray: &str) -> String {
+    xray.split('-').skip(1).collect()
 }

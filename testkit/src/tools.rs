@@ -118,6 +118,11 @@ pub fn moto_server() -> PathBuf {
     )
 }
 
+/// The Python of moto's environment, which has `aws-xray-sdk` (a legacy X-Ray client).
+pub fn moto_python() -> PathBuf {
+    moto_server().with_file_name("python")
+}
+
 /// The collector builder manifest, committed in the repository.
 pub fn otelcol_manifest() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/otelcol-builder.yaml")

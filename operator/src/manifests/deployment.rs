@@ -203,7 +203,11 @@ fn collector_container(app: &TracedApp) -> Container {
     Container {
         name: naming::COLLECTOR_CONTAINER.to_owned(),
         image: Some(collector::image(spec)),
-        args: Some(vec![format!("--config={CONFIG_DIR}/{CONFIG_KEY}")]),
+        args: Some(
+            std::iter::once(format!("--config={CONFIG_DIR}/{CONFIG_KEY}"))
+                .chain(collector::command_flags(spec))
+                .collect(),
+        ),
         // A native sidecar: started before the app, stopped after it.
         restart_policy: Some("Always".to_owned()),
         ports: Some(ports),

@@ -1,0 +1,311 @@
+//! The AWS half of the pipeline, end to end, with real programs on 127.0.0.1: two service
+//! processes (`/chain`) → the collector running the configuration rendered from
+//! `manifests/examples/aws.yaml` (with the AWS components) → Jaeger, moto's X-Ray and moto's
+//! CloudWatch Logs. Only the endpoints are changed: Jaeger's, X-Ray's and CloudWatch's point
+//! at the local programs.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::Service;
+use serde_json::Value;
+use testkit::collector::{Collector, Options};
+use testkit::jaeger::Jaeger;
+use testkit::moto::{self, Moto};
+use testkit::wait_until;
+use tracedapp_api::TracedApp;
+
+const WAIT: Duration = Duration::from_secs(60);
+/// The example's region (X-Ray and CloudWatch).
+const REGION: &str = "eu-west-1";
+
+/// The AWS example with its endpoints pointed at `jaeger` and `moto`.
+fn example(jaeger: &Jaeger, moto: &Moto) -> TracedApp {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../manifests/examples/aws.yaml"
+    );
+    let mut app = tracedapp_api::load::from_yaml(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let ex = &mut app.spec.exporters;
+    let j = ex.jaeger.as_mut().expect("the example exports to Jaeger");
+    j.endpoint = jaeger.otlp_grpc.clone();
+    ex.xray.as_mut().expect("and to X-Ray").endpoint = Some(moto.url.clone());
+    ex.cloudwatch_metrics
+        .as_mut()
+        .expect("and to CloudWatch")
+        .endpoint = Some(moto.url.clone());
+    app
+}
+
+fn aws_env() -> Vec<(String, String)> {
+    moto::CREDENTIALS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn get(url: &str) -> u16 {
+    reqwest::blocking::get(url)
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Every segment and subsegment of an X-Ray trace, flattened: (document, parent segment id).
+fn segments(trace: &Value) -> Vec<Value> {
+    fn walk(doc: &Value, out: &mut Vec<Value>) {
+        out.push(doc.clone());
+        for sub in doc["subsegments"].as_array().into_iter().flatten() {
+            walk(sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    for s in trace["Segments"].as_array().into_iter().flatten() {
+        walk(&s["Document"], &mut out);
+    }
+    out
+}
+
+/// The trace ids (W3C hex) of the Jaeger traces of `service`.
+fn jaeger_ids(jaeger: &Jaeger, service: &str) -> BTreeSet<String> {
+    jaeger
+        .traces(service, 1000)
+        .iter()
+        .filter_map(|t| t["traceID"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// N `/chain` requests, one 404 and one 502: the same traces in Jaeger and X-Ray (ids equal
+/// after conversion); X-Ray's segments carry the service name, the HTTP fields, the
+/// downstream call as a `remote` subsegment, `error` for the 4xx and `fault` for the 5xx, and
+/// exactly the annotations the spec indexes (keys X-Ray accepts). CloudWatch Logs holds EMF
+/// records for `app.requests` and `app.request.duration` by endpoint, without rollup.
+#[test]
+fn traces_reach_jaeger_and_xray_and_metrics_reach_cloudwatch() {
+    let moto = Moto::start();
+    let jaeger = Jaeger::start();
+    let app = example(&jaeger, &moto);
+    let config = tracedapp_api::collector::render(&app.spec).to_yaml();
+    let collector = Collector::start_with(
+        &config,
+        &Options {
+            flags: tracedapp_api::collector::command_flags(&app.spec),
+            env: aws_env(),
+            prometheus_port: None,
+        },
+    );
+    let service = app.spec.service_name.clone().unwrap();
+    let backend_name = format!("{service}-backend");
+    let mut backend = Service::start(
+        &collector.otlp_grpc_url,
+        &[
+            ("OTEL_SERVICE_NAME", &backend_name),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+        ],
+        &[],
+    );
+    let front = Service::start(
+        &collector.otlp_grpc_url,
+        &[
+            ("OTEL_SERVICE_NAME", &service),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+        ],
+        &["--downstream-url", &backend.url("/")],
+    );
+
+    const N: usize = 5;
+    for _ in 0..N {
+        assert_eq!(get(&front.url("/chain")), 200);
+    }
+    assert_eq!(get(&front.url("/no-such-page")), 404);
+    backend.terminate(Duration::from_secs(10));
+    assert_eq!(get(&front.url("/chain")), 502, "the downstream is gone");
+    let expected = N + 2;
+
+    // The same traces in Jaeger and in X-Ray.
+    let mut xray = Vec::new();
+    wait_until("every trace in Jaeger and X-Ray", WAIT, || {
+        xray = moto.xray_traces(REGION);
+        jaeger_ids(&jaeger, &service).len() == expected && xray.len() == expected
+    });
+    let xray_ids: BTreeSet<String> = xray
+        .iter()
+        .map(|t| moto::w3c_trace_id(t["Id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        xray_ids,
+        jaeger_ids(&jaeger, &service),
+        "trace ids match after conversion"
+    );
+
+    let all: Vec<(Value, Vec<Value>)> = xray.iter().map(|t| (t.clone(), segments(t))).collect();
+    let root = |segs: &[Value], path: &str| {
+        segs.iter()
+            .find(|s| {
+                s["name"] == service.as_str()
+                    && s["http"]["request"]["url"]
+                        .as_str()
+                        .is_some_and(|u| u.ends_with(path))
+            })
+            .cloned()
+    };
+    // /chain: the segment, its remote subsegment, and the backend's segment under it.
+    let chain = all
+        .iter()
+        .find_map(|(_, segs)| {
+            let r = root(segs, "/chain")?;
+            (r["http"]["response"]["status"] == 200).then(|| (r, segs.clone()))
+        })
+        .expect("a /chain trace in X-Ray");
+    let (chain_root, segs) = chain;
+    assert_eq!(chain_root["http"]["request"]["method"], "GET");
+    // The CLIENT span is a subsegment document of its own, under the root segment.
+    let remote = segs
+        .iter()
+        .find(|s| s["namespace"] == "remote" && s["parent_id"] == chain_root["id"])
+        .unwrap_or_else(|| panic!("a remote subsegment under {}: {segs:#?}", chain_root["id"]));
+    let downstream = segs
+        .iter()
+        .find(|s| s["name"] == backend_name.as_str())
+        .unwrap_or_else(|| panic!("the backend's segment: {segs:#?}"));
+    assert_eq!(
+        downstream["parent_id"], remote["id"],
+        "the backend answers the remote call"
+    );
+    // Annotations: what the spec indexes, with keys X-Ray accepts; nothing else.
+    let annotations = chain_root["annotations"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let keys: BTreeSet<&str> = annotations.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["http_route", "http_response_status_code"]),
+        "{chain_root:#}"
+    );
+    assert_eq!(annotations["http_route"], "/chain");
+
+    let status_of = |path: &str, code: u64| {
+        all.iter()
+            .find_map(|(_, segs)| {
+                root(segs, path).filter(|r| r["http"]["response"]["status"] == code)
+            })
+            .unwrap_or_else(|| panic!("a {path} segment with status {code}"))
+    };
+    let not_found = status_of("/no-such-page", 404);
+    assert_eq!(not_found["error"], true, "4xx is an error: {not_found:#}");
+    assert_ne!(not_found["fault"], true);
+    let bad_gateway = status_of("/chain", 502);
+    assert_eq!(
+        bad_gateway["fault"], true,
+        "5xx is a fault: {bad_gateway:#}"
+    );
+
+    // CloudWatch: EMF records by endpoint, each metric under exactly one dimension set.
+    let cw = app.spec.exporters.cloudwatch_metrics.as_ref().unwrap();
+    let group = cw.log_group.clone().unwrap();
+    let mut records: Vec<Value> = Vec::new();
+    wait_until(
+        "EMF records for app.requests and app.request.duration",
+        WAIT,
+        || {
+            records = moto
+                .log_events(REGION, &group)
+                .iter()
+                .filter_map(|(_, m)| serde_json::from_str(m).ok())
+                .collect();
+            ["app.requests", "app.request.duration"].iter().all(|name| {
+                records
+                    .iter()
+                    .any(|r| r.get(*name).is_some() && r["endpoint"] == "/chain")
+            })
+        },
+    );
+    for name in ["app.requests", "app.request.duration"] {
+        for r in records.iter().filter(|r| r.get(name).is_some()) {
+            let directives = r["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+            assert_eq!(directives.len(), 1, "{r:#}");
+            assert_eq!(directives[0]["Namespace"], cw.namespace.as_str());
+            // One dimension set (no rollup): the metric's attribute, and the instrumentation
+            // scope, which awsemf always adds as `OTelLib`.
+            let sets = directives[0]["Dimensions"].as_array().unwrap();
+            assert_eq!(sets.len(), 1, "{name}: one dimension set: {r:#}");
+            let dims: BTreeSet<&str> = sets[0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(
+                dims,
+                BTreeSet::from(["endpoint", "OTelLib"]),
+                "{name}: {r:#}"
+            );
+        }
+    }
+    drop(front);
+}
+
+/// The seed's legacy path: an app using the Python X-Ray SDK sends segments over UDP, as to
+/// the X-Ray daemon, to the collector's `awsxray` receiver; they reach X-Ray and Jaeger.
+#[test]
+fn legacy_xray_sdk_segments_reach_xray_and_jaeger() {
+    let moto = Moto::start();
+    let jaeger = Jaeger::start();
+    let app = example(&jaeger, &moto);
+    let config = tracedapp_api::collector::render(&app.spec).to_yaml();
+    let collector = Collector::start_with(
+        &config,
+        &Options {
+            flags: tracedapp_api::collector::command_flags(&app.spec),
+            env: aws_env(),
+            prometheus_port: None,
+        },
+    );
+    let daemon = collector
+        .xray_udp
+        .clone()
+        .expect("the example has xrayReceiver");
+    let script = r#"
+import sys
+from aws_xray_sdk.core import xray_recorder
+xray_recorder.configure(daemon_address=sys.argv[1], sampling=False, context_missing="LOG_ERROR")
+for i in range(3):
+    segment = xray_recorder.begin_segment("legacy-app")
+    segment.put_http_meta("method", "GET")
+    segment.put_http_meta("url", "http://legacy/orders/%d" % i)
+    with xray_recorder.in_subsegment("lookup") as sub:
+        sub.put_annotation("order", i)
+    segment.put_http_meta("status", 200)
+    xray_recorder.end_segment()
+"#;
+    let out = std::process::Command::new(testkit::tools::moto_python())
+        .args(["-c", script, &daemon])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the legacy app ran: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut xray = Vec::new();
+    wait_until("3 legacy traces in X-Ray and Jaeger", WAIT, || {
+        xray = moto
+            .xray_traces(REGION)
+            .into_iter()
+            .filter(|t| segments(t).iter().any(|s| s["name"] == "legacy-app"))
+            .collect();
+        xray.len() == 3 && jaeger_ids(&jaeger, "legacy-app").len() == 3
+    });
+    let ids: BTreeSet<String> = xray
+        .iter()
+        .map(|t| moto::w3c_trace_id(t["Id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(ids, jaeger_ids(&jaeger, "legacy-app"));
+    assert!(
+        xray.iter()
+            .all(|t| segments(t).iter().any(|s| s["name"] == "lookup")),
+        "the subsegments came along"
+    );
+}
