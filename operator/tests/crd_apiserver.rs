@@ -99,6 +99,10 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
             "xray-without-region",
             "region is required when X-Ray export is enabled",
         ),
+        (
+            "xray-receiver-port-clash",
+            "spec.app.port: Invalid value: app.port must not be 2000",
+        ),
     ];
     let dir = repo_root().join("testdata/invalid");
     let mut failures = Vec::new();

@@ -309,3 +309,71 @@ for i in range(3):
         "the subsegments came along"
     );
 }
+
+/// ECS wiring, for real: the collector started exactly as the rendered task definition's
+/// collector container starts (its command, the configuration in the environment variable the
+/// task definition sets), and the app with the app container's environment. Its spans reach
+/// moto's X-Ray. The container's ports are fixed (4317, 4318, 8889, 13133, 2000 on
+/// 127.0.0.1), as in a task's network namespace.
+#[test]
+fn the_ecs_collector_container_runs_as_the_task_definition_says() {
+    let moto = Moto::start();
+    let jaeger = Jaeger::start();
+    let app = example(&jaeger, &moto);
+    let td = tracedapp_ecs::task_definition(&app);
+    let container = |name: &str| {
+        td.container_definitions
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} container"))
+    };
+    let collector = container(tracedapp_ecs::build::COLLECTOR_CONTAINER);
+    let dir = testkit::TempDir::new("ecs-collector");
+    let mut cmd = std::process::Command::new(testkit::tools::otelcol());
+    cmd.args(&collector.command)
+        .env_clear()
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for kv in &collector.environment {
+        cmd.env(&kv.name, &kv.value);
+    }
+    for (k, v) in moto::CREDENTIALS {
+        cmd.env(k, v);
+    }
+    let mut process = testkit::Process::start("otelcol (ECS)", cmd, dir.path().join("otelcol.log"));
+    let otlp = tracedapp_api::collector::OTLP_GRPC_PORT as u16;
+    wait_until(
+        "the collector to listen on the task's OTLP port",
+        WAIT,
+        || {
+            process.assert_running();
+            testkit::process::listening(otlp)
+        },
+    );
+
+    // The app container's own environment says where to send OTLP (localhost:4317).
+    let app_container = container(tracedapp_ecs::build::APP_CONTAINER);
+    let env: Vec<(&str, &str)> = app_container
+        .environment
+        .iter()
+        .filter(|kv| kv.name.starts_with("OTEL_"))
+        .map(|kv| (kv.name.as_str(), kv.value.as_str()))
+        .collect();
+    let endpoint = env
+        .iter()
+        .find(|(k, _)| *k == "OTEL_EXPORTER_OTLP_ENDPOINT")
+        .map(|(_, v)| (*v).to_owned())
+        .expect("the app container has an OTLP endpoint");
+    let service = Service::start(&endpoint, &env, &[]);
+    for _ in 0..3 {
+        assert_eq!(get(&service.url("/")), 200);
+    }
+    let name = app.spec.service_name.clone().unwrap();
+    wait_until("the app's 3 traces in X-Ray", WAIT, || {
+        moto.xray_traces(REGION)
+            .iter()
+            .filter(|t| segments(t).iter().any(|s| s["name"] == name.as_str()))
+            .count()
+            == 3
+    });
+    process.assert_running();
+}

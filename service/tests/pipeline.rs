@@ -3,9 +3,8 @@
 //! rendered from `manifests/examples/shop.yaml` → Jaeger v2; metrics → the collector's
 //! Prometheus exporter.
 //!
-//! Limit: the X-Ray leg is left out. The collector built here has no awsxray exporter (its
-//! modules are not served by the Go proxy reachable here; see tools/otelcol-builder.yaml), so
-//! the spec's `exporters.xray` is removed before rendering.
+//! The example's X-Ray leg is left out here (its region's real endpoint must not be called):
+//! `aws.rs` runs the AWS half against moto, with `manifests/examples/aws.yaml`.
 
 mod common;
 
@@ -17,7 +16,8 @@ use testkit::collector::Collector;
 use testkit::jaeger::Jaeger;
 use testkit::wait_until;
 
-/// The example's collector config, with Jaeger pointed at `jaeger` and X-Ray left out.
+/// The example's collector config, with Jaeger pointed at `jaeger` and X-Ray left out (see
+/// the module docs).
 fn rendered_config(jaeger: &Jaeger) -> String {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
