@@ -1,9 +1,12 @@
-//! `cargo xtask demo`: the seed's docker-compose system, without Docker, on 127.0.0.1.
+//! `cargo xtask demo`: the seed's docker-compose system, without Docker, on 127.0.0.1, with
+//! the AWS half included.
 //!
-//! Jaeger v2 ← the OpenTelemetry Collector running the configuration rendered from
-//! `manifests/examples/shop.yaml` (Jaeger endpoint pointed at the local Jaeger) ← two
-//! traced-service processes, `shop` calling `shop-backend` on `/chain`. Metrics on the
-//! collector's Prometheus exporter. Stays up until Ctrl-C, then stops everything.
+//! Jaeger v2, and moto standing in for AWS X-Ray and CloudWatch Logs ← the OpenTelemetry
+//! Collector running the configuration rendered from `manifests/examples/aws.yaml` (only the
+//! Jaeger, X-Ray and CloudWatch endpoints pointed at the local programs) ← two traced-service
+//! processes, `checkout` calling `checkout-backend` on `/chain`. Metrics on the collector's
+//! Prometheus exporter and as EMF records in CloudWatch Logs. Stays up until Ctrl-C, then
+//! stops everything.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -11,13 +14,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use testkit::collector::Collector;
+use serde_json::Value;
+use testkit::collector::{Collector, Options as CollectorOptions};
 use testkit::jaeger::Jaeger;
+use testkit::moto::{self, Moto};
 use testkit::{Process, TempDir, free_port, wait_until};
+
+/// The example the demo renders.
+const EXAMPLE: &str = "manifests/examples/aws.yaml";
 
 #[derive(Debug, clap::Args)]
 pub struct Options {
-    /// Port of the app (`shop`); its backend gets a free port.
+    /// Port of the app (`checkout`); its backend gets a free port.
     #[arg(long, default_value_t = 3000)]
     app_port: u16,
     /// Port of the Jaeger UI and query API.
@@ -44,7 +52,7 @@ pub fn run(o: &Options) -> Result<()> {
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
 
-    println!("demo: building traced-service ...");
+    eprintln!("demo: building traced-service (release) ...");
     let status = Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--release", "-p", "traced-service"])
         .status()?;
@@ -53,26 +61,41 @@ pub fn run(o: &Options) -> Result<()> {
     }
     let service_bin = std::env::current_dir()?.join("target/release/traced-service");
 
-    println!("demo: starting Jaeger on :{} ...", o.jaeger_port);
+    eprintln!("demo: starting Jaeger on :{} and moto (X-Ray, CloudWatch) ...", o.jaeger_port);
     let jaeger = Jaeger::start_with_ui_port(Some(o.jaeger_port));
+    let aws = Moto::start();
 
-    let example = "manifests/examples/shop.yaml";
-    let mut app =
-        tracedapp_operator::cli::read_app(example.as_ref()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let j = app
-        .spec
-        .exporters
-        .jaeger
-        .as_mut()
-        .context("the example exports to Jaeger")?;
+    let mut app = tracedapp_api::load::from_yaml(&std::fs::read_to_string(EXAMPLE)?)
+        .map_err(|e| anyhow::anyhow!("{EXAMPLE}: {e}"))?;
+    let ex = &mut app.spec.exporters;
+    let j = ex.jaeger.as_mut().context("the example exports to Jaeger")?;
     j.endpoint = jaeger.otlp_grpc.clone();
     j.tls.insecure = true;
-    // The collector built here has no awsxray exporter (see tools/otelcol-builder.yaml).
-    let xray = app.spec.exporters.xray.take().is_some();
+    let xray = ex.xray.as_mut().context("the example exports to X-Ray")?;
+    xray.endpoint = Some(aws.url.clone());
+    let region = xray.region.clone().context("an X-Ray region")?;
+    let cw = ex
+        .cloudwatch_metrics
+        .as_mut()
+        .context("the example exports to CloudWatch")?;
+    cw.endpoint = Some(aws.url.clone());
+    let (namespace, log_group) = (cw.namespace.clone(), cw.log_group.clone());
     let config = tracedapp_api::collector::render(&app.spec).to_yaml();
-    println!("demo: starting the collector with the config rendered from {example} ...");
-    let collector = Collector::start_with_prometheus_port(&config, Some(o.prometheus_port));
+    eprintln!("demo: starting the collector with the config rendered from {EXAMPLE} ...");
+    let collector = Collector::start_with(
+        &config,
+        &CollectorOptions {
+            flags: tracedapp_api::collector::command_flags(&app.spec),
+            env: moto::CREDENTIALS
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            prometheus_port: Some(o.prometheus_port),
+        },
+    );
 
+    let service = app.spec.service_name.clone().unwrap_or_else(|| "checkout".into());
+    let backend = format!("{service}-backend");
     let dir = TempDir::new("demo");
     let backend_port = free_port();
     let start_service = |name: &str, port: u16, downstream: Option<String>| {
@@ -97,19 +120,19 @@ pub fn run(o: &Options) -> Result<()> {
         );
         p
     };
-    println!(
-        "demo: starting shop (:{}) and shop-backend (:{backend_port}) ...",
+    eprintln!(
+        "demo: starting {service} (:{}) and {backend} (:{backend_port}) ...",
         o.app_port
     );
-    let _backend = start_service("shop-backend", backend_port, None);
+    let _backend = start_service(&backend, backend_port, None);
     let _frontend = start_service(
-        "shop",
+        &service,
         o.app_port,
         Some(format!("http://127.0.0.1:{backend_port}/")),
     );
 
     let app_url = format!("http://127.0.0.1:{}", o.app_port);
-    println!("demo: sending traffic ...");
+    eprintln!("demo: sending traffic ...");
     for path in [
         "/",
         "/health",
@@ -122,14 +145,14 @@ pub fn run(o: &Options) -> Result<()> {
         let status = reqwest::blocking::get(format!("{app_url}{path}"))
             .map(|r| r.status().as_u16())
             .unwrap_or(0);
-        println!("  GET {path} -> {status}");
+        eprintln!("  GET {path} -> {status}");
     }
-    println!(
-        "demo: waiting for the first /chain trace in Jaeger (the collector batches for up to 10 s) ..."
+    eprintln!(
+        "demo: waiting for the /chain trace in Jaeger and X-Ray (the collector batches for up to 10 s) ..."
     );
     let mut trace_id = None;
     wait_until("a /chain trace in Jaeger", Duration::from_secs(60), || {
-        trace_id = jaeger.traces("shop", 20).into_iter().find_map(|t| {
+        trace_id = jaeger.traces(&service, 20).into_iter().find_map(|t| {
             let chained = t["spans"]
                 .as_array()?
                 .iter()
@@ -140,13 +163,28 @@ pub fn run(o: &Options) -> Result<()> {
         });
         trace_id.is_some()
     });
+    let trace_id = trace_id.unwrap_or_default();
+    let mut xray_trace = None;
+    wait_until("the same trace in X-Ray", Duration::from_secs(60), || {
+        xray_trace = aws
+            .xray_traces(&region)
+            .into_iter()
+            .find(|t| t["Id"].as_str().is_some_and(|id| moto::w3c_trace_id(id) == trace_id));
+        xray_trace.is_some()
+    });
+    let mut emf = Vec::new();
+    if let Some(group) = &log_group {
+        let _ = testkit::process::try_wait_until(Duration::from_secs(20), || {
+            emf = aws.log_events(&region, group);
+            emf.iter().any(|(_, m)| m.contains("app.requests"))
+        });
+    }
 
     let ui = format!("http://127.0.0.1:{}", o.jaeger_port);
     println!();
     println!("TracedApp demo is running. Ctrl-C stops everything.");
     println!("  app:              {app_url}/   (try /chain, /metrics-test)");
-    let trace_id = trace_id.unwrap_or_default();
-    println!("  Jaeger traces:    {ui}/api/traces?service=shop");
+    println!("  Jaeger traces:    {ui}/api/traces?service={service}");
     println!("  a /chain trace:   {ui}/api/traces/{trace_id}");
     println!(
         "                    (with a full Jaeger build, the UI: {ui}/trace/{trace_id}; the one built"
@@ -159,15 +197,111 @@ pub fn run(o: &Options) -> Result<()> {
         collector.prometheus_url
     );
     println!("  collector config: {}", collector.config_file.display());
-    if xray {
+    println!("  AWS (moto):       {}   region {region}", aws.url);
+    if let Some(t) = &xray_trace {
+        println!();
+        println!("The same /chain trace as X-Ray stored it ({}):", t["Id"].as_str().unwrap_or(""));
+        for line in segment_tree(t) {
+            println!("  {line}");
+        }
+    }
+    if !emf.is_empty() {
+        println!();
         println!(
-            "  X-Ray:            not in this demo: the collector built here has no awsxray exporter\n\
-             \x20                   (the Go proxy here refuses its modules); on AWS the same config sends to X-Ray."
+            "CloudWatch metrics (EMF records in {}, namespace {namespace}; the latest interval):",
+            log_group.as_deref().unwrap_or_default()
         );
+        for line in emf_summary(&emf) {
+            println!("  {line}");
+        }
     }
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    println!("\ndemo: stopping ...");
+    eprintln!("\ndemo: stopping ...");
     Ok(())
+}
+
+/// The segments of an X-Ray trace as an indented tree: segments and subsegments by parent,
+/// each with its name, namespace, HTTP method, URL and status, flags and duration.
+fn segment_tree(trace: &Value) -> Vec<String> {
+    let docs: Vec<Value> = trace["Segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["Document"].clone())
+        .collect();
+    let ids: Vec<&str> = docs.iter().filter_map(|d| d["id"].as_str()).collect();
+    let mut lines = Vec::new();
+    fn describe(d: &Value) -> String {
+        let http = &d["http"];
+        let mut parts = vec![d["name"].as_str().unwrap_or("?").to_owned()];
+        if let Some(ns) = d["namespace"].as_str() {
+            parts.push(format!("[{ns}]"));
+        }
+        if let Some(m) = http["request"]["method"].as_str() {
+            parts.push(m.to_owned());
+        }
+        if let Some(u) = http["request"]["url"].as_str() {
+            parts.push(u.to_owned());
+        }
+        if let Some(s) = http["response"]["status"].as_u64() {
+            parts.push(s.to_string());
+        }
+        for flag in ["error", "fault", "throttle"] {
+            if d[flag] == true {
+                parts.push(flag.to_owned());
+            }
+        }
+        if let (Some(a), Some(b)) = (d["start_time"].as_f64(), d["end_time"].as_f64()) {
+            parts.push(format!("{:.1} ms", (b - a) * 1000.0));
+        }
+        parts.join("  ")
+    }
+    fn walk(docs: &[Value], parent: &str, depth: usize, lines: &mut Vec<String>) {
+        for d in docs.iter().filter(|d| d["parent_id"].as_str() == Some(parent)) {
+            lines.push(format!("{}└ {}", "  ".repeat(depth), describe(d)));
+            walk(docs, d["id"].as_str().unwrap_or_default(), depth + 1, lines);
+        }
+    }
+    for root in docs
+        .iter()
+        .filter(|d| d["parent_id"].as_str().is_none_or(|p| !ids.contains(&p)))
+    {
+        lines.push(describe(root));
+        walk(&docs, root["id"].as_str().unwrap_or_default(), 1, &mut lines);
+    }
+    lines
+}
+
+/// One line per metric and dimension values in EMF records: the latest record's value (EMF
+/// carries deltas: what that export interval counted).
+fn emf_summary(events: &[(String, String)]) -> Vec<String> {
+    let mut latest = std::collections::BTreeMap::new();
+    for (_, message) in events {
+        let Ok(record) = serde_json::from_str::<Value>(message) else {
+            continue;
+        };
+        for directive in record["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten() {
+            let mut dims: Vec<String> = directive["Dimensions"][0]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|d| format!("{d}={}", record[d].as_str().unwrap_or("?")))
+                .collect();
+            dims.sort();
+            for metric in directive["Metrics"].as_array().into_iter().flatten() {
+                let name = metric["Name"].as_str().unwrap_or("?");
+                let value = &record[name];
+                let shown = if value.is_object() {
+                    format!("count {} sum {}", value["Count"], value["Sum"])
+                } else {
+                    value.to_string()
+                };
+                latest.insert(format!("{name}{{{}}}", dims.join(",")), shown);
+            }
+        }
+    }
+    latest.into_iter().map(|(k, v)| format!("{k} = {v}")).collect()
 }
