@@ -31,6 +31,48 @@ pub const OTLP_HTTP_PORT: i32 = 4318;
 pub const HEALTH_PORT: i32 = 13133;
 /// Legacy X-Ray SDK segments (UDP).
 pub const XRAY_UDP_PORT: i32 = 2000;
+/// The collector's own telemetry (Prometheus).
+pub const TELEMETRY_PORT: i32 = 8888;
+
+/// Every port the collector opens in the pod or task besides its Prometheus exporter's, which
+/// the app's port and the Prometheus port must avoid: `(port, what, only with xrayReceiver)`.
+pub const COLLECTOR_PORTS: [(i32, &str, bool); 5] = [
+    (OTLP_GRPC_PORT, "OTLP/gRPC receiver", false),
+    (OTLP_HTTP_PORT, "OTLP/HTTP receiver", false),
+    (TELEMETRY_PORT, "collector's own telemetry", false),
+    (HEALTH_PORT, "health check", false),
+    (
+        XRAY_UDP_PORT,
+        "X-Ray segments, with collector.xrayReceiver",
+        true,
+    ),
+];
+
+/// The CRD rule that `field` (a port of the spec, e.g. `app.port`) is none of
+/// [`COLLECTOR_PORTS`].
+pub fn port_rule(field: &str) -> kube::core::Rule {
+    let always: Vec<String> = COLLECTOR_PORTS
+        .iter()
+        .filter(|p| !p.2)
+        .map(|p| p.0.to_string())
+        .collect();
+    let mut expression = format!("!(self.{field} in [{}])", always.join(", "));
+    for (port, _, _) in COLLECTOR_PORTS.iter().filter(|p| p.2) {
+        expression.push_str(&format!(
+            " && !(self.collector.xrayReceiver && self.{field} == {port})"
+        ));
+    }
+    let listed: Vec<String> = COLLECTOR_PORTS
+        .iter()
+        .map(|(port, what, _)| format!("{port} ({what})"))
+        .collect();
+    kube::core::Rule::new(expression)
+        .message(kube::core::Message::Message(format!(
+            "{field} must not be a port the collector opens in the same pod/task: {}",
+            listed.join(", ")
+        )))
+        .field_path(format!(".{field}"))
+}
 
 /// A collector configuration: what `--config` reads.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -12,6 +12,8 @@ pub mod app_env;
 pub mod collector;
 pub mod fargate;
 pub mod load;
+pub mod resources;
+pub mod rules;
 pub mod spec;
 pub mod validate;
 

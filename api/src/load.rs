@@ -1,7 +1,22 @@
 //! Reading a `TracedApp` from YAML (a file given to the CLI), with errors that name the field.
+//!
+//! Expected flow: YAML text → documents ([`documents`]: parsed, so comments, quoting and JSON
+//! documents all work) → the TracedApp among them → JSON as Kubernetes would see it (numbers
+//! that are whole become integers, as the API server's JSON decoding makes them; NaN and
+//! infinity, which JSON cannot carry, are an error at their path) → every rule of the CRD
+//! ([`crate::rules`]) → the typed resource.
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 use crate::spec::TracedApp;
-use crate::validate::{FieldError, ValidationErrors, validate};
+use crate::validate::{FieldError, ValidationErrors};
+
+/// The API version a TracedApp file must name.
+pub const API_VERSION: &str = "tracedapp.dev/v1alpha1";
+/// The kind.
+pub const KIND: &str = "TracedApp";
 
 /// Why a document is not a usable TracedApp.
 #[derive(Debug, thiserror::Error)]
@@ -9,93 +24,333 @@ pub enum LoadError {
     /// Not YAML at all.
     #[error("not valid YAML: {0}")]
     Yaml(String),
-    /// YAML, but not the shape of a TracedApp (wrong type, missing field, unknown field).
-    #[error("{0}")]
-    Shape(ValidationErrors),
-    /// The shape is right but the values break a rule.
+    /// YAML, but not the shape of a TracedApp, or its values break a rule.
     #[error("{0}")]
     Invalid(ValidationErrors),
 }
 
-/// Parses and validates one TracedApp document.
-pub fn from_yaml(text: &str) -> Result<TracedApp, LoadError> {
-    let value: serde_json::Value =
-        serde_saphyr::from_str(text).map_err(|e| LoadError::Yaml(first_line(&e.to_string())))?;
-    let app = from_value(&value)?;
-    validate(&app).map_err(LoadError::Invalid)?;
-    Ok(app)
+fn invalid(path: &str, message: impl Into<String>) -> LoadError {
+    LoadError::Invalid(ValidationErrors(vec![FieldError {
+        path: path.to_owned(),
+        message: message.into(),
+    }]))
 }
 
-/// Converts a parsed document, reporting the first type error and every unknown field by path.
-pub fn from_value(value: &serde_json::Value) -> Result<TracedApp, LoadError> {
-    let shape = |path: String, message: String| {
-        LoadError::Shape(ValidationErrors(vec![FieldError { path, message }]))
-    };
-    if value.get("kind").and_then(|k| k.as_str()) != Some("TracedApp") {
-        return Err(shape("kind".into(), "must be TracedApp".into()));
+/// A YAML value as written, before it becomes JSON: keeps what JSON cannot hold (NaN,
+/// infinity, non-text keys) so that it can be reported, not silently turned into `null`.
+#[derive(Debug, Clone)]
+enum Raw {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Text(String),
+    List(Vec<Raw>),
+    Map(Vec<(Raw, Raw)>),
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct RawVisitor;
+        impl<'de> Visitor<'de> for RawVisitor {
+            type Value = Raw;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any YAML value")
+            }
+            fn visit_unit<E>(self) -> Result<Raw, E> {
+                Ok(Raw::Null)
+            }
+            fn visit_none<E>(self) -> Result<Raw, E> {
+                Ok(Raw::Null)
+            }
+            fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+                Raw::deserialize(d)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
+                Ok(Raw::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
+                Ok(Raw::Int(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
+                Ok(Raw::Int(v.into()))
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<Raw, E> {
+                Ok(Raw::Int(v))
+            }
+            fn visit_u128<E>(self, v: u128) -> Result<Raw, E> {
+                Ok(i128::try_from(v).map_or(Raw::Float(v as f64), Raw::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
+                Ok(Raw::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
+                Ok(Raw::Text(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Raw, E> {
+                Ok(Raw::Text(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Raw::List(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry()? {
+                    entries.push((k, v));
+                }
+                Ok(Raw::Map(entries))
+            }
+        }
+        d.deserialize_any(RawVisitor)
     }
-    if value.get("apiVersion").and_then(|k| k.as_str()) != Some("tracedapp.dev/v1alpha1") {
-        return Err(shape(
-            "apiVersion".into(),
-            "must be tracedapp.dev/v1alpha1".into(),
+}
+
+impl Raw {
+    /// As JSON, the way the API server receives it; a value JSON cannot hold is an error at
+    /// its path.
+    fn to_json(&self, path: &str) -> Result<Value, FieldError> {
+        let at = |key: &str| {
+            if path.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{path}.{key}")
+            }
+        };
+        Ok(match self {
+            Raw::Null => Value::Null,
+            Raw::Bool(b) => Value::Bool(*b),
+            Raw::Int(i) => match i64::try_from(*i) {
+                Ok(i) => Value::from(i),
+                Err(_) => {
+                    return Err(FieldError {
+                        path: path.to_owned(),
+                        message: format!("{i} is too large a number"),
+                    });
+                }
+            },
+            Raw::Float(f) if !f.is_finite() => {
+                return Err(FieldError {
+                    path: path.to_owned(),
+                    message: format!(
+                        "{} is not a number this field can hold (NaN and infinity are not allowed)",
+                        if f.is_nan() {
+                            ".nan"
+                        } else if *f > 0.0 {
+                            ".inf"
+                        } else {
+                            "-.inf"
+                        }
+                    ),
+                });
+            }
+            // Kubernetes' JSON decoding turns a whole float into an integer: `3000.0` is 3000.
+            Raw::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(*f as i64),
+            Raw::Float(f) => Value::from(*f),
+            Raw::Text(s) => Value::String(s.clone()),
+            Raw::List(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| item.to_json(&format!("{path}[{i}]")))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Raw::Map(entries) => {
+                let mut map = serde_json::Map::new();
+                for (k, v) in entries {
+                    let key = match k {
+                        Raw::Text(s) => s.clone(),
+                        // As kubectl's YAML-to-JSON conversion writes scalar keys.
+                        Raw::Bool(b) => b.to_string(),
+                        Raw::Int(i) => i.to_string(),
+                        Raw::Float(f) => f.to_string(),
+                        Raw::Null => "null".to_owned(),
+                        Raw::List(_) | Raw::Map(_) => {
+                            return Err(FieldError {
+                                path: path.to_owned(),
+                                message: "a key must be text, not a list or a mapping".to_owned(),
+                            });
+                        }
+                    };
+                    let value = v.to_json(&at(&key))?;
+                    if map.insert(key.clone(), value).is_some() {
+                        return Err(FieldError {
+                            path: at(&key),
+                            message: "is given twice".to_owned(),
+                        });
+                    }
+                }
+                Value::Object(map)
+            }
+        })
+    }
+}
+
+/// Every document of a YAML stream, as JSON values.
+pub fn documents(text: &str) -> Result<Vec<Value>, LoadError> {
+    // Non-finite floats reach `Raw`, which reports them by field path (the parser alone knows
+    // only the line); a key given twice is an error, as for kubectl.
+    let options = serde_saphyr::options! {
+        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+    };
+    let raws: Vec<Raw> = serde_saphyr::from_multiple_with_options(text, options)
+        .map_err(|e| LoadError::Yaml(plain_yaml_error(&e.to_string())))?;
+    raws.iter()
+        .filter(|r| !matches!(r, Raw::Null))
+        .map(|r| {
+            r.to_json("")
+                .map_err(|e| LoadError::Invalid(ValidationErrors(vec![e])))
+        })
+        .collect()
+}
+
+/// The one TracedApp of a YAML stream (files may carry other objects too, e.g. a Service next
+/// to the TracedApp), checked and typed.
+pub fn from_yaml(text: &str) -> Result<TracedApp, LoadError> {
+    let docs = documents(text)?;
+    let apps: Vec<&Value> = docs.iter().filter(|d| d["kind"] == KIND).collect();
+    match apps.as_slice() {
+        [one] => from_value(one),
+        [] => match docs.as_slice() {
+            // One document that is not a TracedApp: say what is wrong with it.
+            [one] => from_value(one),
+            [] => Err(invalid("(document)", "the file is empty")),
+            _ => Err(invalid(
+                "(document)",
+                format!("none of the {} documents is a {KIND}", docs.len()),
+            )),
+        },
+        many => Err(invalid(
+            "(document)",
+            format!(
+                "holds {} TracedApps; give them one file at a time",
+                many.len()
+            ),
+        )),
+    }
+}
+
+/// Checks a parsed document against every rule of the CRD and types it.
+pub fn from_value(value: &Value) -> Result<TracedApp, LoadError> {
+    if !value.is_object() {
+        return Err(invalid(
+            "(document)",
+            "must be a mapping with apiVersion, kind, metadata and spec",
         ));
     }
-    let app: TracedApp = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let (path, message) = plain_words(&path, &e.into_inner().to_string());
-        shape(path, message)
-    })?;
-    let mut unknown = Vec::new();
-    let _: Result<TracedApp, _> = serde_ignored::deserialize(value, |path| {
-        let path = path.to_string();
-        // `apiVersion`/`kind` were checked above; `status` is the operator's; `metadata` holds
-        // many fields we do not model.
-        let ours = ["apiVersion", "kind"].contains(&path.as_str());
-        if !ours && !path.starts_with("status") && !path.starts_with("metadata") {
-            unknown.push(FieldError {
-                path,
-                message: "unknown field (check the spelling; `tracedapp crd` prints the schema)"
-                    .into(),
-            });
-        }
-    });
-    if !unknown.is_empty() {
-        return Err(LoadError::Shape(ValidationErrors(unknown)));
+    if value["kind"] != KIND {
+        return Err(invalid("kind", format!("must be {KIND}")));
     }
-    Ok(app)
+    if value["apiVersion"] != API_VERSION {
+        return Err(invalid("apiVersion", format!("must be {API_VERSION}")));
+    }
+    crate::rules::check(value).map_err(LoadError::Invalid)?;
+    let defaulted = crate::rules::defaulted(value);
+    serde_path_to_error::deserialize(&defaulted).map_err(|e| {
+        // The rules passed, so this is a gap between the schema and the types: still say where.
+        invalid(&e.path().to_string(), e.into_inner().to_string())
+    })
 }
 
-/// serde speaks Rust (`expected i32`, ``missing field `image` ``); say it in the user's words.
-fn plain_words(path: &str, message: &str) -> (String, String) {
-    let path = if path == "." { "" } else { path };
-    if let Some(rest) = message.strip_prefix("missing field `")
-        && let Some(field) = rest.strip_suffix('`')
-    {
-        let full = if path.is_empty() {
-            field.to_owned()
-        } else {
-            format!("{path}.{field}")
-        };
-        return (full, "is required".to_owned());
-    }
-    let mut message = message.to_owned();
-    for (rust, words) in [
-        ("expected i32", "expected a whole number"),
-        ("expected i64", "expected a whole number"),
-        ("expected u32", "expected a whole number >= 0"),
-        ("expected f64", "expected a number"),
-        ("expected a boolean", "expected true or false"),
-    ] {
-        message = message.replace(rust, words);
-    }
-    let path = if path.is_empty() {
-        "(document)".to_owned()
+/// The largest TracedApp file read (a TracedApp is a few KiB; this stops `/dev/zero` or a
+/// wrong file from filling memory).
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads and checks the TracedApp in `path` (`-`: standard input). The error names the file
+/// and every bad field, one per line, ready to print.
+pub fn read(path: &std::path::Path) -> Result<TracedApp, String> {
+    use std::io::Read;
+    let name = path.display();
+    let mut bytes = Vec::new();
+    let source: Box<dyn Read> = if path == std::path::Path::new("-") {
+        Box::new(std::io::stdin())
     } else {
-        path.to_owned()
+        Box::new(std::fs::File::open(path).map_err(|e| format!("{name}: cannot read: {e}"))?)
     };
-    (path, message)
+    source
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{name}: cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "{name}: larger than {} KiB; a TracedApp file is a few KiB",
+            MAX_FILE_BYTES / 1024
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8 text"))?;
+    from_yaml(&text).map_err(|e| {
+        let lines: Vec<String> = match e {
+            LoadError::Yaml(m) => vec![format!("  not valid YAML: {m}")],
+            LoadError::Invalid(errors) => errors.0.iter().map(|e| format!("  {e}")).collect(),
+        };
+        format!("{name}: invalid TracedApp:\n{}", lines.join("\n"))
+    })
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().to_owned()
+/// serde-saphyr's message without its `error:` prefix.
+fn plain_yaml_error(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    first.trim_start_matches("error: ").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: &str = "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {name: a, namespace: demo}\nspec:\n  app: {image: \"app:1\"}\n  exporters: {jaeger: {endpoint: \"j:4317\"}}\n";
+
+    fn error(text: &str) -> String {
+        match from_yaml(text) {
+            Ok(_) => "accepted".to_owned(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_tracedapp_is_found_by_parsing_not_by_text() {
+        let file = format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: s}}\n--- # the app\n{}",
+            APP.replace("kind: TracedApp", "kind: \"TracedApp\"")
+        );
+        assert_eq!(
+            from_yaml(&file).unwrap().metadata.name.as_deref(),
+            Some("a")
+        );
+        let json = r#"{"apiVersion": "tracedapp.dev/v1alpha1", "kind": "TracedApp", "metadata": {"name": "j"}, "spec": {"app": {"image": "i:1"}, "exporters": {"jaeger": {"endpoint": "j:4317"}}}}"#;
+        assert_eq!(from_yaml(json).unwrap().metadata.name.as_deref(), Some("j"));
+        assert!(error(&format!("{APP}---\n{APP}")).contains("holds 2 TracedApps"));
+    }
+
+    #[test]
+    fn nan_and_infinity_are_named_at_their_path() {
+        let text = format!("{APP}  sampling: {{ratio: .nan}}\n");
+        assert_eq!(
+            error(&text),
+            "spec.sampling.ratio: .nan is not a number this field can hold (NaN and infinity are not allowed)"
+        );
+        let text = format!("{APP}  sampling: {{collectorPercentage: -.inf}}\n");
+        assert!(error(&text).starts_with("spec.sampling.collectorPercentage: -.inf"));
+    }
+
+    #[test]
+    fn wrong_types_and_typos_speak_the_users_words() {
+        let text = APP.replace("image: \"app:1\"", "image: \"app:1\", replicas: three");
+        assert_eq!(
+            error(&text),
+            "spec.app.replicas: must be a whole number, got \"three\""
+        );
+        let text = APP.replace("exporters:", "exportrs:");
+        let e = error(&text);
+        assert!(
+            e.contains("spec.exportrs: unknown field; did you mean `exporters`?"),
+            "{e}"
+        );
+        // A whole float is an integer, as the API server reads it.
+        let text = APP.replace("image: \"app:1\"", "image: \"app:1\", port: 3001.0");
+        assert_eq!(from_yaml(&text).unwrap().spec.app.port, 3001);
+    }
 }

@@ -13,6 +13,143 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::fargate;
+use crate::resources;
+
+// Patterns use only syntax Go's RE2 (the API server) and Rust's `regex` (the CLI) read alike:
+// ASCII classes, `[[:space:]]` rather than `\s` (which is Unicode-aware in Rust).
+
+/// An IAM role ARN (partition, 12-digit account, role name with its optional path).
+const ROLE_ARN: &str = r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
+/// An AWS region, e.g. `us-east-1`, `us-gov-west-1`.
+const REGION: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$";
+/// Text without spaces or control characters around it (and not empty).
+const TRIMMED: &str = r"^[^[:space:][:cntrl:]]([^[:cntrl:]]*[^[:space:][:cntrl:]])?$";
+/// A single token: no whitespace or control characters at all (images, paths, URLs).
+const TOKEN: &str = r"^[^[:space:][:cntrl:]]+$";
+/// A key in a Secret's data.
+const SECRET_KEY: &str = r"^[-._a-zA-Z0-9]+$";
+/// An absolute path without spaces.
+const ABS_PATH: &str = r"^/[^[:space:][:cntrl:]]*$";
+/// An environment variable name.
+const ENV_NAME: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
+/// A CPU amount (a subset of Kubernetes quantities: no exponents).
+const CPU: &str = r"^([0-9]{1,9}m|[0-9]{1,6}(\.[0-9]{1,3})?)$";
+/// A memory amount.
+const MEMORY: &str = r"^[0-9]{1,15}(Ki|Mi|Gi|Ti|k|M|G|T)?$";
+/// A non-zero Go duration in ms, s or m.
+const DURATION: &str = r"^[1-9][0-9]{0,5}(ms|s|m)$";
+/// A CloudWatch metric namespace.
+const CW_NAMESPACE: &str = r"^[A-Za-z0-9._/#:-]([A-Za-z0-9._/#: -]*[A-Za-z0-9._/#:-])?$";
+/// A DNS subdomain (a Secret's name).
+const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// An ECS task-definition family.
+const ECS_FAMILY: &str = r"^[A-Za-z0-9_-]{1,255}$";
+/// ECS task CPU units.
+const ECS_CPU: &str = r"^[1-9][0-9]{0,5}$";
+/// ECS task memory, MiB.
+const ECS_MEMORY: &str = r"^[1-9][0-9]{0,6}$";
+
+/// What each pattern of the schema means, for error messages ("must be <meaning>").
+pub const PATTERN_MEANINGS: &[(&str, &str)] = &[
+    (
+        NAME_PATTERN,
+        "a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit",
+    ),
+    (
+        ROLE_ARN,
+        "an IAM role ARN like arn:aws:iam::123456789012:role/name",
+    ),
+    (REGION, "an AWS region like us-east-1"),
+    (TRIMMED, "text without leading or trailing spaces"),
+    (TOKEN, "one word, without spaces or control characters"),
+    (HTTP_URL, "an http:// or https:// URL without spaces"),
+    (
+        LOG_GROUP,
+        "a CloudWatch Logs group name (letters, digits and . _ - / #)",
+    ),
+    (
+        HOST_PORT,
+        "host:port (OTLP/gRPC, no scheme) with a port from 1 to 65535",
+    ),
+    (
+        SECRET_KEY,
+        "a Secret key (letters, digits, '-', '_' and '.')",
+    ),
+    (
+        ABS_PATH,
+        "an absolute path (starting with '/') without spaces",
+    ),
+    (
+        ENV_NAME,
+        "letters, digits and '_', not starting with a digit",
+    ),
+    (CPU, "a CPU amount like 250m, 1 or 0.5"),
+    (MEMORY, "a memory amount like 256Mi or 1Gi"),
+    (DURATION, "a duration above zero like 200ms, 10s or 1m"),
+    (
+        CW_NAMESPACE,
+        "a CloudWatch namespace (letters, digits, spaces and . _ - / # :)",
+    ),
+    (
+        DNS_SUBDOMAIN,
+        "a Secret name (lowercase letters, digits, '-' and '.')",
+    ),
+    (ECS_FAMILY, "1 to 255 letters, digits, '-' or '_'"),
+    (ECS_CPU, "CPU units like 256, 512 or 1024"),
+    (ECS_MEMORY, "MiB like 512 or 2048"),
+];
+/// An http(s) URL without whitespace.
+const HTTP_URL: &str = r"^https?://[^[:space:][:cntrl:]]+$";
+/// A CloudWatch Logs group name.
+const LOG_GROUP: &str = r"^[.\-_/#A-Za-z0-9]{1,512}$";
+/// `host:port` with a port from 1 to 65535; the host a DNS name, an IPv4 address or a
+/// bracketed IPv6 address.
+const HOST_PORT: &str = r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$";
+
+/// The pattern of a TracedApp's name: a DNS label, since it also names the app's Service.
+pub const NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// The longest TracedApp name.
+pub const NAME_MAX: u64 = 63;
+
+/// The CustomResourceDefinition: what the derive makes, plus the rule on `metadata.name` (a
+/// CRD's schema may constrain the name and nothing else of `metadata`; schema rules, unlike a
+/// CEL rule on the whole object, spare status writes to objects an older CRD let in).
+pub fn crd()
+-> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    use kube::CustomResourceExt;
+    let mut crd = TracedApp::crd();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_mut()
+        .and_then(|s| s.open_api_v3_schema.as_mut())
+        .expect("a derived CRD has a schema");
+    let name: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps =
+        serde_json::from_value(serde_json::json!({
+            "type": "string",
+            "maxLength": NAME_MAX,
+            "pattern": NAME_PATTERN,
+        }))
+        .expect("a schema");
+    let metadata = schema
+        .properties
+        .get_or_insert_with(Default::default)
+        .entry("metadata".to_owned())
+        .or_default();
+    metadata.type_ = Some("object".to_owned());
+    metadata
+        .properties
+        .get_or_insert_with(Default::default)
+        .insert("name".to_owned(), name);
+    crd
+}
+
+/// The CRD as YAML, exactly as `manifests/crd.yaml` holds it.
+pub fn crd_yaml() -> String {
+    format!(
+        "# Generated by `cargo xtask codegen` from api/src/spec.rs: do not edit.\n{}",
+        serde_saphyr::to_string(&crd()).expect("a CRD always serialises")
+    )
+}
 
 /// Environment variables the generated app container sets itself; a user `env` entry may not
 /// redefine them.
@@ -44,27 +181,31 @@ pub const RESERVED_ENV: &[&str] = &[
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Replicas","type":"string","jsonPath":".status.replicasSummary"}"#,
     printcolumn = r#"{"name":"Exporters","type":"string","jsonPath":".status.exporters"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    validation = kube::core::Rule::new("self.metadata.name.size() <= 63").message("metadata.name must be at most 63 characters: it also names the app's Service")
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!(self.app.port in [4317, 4318, 8888, 13133])").message("app.port must not be one of the collector's ports in the same pod/task (4317, 4318, 8888, 13133)"))]
-#[x_kube(validation = Rule::new("!has(self.exporters.prometheus) || self.exporters.prometheus.port != self.app.port").message("exporters.prometheus.port must differ from app.port: the app and collector share the pod/task network"))]
-#[x_kube(validation = Rule::new("!self.collector.xrayReceiver || self.app.port != 2000").message("app.port must not be 2000: with collector.xrayReceiver the collector takes port 2000 for X-Ray segments").field_path(".app.port"))]
-#[x_kube(validation = Rule::new("!self.collector.xrayReceiver || !has(self.exporters.prometheus) || self.exporters.prometheus.port != 2000").message("exporters.prometheus.port must not be 2000: with collector.xrayReceiver the collector takes port 2000 for X-Ray segments").field_path(".exporters.prometheus.port"))]
+#[x_kube(validation = crate::collector::port_rule("app.port"))]
+#[x_kube(validation = crate::collector::port_rule("exporters.prometheus.port"))]
+#[x_kube(validation = Rule::new("self.exporters.prometheus.port != self.app.port").message("exporters.prometheus.port must differ from app.port: the app and collector share the pod/task network").field_path(".exporters.prometheus.port"))]
+#[x_kube(validation = Rule::new("!has(self.ecs) || self.ecs.launchType != 'FARGATE' || has(self.ecs.executionRoleArn)").message("ecs.executionRoleArn is required on FARGATE: ECS needs it to write the containers' awslogs").field_path(".ecs.executionRoleArn"))]
 pub struct TracedAppSpec {
     /// The application container.
     pub app: AppSpec,
 
     /// OpenTelemetry `service.name` of the app. Defaults to the TracedApp's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = TRIMMED))]
     pub service_name: Option<String>,
 
     /// Extra OpenTelemetry resource attributes, e.g. `deployment.environment.name: prod`.
-    /// `service.name` is set from `serviceName`, not here.
+    /// Keys are tokens (letters, digits and `!#$%&'*+-.^_|~`, at most 255); values are any
+    /// text up to 255 characters, percent-encoded into `OTEL_RESOURCE_ATTRIBUTES`. The keys
+    /// TracedApp sets itself are refused: `service.name` (use `serviceName`), `k8s.pod.name`,
+    /// `k8s.namespace.name`, `k8s.deployment.name`, `cloud.provider`, `cloud.platform`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(k, k != 'service.name' && k.size() > 0)").message("must not contain service.name (use spec.serviceName) or an empty key"))]
+    #[x_kube(validation = Rule::new(r#"self.all(k, k.size() <= 255 && k.matches("^[A-Za-z0-9!#$%&'*+.^_|~-]+$"))"#).message("keys must be 1 to 255 token characters: letters, digits and !#$%&'*+-.^_|~ (no spaces, commas or '=')"))]
+    #[x_kube(validation = Rule::new("self.all(k, !(k in ['service.name', 'k8s.pod.name', 'k8s.namespace.name', 'k8s.deployment.name', 'cloud.provider', 'cloud.platform']))").message("must not set an attribute TracedApp sets itself (service.name: use spec.serviceName; k8s.pod.name, k8s.namespace.name, k8s.deployment.name, cloud.provider, cloud.platform)"))]
+    #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 255}))]
     pub resource_attributes: BTreeMap<String, String>,
 
     /// Which traces to keep.
@@ -91,9 +232,10 @@ pub struct TracedAppSpec {
 /// The application container.
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = resources::cel_rule(resources::APP, false))]
 pub struct AppSpec {
     /// Container image of the app, e.g. `ghcr.io/acme/shop:1.4.2`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = TOKEN))]
     pub image: String,
 
     /// Port the app listens on.
@@ -120,7 +262,7 @@ pub struct AppSpec {
 
     /// HTTP path of the app's liveness/readiness check.
     #[serde(default = "default_health_path")]
-    #[schemars(regex(pattern = r"^/"), length(max = 1024))]
+    #[schemars(regex(pattern = ABS_PATH), length(max = 1024))]
     pub health_path: String,
 
     /// Seconds a rollout may go without progress before it counts as stuck: the Deployment
@@ -136,10 +278,12 @@ pub struct AppSpec {
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 pub struct EnvVar {
     /// Variable name: letters, digits and `_`, not starting with a digit.
-    #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"), length(max = 256))]
+    #[schemars(regex(pattern = ENV_NAME), length(max = 256))]
     pub name: String,
-    /// Variable value.
+    /// Variable value, passed as it is on both targets: `$(NAME)` is not expanded (on
+    /// Kubernetes it is escaped, since ECS would not expand it either).
     #[serde(default)]
+    #[schemars(length(max = 32768))]
     pub value: String,
 }
 
@@ -157,13 +301,13 @@ pub struct Resources {
 /// A CPU and a memory amount.
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 pub struct ResourceAmounts {
-    /// CPU, e.g. `250m` or `1`.
+    /// CPU, e.g. `250m`, `1` or `0.5`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+m|[0-9]+(\.[0-9]+)?)$"))]
+    #[schemars(regex(pattern = CPU), length(max = 10))]
     pub cpu: Option<String>,
     /// Memory, e.g. `256Mi` or `1Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(Ki|Mi|Gi|Ti|k|M|G|T)?$"))]
+    #[schemars(regex(pattern = MEMORY), length(max = 17))]
     pub memory: Option<String>,
 }
 
@@ -208,11 +352,12 @@ pub enum Distribution {
 /// The OpenTelemetry Collector that runs beside the app (sidecar / second container).
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.spikeLimitMiB < self.memoryLimitMiB").message("spikeLimitMiB must be less than memoryLimitMiB"))]
+#[x_kube(validation = Rule::new("self.spikeLimitMiB < self.memoryLimitMiB").message("spikeLimitMiB must be less than memoryLimitMiB").field_path(".spikeLimitMiB"))]
+#[x_kube(validation = resources::cel_rule(resources::COLLECTOR, true))]
 pub struct CollectorSpec {
     /// Collector image. Defaults to the pinned image of the chosen distribution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = TOKEN))]
     pub image: Option<String>,
 
     /// Collector build: `contrib` (default) or `adot`.
@@ -267,7 +412,7 @@ pub struct Batch {
     pub send_batch_size: u32,
     /// Send a batch after this long even if it is not full (Go duration: `200ms`, `10s`, `1m`).
     #[serde(default = "default_batch_timeout")]
-    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    #[schemars(regex(pattern = DURATION))]
     pub timeout: String,
     /// Largest batch sent (0: no limit).
     #[serde(default = "default_batch_max")]
@@ -290,7 +435,6 @@ impl Default for Batch {
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.jaeger) || (has(self.xray) && self.xray.enabled)").message("at least one trace exporter is required: set exporters.jaeger or enable exporters.xray"))]
-#[x_kube(validation = Rule::new("!has(self.prometheus) || !(self.prometheus.port in [4317, 4318, 8888, 13133])").message("prometheus.port must not be one of the collector's own ports (4317, 4318, 8888, 13133)"))]
 #[x_kube(validation = Rule::new("!has(self.cloudwatchMetrics) || has(self.cloudwatchMetrics.region) || (has(self.xray) && has(self.xray.region))").message("cloudwatchMetrics.region is required when xray.region is not set"))]
 pub struct Exporters {
     /// Send traces to Jaeger over OTLP/gRPC.
@@ -311,7 +455,7 @@ pub struct Exporters {
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 pub struct JaegerExporter {
     /// `host:port` of Jaeger's OTLP/gRPC receiver, e.g. `jaeger-collector.observability:4317`.
-    #[schemars(regex(pattern = r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$"))]
+    #[schemars(regex(pattern = HOST_PORT), length(max = 261))]
     pub endpoint: String,
     /// TLS to Jaeger.
     #[serde(default)]
@@ -327,6 +471,7 @@ pub struct Tls {
     pub insecure: bool,
     /// Path of a CA certificate file inside the collector container (mount it yourself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = ABS_PATH), length(max = 4096))]
     pub ca_file: Option<String>,
 }
 
@@ -340,21 +485,21 @@ pub struct XrayExporter {
     pub enabled: bool,
     /// AWS region of X-Ray, e.g. `us-east-1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"))]
+    #[schemars(regex(pattern = REGION))]
     pub region: Option<String>,
     /// IAM role the collector assumes to call X-Ray (in addition to its own identity).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"))]
+    #[schemars(regex(pattern = ROLE_ARN))]
     pub role_arn: Option<String>,
     /// Override the X-Ray API endpoint (tests, VPC endpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://"))]
+    #[schemars(regex(pattern = HTTP_URL), length(max = 2048))]
     pub endpoint: Option<String>,
     /// Span attributes to index as X-Ray annotations (searchable with filter expressions); the
     /// others are kept as metadata. X-Ray keeps at most 50 annotations per trace. Keys become
     /// what X-Ray accepts, letters, digits and `_`: `http.route` is annotation `http_route`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 50))]
+    #[schemars(length(max = 50), inner(length(min = 1, max = 255), regex(pattern = TOKEN)))]
     pub indexed_attributes: Vec<String>,
     /// Index every span attribute, and every resource attribute (as `otel_resource_<key>`),
     /// instead of `indexedAttributes`. X-Ray drops annotations past 50 per trace.
@@ -381,23 +526,24 @@ impl Default for PrometheusExporter {
 }
 
 /// CloudWatch metrics through embedded metric format logs.
-#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CloudWatchMetrics {
-    /// CloudWatch metric namespace, e.g. `TracedApp/shop`.
-    #[schemars(length(min = 1, max = 255))]
+    /// CloudWatch metric namespace, e.g. `TracedApp/shop` (not starting with `AWS/`).
+    #[schemars(length(min = 1, max = 255), regex(pattern = CW_NAMESPACE))]
+    #[x_kube(validation = Rule::new("!self.startsWith('AWS/')").message("the AWS/ namespaces are AWS's own"))]
     pub namespace: String,
     /// Log group that receives the EMF records. Defaults to `/metrics/<namespace>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[.\-_/#A-Za-z0-9]{1,512}$"))]
+    #[schemars(regex(pattern = LOG_GROUP))]
     pub log_group: Option<String>,
     /// AWS region. Defaults to the X-Ray region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"))]
+    #[schemars(regex(pattern = REGION))]
     pub region: Option<String>,
     /// Override the CloudWatch Logs endpoint (tests, VPC endpoints).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^https?://"))]
+    #[schemars(regex(pattern = HTTP_URL), length(max = 2048))]
     pub endpoint: Option<String>,
     /// Which dimension combinations each metric is published under. `NoDimensionRollup`
     /// (default): one, all of the metric's attributes (e.g. `endpoint`) plus `OTelLib` (the
@@ -428,7 +574,7 @@ pub struct AwsIdentity {
     /// IAM role for the pod's ServiceAccount (IRSA, `eks.amazonaws.com/role-arn`) and the default
     /// ECS task role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"))]
+    #[schemars(regex(pattern = ROLE_ARN))]
     pub iam_role_arn: Option<String>,
     /// Kubernetes Secret holding access keys, injected into the collector as environment
     /// variables (never copied into a ConfigMap or this spec).
@@ -441,13 +587,15 @@ pub struct AwsIdentity {
 #[serde(rename_all = "camelCase")]
 pub struct SecretRef {
     /// Secret name.
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN))]
     pub name: String,
     /// Key of the access key id in the Secret.
     #[serde(default = "default_access_key_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY))]
     pub access_key_id_key: String,
     /// Key of the secret access key in the Secret.
     #[serde(default = "default_secret_key_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = SECRET_KEY))]
     pub secret_access_key_key: String,
 }
 
@@ -470,34 +618,34 @@ pub enum LaunchType {
 pub struct EcsSpec {
     /// Task-definition family. Defaults to the TracedApp's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,255}$"))]
+    #[schemars(regex(pattern = ECS_FAMILY))]
     pub family: Option<String>,
     /// `FARGATE` (default) or `EC2`.
     #[serde(default)]
     pub launch_type: LaunchType,
     /// Task CPU units (`256` = 0.25 vCPU).
     #[serde(default = "default_ecs_cpu")]
-    #[schemars(regex(pattern = r"^[0-9]+$"))]
+    #[schemars(regex(pattern = ECS_CPU))]
     pub cpu: String,
     /// Task memory in MiB.
     #[serde(default = "default_ecs_memory")]
-    #[schemars(regex(pattern = r"^[0-9]+$"))]
+    #[schemars(regex(pattern = ECS_MEMORY))]
     pub memory: String,
     /// Role ECS uses to pull images and write logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"))]
+    #[schemars(regex(pattern = ROLE_ARN))]
     pub execution_role_arn: Option<String>,
     /// Role the containers run as (X-Ray and CloudWatch calls). Defaults to `aws.iamRoleArn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$"))]
+    #[schemars(regex(pattern = ROLE_ARN))]
     pub task_role_arn: Option<String>,
     /// CloudWatch Logs group for both containers. Defaults to `/ecs/<family>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[.\-_/#A-Za-z0-9]{1,512}$"))]
+    #[schemars(regex(pattern = LOG_GROUP))]
     pub log_group: Option<String>,
     /// AWS region of the task (and of its logs).
     #[serde(default = "default_region")]
-    #[schemars(regex(pattern = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"))]
+    #[schemars(regex(pattern = REGION))]
     pub region: String,
 }
 

@@ -228,7 +228,9 @@ spec:
 
     #[test]
     fn defaults_fargate_awsvpc_roles_and_logs() {
-        let td = task_definition(&app(""));
+        let td = task_definition(&app(
+            "  ecs: {executionRoleArn: \"arn:aws:iam::123456789012:role/exec\"}",
+        ));
         assert_eq!(td.family, "shop");
         assert_eq!(td.network_mode, "awsvpc");
         assert_eq!(td.requires_compatibilities, ["FARGATE"]);
@@ -246,6 +248,13 @@ spec:
             assert_eq!(c.log_configuration.options["awslogs-group"], "/ecs/shop");
         }
         assert!(crate::check::check(&td).is_ok());
+        // Without an execution role ECS could not write the awslogs: the check says so.
+        let errs = crate::check::check(&task_definition(&app(""))).unwrap_err();
+        assert!(
+            errs[0]
+                .to_string()
+                .starts_with("executionRoleArn: required on FARGATE")
+        );
     }
 
     #[test]
@@ -259,9 +268,10 @@ spec:
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert_eq!(errs.len(), 4, "{errs:?}");
         assert!(errs[0].starts_with("family:"));
         assert!(errs[1].starts_with("containerDefinitions[1].name:"));
-        assert!(errs[2].contains("not a Fargate task size"));
+        assert!(errs[2].starts_with("executionRoleArn:"));
+        assert!(errs[3].contains("not a Fargate task size"));
     }
 }

@@ -55,14 +55,22 @@ pub fn check(td: &TaskDefinition) -> Result<(), Vec<Rejection>> {
         if td.network_mode != "awsvpc" {
             reject("networkMode".into(), "Fargate requires awsvpc".into());
         }
+        if td.execution_role_arn.is_none() {
+            reject(
+                "executionRoleArn".into(),
+                "required on FARGATE: ECS writes the containers' awslogs with it; set \
+                 spec.ecs.executionRoleArn"
+                    .into(),
+            );
+        }
         if !fargate::is_valid(&td.cpu, &td.memory) {
             reject(
                 "cpu/memory".into(),
                 format!(
-                    "{}/{} is not a Fargate task size: {}",
+                    "{}/{} is not a Fargate task size (cpu units: memory MiB; {})",
                     td.cpu,
                     td.memory,
-                    fargate::expected(&td.cpu)
+                    fargate::table()
                 ),
             );
         }

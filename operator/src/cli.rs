@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tracedapp_api::TracedApp;
-use tracedapp_api::load::{LoadError, from_yaml};
 
 use crate::manifests;
 
@@ -168,59 +167,7 @@ impl CliError {
 /// Reads and validates a TracedApp file (the TracedApp document of a multi-document file);
 /// errors name the file and every bad field.
 pub fn read_app(path: &Path) -> Result<TracedApp, CliError> {
-    let text = if path == Path::new("-") {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(path)
-    }
-    .map_err(|e| CliError::BadInput(format!("{}: cannot read: {e}", path.display())))?;
-    let text = tracedapp_document(&text)
-        .map_err(|m| CliError::BadInput(format!("{}: {m}", path.display())))?;
-    from_yaml(text).map_err(|e| {
-        let detail = match e {
-            LoadError::Yaml(m) => vec![format!("not valid YAML: {m}")],
-            LoadError::Shape(errs) | LoadError::Invalid(errs) => {
-                errs.0.iter().map(ToString::to_string).collect()
-            }
-        };
-        let lines: Vec<String> = detail.iter().map(|d| format!("  {d}")).collect();
-        CliError::BadInput(format!(
-            "{}: invalid TracedApp:\n{}",
-            path.display(),
-            lines.join("\n")
-        ))
-    })
-}
-
-/// The one TracedApp document of a YAML stream (files may carry other objects too, e.g. a
-/// Service next to the TracedApp).
-fn tracedapp_document(text: &str) -> Result<&str, String> {
-    let mut docs = Vec::new();
-    let mut start = 0;
-    for (offset, line) in text.split_inclusive('\n').scan(0, |pos, l| {
-        let at = *pos;
-        *pos += l.len();
-        Some((at, l))
-    }) {
-        if line.trim_end() == "---" {
-            docs.push(&text[start..offset]);
-            start = offset + line.len();
-        }
-    }
-    docs.push(&text[start..]);
-    let apps: Vec<&str> = docs
-        .into_iter()
-        .filter(|d| d.lines().any(|l| l.trim_end() == "kind: TracedApp"))
-        .collect();
-    match apps.as_slice() {
-        [one] => Ok(one),
-        // No `kind: TracedApp` line: let the loader say what is wrong with the document.
-        [] => Ok(text),
-        many => Err(format!(
-            "holds {} TracedApps; render them one file at a time",
-            many.len()
-        )),
-    }
+    tracedapp_api::load::read(path).map_err(CliError::BadInput)
 }
 
 /// Renders `app` for `target` in `format` (what `tracedapp render` prints).
@@ -380,33 +327,4 @@ fn default_identity() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "tracedapp".into());
     format!("{host}-{}", std::process::id())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tracedapp_document;
-
-    #[test]
-    fn the_tracedapp_document_is_picked_from_a_multi_document_file() {
-        let file = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\napiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {name: b}\n";
-        let doc = tracedapp_document(file).unwrap();
-        assert!(
-            doc.starts_with("apiVersion: tracedapp.dev/v1alpha1"),
-            "{doc}"
-        );
-        assert!(!doc.contains("Service"));
-        let two = format!(
-            "{file}---\n{}",
-            &file[file.find("apiVersion: tracedapp").unwrap()..]
-        );
-        assert_eq!(
-            tracedapp_document(&two).unwrap_err(),
-            "holds 2 TracedApps; render them one file at a time"
-        );
-        // No TracedApp at all: the whole text goes to the loader, which says what is wrong.
-        assert_eq!(
-            tracedapp_document("kind: Service\n").unwrap(),
-            "kind: Service\n"
-        );
-    }
 }

@@ -161,12 +161,25 @@ fn reconciles_children_status_changes_drift_and_writes_nothing_when_converged() 
     assert_eq!(op.metric("tracedapp_reconcile_errors_total"), 0.0);
 }
 
-/// A spec the API server accepts but our rules reject (a dotted name cannot name a Service):
+/// A TracedApp stored under an older, laxer CRD that the current rules reject (a dotted name
+/// cannot name a Service; the API server keeps stored objects through a CRD upgrade):
 /// `ConfigValid=False` with the field path, `Degraded`, a Warning event, nothing applied.
 #[test]
 fn invalid_spec_gets_a_condition_an_event_and_no_children() {
     let cp = cluster();
-    let op = Operator::start(&cp, "operator", &[]);
+    // The CRD without its rule on metadata.name, as an older release might have had it.
+    let crd_path = testkit::repo_root().join("manifests/crd.yaml");
+    let mut lax: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&crd_path).unwrap()).unwrap();
+    let root = &mut lax["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"];
+    root.as_object_mut()
+        .unwrap()
+        .remove("metadata")
+        .expect("the schema has the name rule");
+    cp.kubectl_stdin(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        Some(&lax.to_string()),
+    );
     let spec = r#"
 apiVersion: tracedapp.dev/v1alpha1
 kind: TracedApp
@@ -181,6 +194,20 @@ spec:
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Today's CRD refuses such a name, and keeps the stored object.
+    cp.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        crd_path.to_str().unwrap(),
+    ]);
+    let refused = cp.kubectl_stdin(
+        &["apply", "--server-side", "-f", "-"],
+        Some(&spec.replace("shop.v2", "shop.v3")),
+    );
+    assert!(!refused.status.success(), "a new dotted name is refused");
+    let op = Operator::start(&cp, "operator", &[]);
     wait_until("ConfigValid=False", WAIT, || {
         condition(&cp, "shop.v2", "ConfigValid") == "False"
     });

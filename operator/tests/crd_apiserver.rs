@@ -59,7 +59,7 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
     let expected: &[(&str, &str)] = &[
         (
             "app-port-clash",
-            "app.port must not be one of the collector's ports",
+            "spec.app.port: Invalid value: app.port must not be a port the collector opens",
         ),
         ("bad-batch-timeout", "spec.collector.batch.timeout"),
         ("bad-name", "metadata.name"),
@@ -71,6 +71,10 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
         ("duplicate-env", "variable names must be unique"),
         ("fargate-cpu", "cpu/memory is not a Fargate task size"),
         ("fargate-size", "cpu/memory is not a Fargate task size"),
+        (
+            "fargate-without-execution-role",
+            "spec.ecs.executionRoleArn: Invalid value: ecs.executionRoleArn is required on FARGATE",
+        ),
         ("health-path-relative", "spec.app.healthPath"),
         ("jaeger-url-with-scheme", "spec.exporters.jaeger.endpoint"),
         ("missing-image", "spec.app.image: Required value"),
@@ -81,14 +85,17 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
         ("port-out-of-range", "spec.app.port"),
         (
             "prometheus-on-collector-port",
-            "prometheus.port must not be one of the collector's own ports",
+            "spec.exporters.prometheus.port: Invalid value: exporters.prometheus.port must not be a port the collector opens",
         ),
         ("ratio-above-one", "spec.sampling.ratio"),
         (
             "reserved-env",
             "must not set a variable TracedApp sets itself",
         ),
-        ("service-name-attribute", "must not contain service.name"),
+        (
+            "service-name-attribute",
+            "must not set an attribute TracedApp sets itself (service.name",
+        ),
         (
             "spike-not-below-limit",
             "spikeLimitMiB must be less than memoryLimitMiB",
@@ -101,7 +108,7 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
         ),
         (
             "xray-receiver-port-clash",
-            "spec.app.port: Invalid value: app.port must not be 2000",
+            "spec.app.port: Invalid value: app.port must not be a port the collector opens",
         ),
     ];
     let dir = repo_root().join("testdata/invalid");

@@ -118,7 +118,11 @@ async fn register_is_idempotent_against_moto() {
     let collector = &td.container_definitions[0];
     assert_eq!(
         collector.command,
-        ["--config=env:TRACEDAPP_COLLECTOR_CONFIG"]
+        [
+            "--config=env:TRACEDAPP_COLLECTOR_CONFIG",
+            "--feature-gates=-exporter.xray.allowDot"
+        ],
+        "the command ECS stores is the one rendered"
     );
     let config = collector
         .environment

@@ -61,14 +61,20 @@ pub fn run(o: &Options) -> Result<()> {
     }
     let service_bin = std::env::current_dir()?.join("target/release/traced-service");
 
-    eprintln!("demo: starting Jaeger on :{} and moto (X-Ray, CloudWatch) ...", o.jaeger_port);
+    eprintln!(
+        "demo: starting Jaeger on :{} and moto (X-Ray, CloudWatch) ...",
+        o.jaeger_port
+    );
     let jaeger = Jaeger::start_with_ui_port(Some(o.jaeger_port));
     let aws = Moto::start();
 
     let mut app = tracedapp_api::load::from_yaml(&std::fs::read_to_string(EXAMPLE)?)
         .map_err(|e| anyhow::anyhow!("{EXAMPLE}: {e}"))?;
     let ex = &mut app.spec.exporters;
-    let j = ex.jaeger.as_mut().context("the example exports to Jaeger")?;
+    let j = ex
+        .jaeger
+        .as_mut()
+        .context("the example exports to Jaeger")?;
     j.endpoint = jaeger.otlp_grpc.clone();
     j.tls.insecure = true;
     let xray = ex.xray.as_mut().context("the example exports to X-Ray")?;
@@ -94,7 +100,11 @@ pub fn run(o: &Options) -> Result<()> {
         },
     );
 
-    let service = app.spec.service_name.clone().unwrap_or_else(|| "checkout".into());
+    let service = app
+        .spec
+        .service_name
+        .clone()
+        .unwrap_or_else(|| "checkout".into());
     let backend = format!("{service}-backend");
     let dir = TempDir::new("demo");
     let backend_port = free_port();
@@ -166,10 +176,11 @@ pub fn run(o: &Options) -> Result<()> {
     let trace_id = trace_id.unwrap_or_default();
     let mut xray_trace = None;
     wait_until("the same trace in X-Ray", Duration::from_secs(60), || {
-        xray_trace = aws
-            .xray_traces(&region)
-            .into_iter()
-            .find(|t| t["Id"].as_str().is_some_and(|id| moto::w3c_trace_id(id) == trace_id));
+        xray_trace = aws.xray_traces(&region).into_iter().find(|t| {
+            t["Id"]
+                .as_str()
+                .is_some_and(|id| moto::w3c_trace_id(id) == trace_id)
+        });
         xray_trace.is_some()
     });
     let mut emf = Vec::new();
@@ -200,7 +211,10 @@ pub fn run(o: &Options) -> Result<()> {
     println!("  AWS (moto):       {}   region {region}", aws.url);
     if let Some(t) = &xray_trace {
         println!();
-        println!("The same /chain trace as X-Ray stored it ({}):", t["Id"].as_str().unwrap_or(""));
+        println!(
+            "The same /chain trace as X-Ray stored it ({}):",
+            t["Id"].as_str().unwrap_or("")
+        );
         for line in segment_tree(t) {
             println!("  {line}");
         }
@@ -259,7 +273,10 @@ fn segment_tree(trace: &Value) -> Vec<String> {
         parts.join("  ")
     }
     fn walk(docs: &[Value], parent: &str, depth: usize, lines: &mut Vec<String>) {
-        for d in docs.iter().filter(|d| d["parent_id"].as_str() == Some(parent)) {
+        for d in docs
+            .iter()
+            .filter(|d| d["parent_id"].as_str() == Some(parent))
+        {
             lines.push(format!("{}└ {}", "  ".repeat(depth), describe(d)));
             walk(docs, d["id"].as_str().unwrap_or_default(), depth + 1, lines);
         }
@@ -269,7 +286,12 @@ fn segment_tree(trace: &Value) -> Vec<String> {
         .filter(|d| d["parent_id"].as_str().is_none_or(|p| !ids.contains(&p)))
     {
         lines.push(describe(root));
-        walk(&docs, root["id"].as_str().unwrap_or_default(), 1, &mut lines);
+        walk(
+            &docs,
+            root["id"].as_str().unwrap_or_default(),
+            1,
+            &mut lines,
+        );
     }
     lines
 }
@@ -282,7 +304,11 @@ fn emf_summary(events: &[(String, String)]) -> Vec<String> {
         let Ok(record) = serde_json::from_str::<Value>(message) else {
             continue;
         };
-        for directive in record["_aws"]["CloudWatchMetrics"].as_array().into_iter().flatten() {
+        for directive in record["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let mut dims: Vec<String> = directive["Dimensions"][0]
                 .as_array()
                 .into_iter()
@@ -303,5 +329,8 @@ fn emf_summary(events: &[(String, String)]) -> Vec<String> {
             }
         }
     }
-    latest.into_iter().map(|(k, v)| format!("{k} = {v}")).collect()
+    latest
+        .into_iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect()
 }

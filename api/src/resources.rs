@@ -1,0 +1,93 @@
+//! Container resources: the defaults each container gets where the spec says nothing, and the
+//! CRD rule that keeps what a container requests within its limits, defaults included — the
+//! check Kubernetes makes when the Deployment is applied, made before anything is applied.
+//!
+//! A spec's `requests` (or `limits`) replaces the defaults' `requests` (`limits`) whole, as the
+//! builders do: `requests: {cpu: 2}` with no `limits` meets the default memory limit only.
+
+use kube::core::Rule;
+
+/// A default requests/limits pair for one container, in Kubernetes quantity syntax. The
+/// collector's memory limit follows its `memoryLimitMiB` instead (see [`collector_memory_limit_mib`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub request_cpu: Option<&'static str>,
+    pub request_memory: Option<&'static str>,
+    pub limit_cpu: Option<&'static str>,
+    pub limit_memory: Option<&'static str>,
+}
+
+/// The app container.
+pub const APP: Defaults = Defaults {
+    request_cpu: Some("100m"),
+    request_memory: Some("64Mi"),
+    limit_cpu: None,
+    limit_memory: Some("256Mi"),
+};
+
+/// The collector container (its memory limit: [`collector_memory_limit_mib`]).
+pub const COLLECTOR: Defaults = Defaults {
+    request_cpu: Some("50m"),
+    request_memory: Some("64Mi"),
+    limit_cpu: None,
+    limit_memory: None,
+};
+
+/// The collector's default memory limit: room above the `memory_limiter`'s limit so that the
+/// limiter, not the kernel, sheds load.
+pub fn collector_memory_limit_mib(memory_limit_mib: u32) -> u32 {
+    memory_limit_mib + memory_limit_mib / 4
+}
+
+/// The same in bytes, as a CEL expression over the collector spec (`self`). Numbers rather
+/// than a built quantity string: the API server's cost estimate of a string built at run time
+/// is unbounded, and it refused the rule.
+const COLLECTOR_MEMORY_LIMIT_BYTES_CEL: &str =
+    "double(self.memoryLimitMiB + self.memoryLimitMiB / 4) * 1048576.0";
+
+/// The CEL rule, on the object holding `resources`, that requests do not exceed limits.
+/// `collector`: the default memory limit is the collector's computed one.
+pub fn cel_rule(defaults: Defaults, collector: bool) -> Rule {
+    let r = "self.resources";
+    // For one resource: no check unless both a request and a limit apply; the spec's value
+    // where it gives the map, else the default.
+    let key = |k: &str,
+               request: Option<&str>,
+               limit: Option<&str>,
+               computed_limit: Option<&str>| {
+        let present = |side: &str, default: bool| {
+            format!("(has({r}.{side}) ? has({r}.{side}.{k}) : {default})")
+        };
+        let req = format!(
+            "quantity(has({r}.requests) ? {r}.requests.{k} : '{}')",
+            request.unwrap_or("0")
+        );
+        let default_limit_check = match (limit, computed_limit) {
+            (Some(l), _) => format!("{req}.compareTo(quantity('{l}')) <= 0"),
+            (None, Some(bytes)) => format!("{req}.asApproximateFloat() <= {bytes}"),
+            (None, None) => "true".to_owned(),
+        };
+        format!(
+            "!({} && {}) || (has({r}.limits) ? {req}.compareTo(quantity({r}.limits.{k})) <= 0 : {default_limit_check})",
+            present("requests", request.is_some()),
+            present("limits", limit.is_some() || computed_limit.is_some()),
+        )
+    };
+    let computed = collector.then_some(COLLECTOR_MEMORY_LIMIT_BYTES_CEL);
+    let expression = format!(
+        "!has({r}) || (({}) && ({}))",
+        key("cpu", defaults.request_cpu, defaults.limit_cpu, None),
+        key(
+            "memory",
+            defaults.request_memory,
+            defaults.limit_memory,
+            computed
+        ),
+    );
+    Rule::new(expression)
+        .message(
+            "resources: a request is above its limit (defaults included: a memory request above \
+             the default limit needs a limit too); Kubernetes would refuse the Deployment",
+        )
+        .field_path(".resources")
+}

@@ -1,0 +1,342 @@
+//! The OpenAPI half of the CRD's rules, evaluated the way kube-apiserver evaluates a structural
+//! schema: types, required fields, enums, patterns, bounds, lengths (in characters, as
+//! Kubernetes counts them), list sizes, and unknown fields (which `kubectl apply` refuses with
+//! strict field validation, its default).
+//!
+//! Expected flow: the object has had its schema defaults applied; [`check`] walks the schema
+//! and the object together and returns every violation with its field path.
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::validate::FieldError;
+
+/// Every violation of `schema` in `value`; `path` is where `value` sits (`""` for the root).
+pub fn check(schema: &Value, value: &Value, path: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    walk(schema, value, path, &mut errors);
+    errors
+}
+
+fn fail(errors: &mut Vec<FieldError>, path: &str, message: String) {
+    errors.push(FieldError {
+        path: if path.is_empty() {
+            "(document)".to_owned()
+        } else {
+            path.to_owned()
+        },
+        message,
+    });
+}
+
+/// A value as a user wrote it, for messages (strings quoted, long ones cut).
+pub fn shown(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(57).collect::<String>())
+    } else {
+        text
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    // Kubernetes drops nulls of fields that are not nullable before validating.
+    if value.is_null() {
+        return;
+    }
+    if schema["x-kubernetes-preserve-unknown-fields"] == true && schema.get("properties").is_none()
+    {
+        return;
+    }
+    let Some(kind) = schema["type"].as_str() else {
+        return;
+    };
+    let type_ok = match kind {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        _ => true,
+    };
+    if !type_ok {
+        let what = match kind {
+            "object" => "a mapping of fields",
+            "array" => "a list",
+            "string" => "text",
+            "boolean" => "true or false",
+            "integer" => "a whole number",
+            "number" => "a number",
+            other => other,
+        };
+        fail(
+            errors,
+            path,
+            format!("must be {what}, got {}", shown(value)),
+        );
+        return;
+    }
+    if let Some(allowed) = schema["enum"].as_array()
+        && !allowed.contains(value)
+    {
+        let names: Vec<String> = allowed.iter().map(shown).collect();
+        fail(
+            errors,
+            path,
+            format!("must be one of {}, got {}", names.join(", "), shown(value)),
+        );
+    }
+    match value {
+        Value::String(s) => string(schema, s, path, errors),
+        Value::Number(n) => number(schema, n.as_f64().unwrap_or(f64::NAN), value, path, errors),
+        Value::Array(items) => array(schema, items, path, errors),
+        Value::Object(fields) => object(schema, fields, path, errors),
+        _ => {}
+    }
+}
+
+fn string(schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError>) {
+    let chars = s.chars().count() as u64;
+    if let Some(min) = schema["minLength"].as_u64()
+        && chars < min
+    {
+        let message = if min == 1 {
+            "must not be empty".to_owned()
+        } else {
+            format!("must be at least {min} characters, got {chars}")
+        };
+        fail(errors, path, message);
+    }
+    if let Some(max) = schema["maxLength"].as_u64()
+        && chars > max
+    {
+        fail(
+            errors,
+            path,
+            format!("must be at most {max} characters, got {chars}"),
+        );
+    }
+    if let Some(pattern) = schema["pattern"].as_str() {
+        match Regex::new(pattern) {
+            Ok(re) if re.is_match(s) => {}
+            Ok(_) => {
+                let meaning = crate::spec::PATTERN_MEANINGS
+                    .iter()
+                    .find(|(p, _)| *p == pattern)
+                    .map_or_else(|| format!("match {pattern}"), |(_, m)| format!("be {m}"));
+                fail(
+                    errors,
+                    path,
+                    format!("must {meaning}, got {}", shown(&Value::from(s))),
+                );
+            }
+            Err(e) => fail(
+                errors,
+                path,
+                format!("the schema's pattern does not compile: {e}"),
+            ),
+        }
+    }
+}
+
+/// A schema bound as a person writes it: `65535`, not `65535.0`.
+fn bound_text(v: &Value) -> String {
+    match v.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+        _ => v.to_string(),
+    }
+}
+
+fn number(schema: &Value, n: f64, value: &Value, path: &str, errors: &mut Vec<FieldError>) {
+    let bound = |key: &str| schema[key].as_f64();
+    let exclusive = |key: &str| schema[key] == true;
+    if let Some(min) = bound("minimum") {
+        let below = if exclusive("exclusiveMinimum") {
+            n <= min
+        } else {
+            n < min
+        };
+        if below {
+            fail(
+                errors,
+                path,
+                format!(
+                    "must be at least {}, got {}",
+                    bound_text(&schema["minimum"]),
+                    shown(value)
+                ),
+            );
+        }
+    }
+    if let Some(max) = bound("maximum") {
+        let above = if exclusive("exclusiveMaximum") {
+            n >= max
+        } else {
+            n > max
+        };
+        if above {
+            fail(
+                errors,
+                path,
+                format!(
+                    "must be at most {}, got {}",
+                    bound_text(&schema["maximum"]),
+                    shown(value)
+                ),
+            );
+        }
+    }
+}
+
+fn array(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
+    let len = items.len() as u64;
+    if let Some(max) = schema["maxItems"].as_u64()
+        && len > max
+    {
+        fail(
+            errors,
+            path,
+            format!("must have at most {max} items, got {len}"),
+        );
+    }
+    if let Some(min) = schema["minItems"].as_u64()
+        && len < min
+    {
+        fail(
+            errors,
+            path,
+            format!("must have at least {min} items, got {len}"),
+        );
+    }
+    if let Some(item_schema) = schema.get("items") {
+        for (i, item) in items.iter().enumerate() {
+            walk(item_schema, item, &format!("{path}[{i}]"), errors);
+        }
+    }
+}
+
+fn object(
+    schema: &Value,
+    fields: &serde_json::Map<String, Value>,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) {
+    for required in schema["required"].as_array().into_iter().flatten() {
+        if let Some(name) = required.as_str()
+            && fields.get(name).is_none_or(Value::is_null)
+        {
+            fail(errors, &join(path, name), "is required".to_owned());
+        }
+    }
+    let count = fields.len() as u64;
+    if let Some(max) = schema["maxProperties"].as_u64()
+        && count > max
+    {
+        fail(
+            errors,
+            path,
+            format!("must have at most {max} entries, got {count}"),
+        );
+    }
+    let properties = schema["properties"].as_object();
+    let additional = schema.get("additionalProperties");
+    for (key, v) in fields {
+        // What every object has: a CRD's schema leaves them implicit.
+        if path.is_empty() && ["apiVersion", "kind", "metadata"].contains(&key.as_str()) {
+            continue;
+        }
+        let here = join(path, key);
+        if let Some(field_schema) = properties.and_then(|p| p.get(key)) {
+            walk(field_schema, v, &here, errors);
+        } else if let Some(value_schema) = additional.filter(|a| a.is_object()) {
+            walk(value_schema, v, &here, errors);
+        } else if additional != Some(&Value::Bool(true))
+            && schema["x-kubernetes-preserve-unknown-fields"] != true
+        {
+            let message = match properties.and_then(|p| nearest(key, p.keys())) {
+                Some(name) => format!("unknown field; did you mean `{name}`?"),
+                None => "unknown field".to_owned(),
+            };
+            fail(errors, &here, message);
+        }
+    }
+}
+
+/// The known name closest to a misspelt one, if it is close enough to be a typo.
+fn nearest<'a>(key: &str, known: impl Iterator<Item = &'a String>) -> Option<&'a String> {
+    known
+        .map(|k| {
+            (
+                strsim::jaro_winkler(&key.to_lowercase(), &k.to_lowercase()),
+                k,
+            )
+        })
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn errors(schema: Value, value: Value) -> Vec<String> {
+        check(&schema, &value, "spec")
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        let schema = json!({"type": "string", "maxLength": 3});
+        assert!(
+            errors(schema.clone(), json!("ééé")).is_empty(),
+            "3 characters, 6 bytes"
+        );
+        assert_eq!(
+            errors(schema, json!("éééé")),
+            ["spec: must be at most 3 characters, got 4"]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_field_is_named_with_the_nearest_known_one() {
+        let schema = json!({"type": "object", "properties": {"exporters": {"type": "object"}, "app": {"type": "object"}}});
+        assert_eq!(
+            errors(schema, json!({"exportrs": {}})),
+            ["spec.exportrs: unknown field; did you mean `exporters`?"]
+        );
+    }
+
+    #[test]
+    fn types_bounds_and_nulls() {
+        let schema = json!({"type": "integer", "minimum": 1, "maximum": 65535});
+        assert_eq!(
+            errors(schema.clone(), json!(65536)),
+            ["spec: must be at most 65535, got 65536"]
+        );
+        assert_eq!(
+            errors(schema.clone(), json!("80")),
+            ["spec: must be a whole number, got \"80\""]
+        );
+        assert_eq!(
+            errors(schema.clone(), json!(1.5)),
+            ["spec: must be a whole number, got 1.5"]
+        );
+        assert!(
+            errors(schema, Value::Null).is_empty(),
+            "a null is dropped, as Kubernetes does"
+        );
+    }
+}
