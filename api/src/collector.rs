@@ -319,8 +319,35 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
 
 impl CollectorConfig {
     /// The configuration as YAML, stable for the same spec.
+    ///
+    /// Guarantees: what a user wrote is data, never a directive. The collector expands
+    /// `${env:…}`, `${file:…}` and friends in every string of its configuration, so a spec
+    /// holding `${env:AWS_SECRET_ACCESS_KEY}` in an endpoint or a path would read the
+    /// collector's environment or files; every `$` is written as `$$`, which the collector
+    /// reads back as one literal `$`. (Quoting by the YAML writer keeps newlines from
+    /// starting new keys.)
     pub fn to_yaml(&self) -> String {
-        serde_saphyr::to_string(self).expect("a tree of maps, lists and scalars always serialises")
+        let mut escaped = self.clone();
+        for section in [
+            &mut escaped.receivers,
+            &mut escaped.processors,
+            &mut escaped.exporters,
+            &mut escaped.extensions,
+        ] {
+            section.values_mut().for_each(escape_dollars);
+        }
+        serde_saphyr::to_string(&escaped)
+            .expect("a tree of maps, lists and scalars always serialises")
+    }
+}
+
+/// `$` → `$$` in every string of `value`.
+fn escape_dollars(value: &mut Value) {
+    match value {
+        Value::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Value::Array(items) => items.iter_mut().for_each(escape_dollars),
+        Value::Object(map) => map.values_mut().for_each(escape_dollars),
+        _ => {}
     }
 }
 

@@ -90,3 +90,52 @@ fn a_broken_config_fails_validation_with_a_clear_reason() {
     assert!(!ok, "an undefined exporter must fail");
     assert!(output.contains("zipkin"), "{output}");
 }
+
+/// What a user writes stays data: `${env:…}` and `${file:…}` in the spec reach the collector
+/// as literal text (its `print-config` shows the configuration after its own expansion).
+#[test]
+fn spec_strings_are_never_expanded_by_the_collector() {
+    let dir = TempDir::new("otelcol-injection");
+    let spec = r#"
+apiVersion: tracedapp.dev/v1alpha1
+kind: TracedApp
+metadata: {name: inject, namespace: demo}
+spec:
+  app: {image: "app:1"}
+  exporters:
+    jaeger: {endpoint: "jaeger:4317", tls: {caFile: "/certs/${env:HOME}/ca.pem"}}
+    xray:
+      region: us-east-1
+      endpoint: "http://127.0.0.1:1/${file:/etc/hostname}"
+      indexedAttributes: ["${env:PATH}"]
+"#;
+    let app = tracedapp_api::load::from_yaml(spec).expect("the spec is valid");
+    let yaml = tracedapp_api::collector::render(&app.spec).to_yaml();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let out = Command::new(testkit::tools::otelcol())
+        .args(["print-config", "--mode=unredacted"])
+        .arg(format!("--config=file:{}", file.display()))
+        .args(tracedapp_api::collector::command_flags(&app.spec))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for literal in [
+        "/certs/${env:HOME}/ca.pem",
+        "http://127.0.0.1:1/${file:/etc/hostname}",
+        "${env:PATH}",
+    ] {
+        assert!(
+            printed.contains(literal),
+            "{literal} was expanded:\n{printed}"
+        );
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    assert!(!printed.contains(&format!("/certs/{home}/")), "{printed}");
+}
