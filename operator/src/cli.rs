@@ -226,6 +226,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             output,
         } => {
             let app = read_app(&file)?;
+            if target == RenderTarget::Ecs {
+                warn_ecs(&app);
+                if let Err(errors) =
+                    tracedapp_ecs::check::check(&tracedapp_ecs::task_definition(&app))
+                {
+                    for e in errors {
+                        eprintln!("warning: ECS would refuse this task definition: {e}");
+                    }
+                }
+            }
             print!("{}", render(&app, target, output)?);
             Ok(())
         }
@@ -237,6 +247,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             endpoint_url,
         }) => {
             let app = read_app(&file)?;
+            warn_ecs(&app);
             let td = tracedapp_ecs::task_definition(&app);
             tracedapp_ecs::check::check(&td).map_err(|errs| {
                 let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
@@ -277,6 +288,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+    }
+}
+
+/// On stderr: what of the spec an ECS task cannot use, and what ECS would refuse.
+fn warn_ecs(app: &TracedApp) {
+    for line in tracedapp_ecs::ignored_fields(&app.spec) {
+        eprintln!("warning: {line}");
     }
 }
 

@@ -106,10 +106,15 @@ fn app_container(app: &TracedApp) -> Container {
         field_env("K8S_POD_NAME", "metadata.name"),
         field_env("K8S_NAMESPACE_NAME", "metadata.namespace"),
     ];
+    // A user's `$(NAME)` stays text, as on ECS: Kubernetes would expand it, `$$(` it keeps.
+    let user_vars: Vec<&str> = a.env.iter().map(|e| e.name.as_str()).collect();
     env.extend(
         app_env(spec, &app_name(app), &platform)
             .iter()
-            .map(|(k, v)| env_value(k, v)),
+            .map(|(k, v)| match user_vars.contains(&k.as_str()) {
+                true => env_value(k, &v.replace("$(", "$$(")),
+                false => env_value(k, v),
+            }),
     );
     let probe = |initial: i32, period: i32| Probe {
         http_get: Some(HTTPGetAction {

@@ -282,6 +282,32 @@ mod tests {
         assert!(build(&app()).service_account.metadata.annotations.is_none());
     }
 
+    /// `$(NAME)` in a user's variable is text on both targets: escaped for Kubernetes, whose
+    /// kubelet would expand it (ECS does not); our own `$(K8S_POD_NAME)` reference still works.
+    #[test]
+    fn user_variables_are_not_expanded_by_kubernetes() {
+        let app = app().edit(|a| {
+            a.spec.app.env = vec![
+                serde_json::from_value(
+                    serde_json::json!({"name": "GREETING", "value": "hi $(K8S_POD_NAME)"}),
+                )
+                .unwrap(),
+            ];
+        });
+        let env = containers(&build(&app))[1].env.clone().unwrap();
+        let get = |n: &str| {
+            env.iter()
+                .find(|e| e.name == n)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(get("GREETING").unwrap(), "hi $$(K8S_POD_NAME)");
+        assert!(
+            get("OTEL_RESOURCE_ATTRIBUTES")
+                .unwrap()
+                .contains("k8s.pod.name=$(K8S_POD_NAME)")
+        );
+    }
+
     /// The app sends OTLP to the sidecar on localhost and names its pod and namespace.
     #[test]
     fn app_exports_to_the_sidecar_with_kubernetes_attributes() {

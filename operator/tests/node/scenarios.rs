@@ -773,7 +773,8 @@ fn failures(rig: &Rig) -> Result<(), Failed> {
     let image = rig.jsonpath(DEMO, &format!("ta/{APP}"), "{.spec.app.image}");
     let spec = format!(
         "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {{name: broken, namespace: {DEMO}}}\n\
-         spec:\n  app: {{image: \"{image}\", healthPath: /nope, progressDeadlineSeconds: 15}}\n  \
+         spec:\n  app: {{image: \"{image}\", healthPath: /nope, progressDeadlineSeconds: 15, \
+         env: [{{name: LITERAL, value: \"$(K8S_POD_NAME)\"}}]}}\n  \
          exporters: {{jaeger: {{endpoint: \"jaeger-collector.observability:4317\", tls: {{insecure: true}}}}}}\n"
     );
     rig.kubectl_stdin(&["apply", "-f", "-"], &spec);
@@ -811,6 +812,19 @@ fn failures(rig: &Rig) -> Result<(), Failed> {
     wait("a Degraded event", Duration::from_secs(30), || {
         events(rig, "broken").iter().any(|(r, _)| r == "Degraded")
     })?;
+    // A user's `$(NAME)` reaches the process as text, as on ECS (the kernel's view of its
+    // environment).
+    let pod = rig.pods(DEMO, "app.kubernetes.io/instance=broken")[0].clone();
+    let pid = rig.container_pid(DEMO, &pod, "app");
+    let environ = std::fs::read(format!("/proc/{pid}/environ"))?;
+    let vars: Vec<String> = environ
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(
+        vars.iter().any(|v| v == "LITERAL=$(K8S_POD_NAME)"),
+        "not expanded: {vars:?}"
+    );
     rig.kubectl_ok(&["delete", "ta", "broken", "-n", DEMO, "--wait=true"]);
     Ok(())
 }

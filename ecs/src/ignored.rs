@@ -1,0 +1,63 @@
+//! Fields of the spec an ECS task definition has no place for: said, never silently dropped.
+
+use tracedapp_api::TracedAppSpec;
+
+/// One line per field set in `spec` that ECS ignores, with what to use instead.
+pub fn ignored_fields(spec: &TracedAppSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let app = &spec.app;
+    if app.replicas != 1 {
+        out.push(format!(
+            "spec.app.replicas ({}) is not part of a task definition: set the desired count on \
+             the ECS service",
+            app.replicas
+        ));
+    }
+    let sized = |r: &tracedapp_api::spec::Resources| r.requests.is_some() || r.limits.is_some();
+    if sized(&app.resources) || sized(&spec.collector.resources) {
+        out.push(
+            "spec.app.resources and spec.collector.resources are Kubernetes only: ECS sizes the \
+             task with spec.ecs.cpu and spec.ecs.memory"
+                .to_owned(),
+        );
+    }
+    if app.progress_deadline_seconds.is_some() {
+        out.push(
+            "spec.app.progressDeadlineSeconds is Kubernetes only (the Deployment's deadline)"
+                .to_owned(),
+        );
+    }
+    if spec.aws.credentials_secret.is_some() {
+        out.push(
+            "spec.aws.credentialsSecret is Kubernetes only: on ECS the task role \
+             (spec.ecs.taskRoleArn, else spec.aws.iamRoleArn) gives the collector its AWS identity"
+                .to_owned(),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_only_fields_are_named() {
+        let mut spec = tracedapp_api::load::from_yaml(
+            "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {name: a}\nspec:\n  app: {image: \"i:1\"}\n  exporters: {jaeger: {endpoint: \"j:4317\"}}\n",
+        )
+        .unwrap()
+        .spec;
+        assert!(
+            ignored_fields(&spec).is_empty(),
+            "a plain spec warns of nothing"
+        );
+        spec.app.replicas = 3;
+        spec.aws.credentials_secret =
+            Some(serde_json::from_value(serde_json::json!({"name": "keys"})).unwrap());
+        let lines = ignored_fields(&spec);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("spec.app.replicas (3)"));
+        assert!(lines[1].starts_with("spec.aws.credentialsSecret"));
+    }
+}
