@@ -477,3 +477,64 @@ fn ready_follows_the_deployments_real_availability() {
         event_reasons(&cp, "web").contains(&"Ready".to_owned())
     });
 }
+
+/// A TracedApp named like a Deployment it does not own takes nothing: `Degraded` with
+/// `ChildConflict` and an Event, no child applied, the Deployment untouched, and deleting the
+/// TracedApp leaves it there.
+#[test]
+fn an_object_that_is_not_ours_is_never_taken_over() {
+    let mut cp = cluster();
+    cp.start_garbage_collector();
+    cp.kubectl_ok(&[
+        "create",
+        "deployment",
+        "taken",
+        "-n",
+        "demo",
+        "--image=someone/else:1",
+    ]);
+    let before = jsonpath(&cp, "deployment/taken", "{.metadata.resourceVersion}");
+    let _op = Operator::start(&cp, "operator", &[]);
+    apply_app(&cp, "taken");
+    wait_until("Degraded=True with ChildConflict", WAIT, || {
+        jsonpath(
+            &cp,
+            "ta/taken",
+            "{.status.conditions[?(@.type==\"Degraded\")].reason}",
+        ) == "ChildConflict"
+    });
+    let message = jsonpath(
+        &cp,
+        "ta/taken",
+        "{.status.conditions[?(@.type==\"Degraded\")].message}",
+    );
+    assert!(message.contains("Deployment taken exists"), "{message}");
+    wait_until("a Degraded event", WAIT, || {
+        event_reasons(&cp, "taken").contains(&"Degraded".to_owned())
+    });
+    assert_eq!(
+        jsonpath(&cp, "deployment/taken", "{.metadata.resourceVersion}"),
+        before,
+        "the Deployment is untouched"
+    );
+    let ours = cp.kubectl_ok(&[
+        "get",
+        "configmaps,serviceaccounts,services",
+        "-n",
+        "demo",
+        "-l",
+        "tracedapp.dev/name=taken",
+        "-o=name",
+    ]);
+    assert!(
+        ours.trim().is_empty(),
+        "nothing applied while a name is taken: {ours}"
+    );
+    cp.kubectl_ok(&["delete", "ta", "taken", "-n", "demo", "--wait=true"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        jsonpath(&cp, "deployment/taken", "{.metadata.name}"),
+        "taken",
+        "still there after the TracedApp is gone"
+    );
+}

@@ -37,18 +37,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   resources: [tracedapps/status]
   verbs: [patch]
 # Children, read from watches and applied server-side (creating one by apply needs create
-# as well as patch);
-# collector ConfigMaps of old configs are deleted. Nothing else is ever deleted: owner
+# as well as patch); `get` only for a name that is not in the watch cache, to make sure an
+# existing object of that name is this TracedApp's before anything is applied.
+# Collector ConfigMaps of old configs are deleted. Nothing else is ever deleted: owner
 # references let the garbage collector remove children with their TracedApp.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [""]
   resources: [services, serviceaccounts]
-  verbs: [list, watch, create, patch]
+  verbs: [get, list, watch, create, patch]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [list, watch, create, patch]
+  verbs: [get, list, watch, create, patch]
 # Their pods: read from a watch, to say why they are not ready.
 - apiGroups: [""]
   resources: [pods]

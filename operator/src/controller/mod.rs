@@ -21,6 +21,7 @@
 pub mod diff;
 pub mod leader;
 pub mod metrics;
+pub mod ownership;
 pub mod pods;
 pub mod status;
 
@@ -546,6 +547,23 @@ async fn reconcile_app(app: &TracedApp, ctx: &Context) -> Result<(Action, bool),
         deployment,
         service,
     } = manifests::build(app);
+    // Nothing is applied while a child's name is taken by an object that is not ours.
+    let c = &ctx.client;
+    let conflicts: Vec<String> = [
+        ownership::foreign(c, &ctx.config_maps, &ns, &config_map).await?,
+        ownership::foreign(c, &ctx.accounts, &ns, &service_account).await?,
+        ownership::foreign(c, &ctx.deployments, &ns, &deployment).await?,
+        ownership::foreign(c, &ctx.services, &ns, &service).await?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !conflicts.is_empty() {
+        let message = conflicts.join("; ");
+        tracing::warn!(app = %status::key(app), %message, "a child's name is taken");
+        write_status(ctx, app, status::conflict(app, &message)).await?;
+        return Ok((Action::requeue(CONFLICT_RETRY), true));
+    }
     let mut drifted = Vec::new();
     let e = ctx.ensure(&ctx.config_maps, &ns, &config_map).await?;
     drifted.extend(e.drift().map(|p| format!("ConfigMap {p}")));
@@ -665,6 +683,10 @@ async fn prune_config_maps(
     }
     Ok(())
 }
+
+/// How soon an app whose child names are taken looks again (the other object is not watched:
+/// its removal sends no event).
+pub const CONFLICT_RETRY: Duration = Duration::from_secs(30);
 
 /// A converged app is looked at again after this long even if nothing changes.
 pub const RESYNC: Duration = Duration::from_secs(300);

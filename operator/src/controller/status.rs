@@ -152,6 +152,26 @@ pub fn invalid(app: &TracedApp, message: &str) -> TracedAppStatus {
     }
 }
 
+/// The status of an app some of whose children's names are taken by objects that are not its
+/// own: nothing is applied, so nothing of theirs is taken over.
+pub fn conflict(app: &TracedApp, message: &str) -> TracedAppStatus {
+    TracedAppStatus {
+        observed_generation: app.metadata.generation,
+        conditions: vec![
+            condition(
+                app,
+                "ConfigValid",
+                true,
+                "Valid",
+                "the spec passed validation",
+            ),
+            condition(app, "Ready", false, "ChildConflict", message),
+            condition(app, "Degraded", true, "ChildConflict", message),
+        ],
+        ..TracedAppStatus::default()
+    }
+}
+
 /// A Kubernetes Event to publish about a TracedApp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
