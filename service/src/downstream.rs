@@ -30,14 +30,27 @@ pub enum DownstreamError {
     Unreachable { url: String, reason: String },
     #[error("downstream {url} answered {status}")]
     Status { url: String, status: u16 },
+    #[error("downstream {url} answered {status}, a redirect, which /chain does not follow")]
+    Redirect { url: String, status: u16 },
+    #[error("downstream {url} answered more than {limit} bytes")]
+    TooLarge { url: String, limit: usize },
 }
+
+/// The most of a downstream's answer `/chain` reads: a bigger one is a 502, not a memory spike.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 impl Downstream {
     /// A client for `url`. Without the system's CA certificates (an image that lacks them),
     /// plain-HTTP downstreams still work and HTTPS ones fail with a certificate error, said
     /// once at start: /chain must not take the service down.
     pub fn new(url: Url, timeout: Duration) -> Self {
-        let builder = || reqwest::Client::builder().timeout(timeout);
+        // Redirects are not followed: a downstream must not turn /chain into a proxy to
+        // whatever address it names.
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+        };
         let client = builder().build().unwrap_or_else(|e| {
             tracing::warn!(
                 error = %e,
@@ -90,12 +103,16 @@ impl Downstream {
                 ));
             }
             Err(e) => {
-                if let DownstreamError::Status { status, .. } = e {
+                if let DownstreamError::Status { status, .. }
+                | DownstreamError::Redirect { status, .. } = e
+                {
                     span.set_attribute(KeyValue::new(
                         "http.response.status_code",
                         i64::from(*status),
                     ));
                     span.set_attribute(KeyValue::new("error.type", status.to_string()));
+                } else if let DownstreamError::TooLarge { .. } = e {
+                    span.set_attribute(KeyValue::new("error.type", "response_too_large"));
                 } else {
                     span.set_attribute(KeyValue::new("error.type", "connect_or_timeout"));
                 }
@@ -111,7 +128,7 @@ impl Downstream {
             url: self.url.to_string(),
             reason: error_chain(&e),
         };
-        let res = self
+        let mut res = self
             .client
             .get(self.url.clone())
             .headers(headers)
@@ -119,13 +136,30 @@ impl Downstream {
             .await
             .map_err(unreachable)?;
         let status = res.status().as_u16();
+        let url = self.url.to_string();
         if res.status().is_server_error() {
-            return Err(DownstreamError::Status {
-                url: self.url.to_string(),
-                status,
-            });
+            return Err(DownstreamError::Status { url, status });
         }
-        let bytes = res.bytes().await.map_err(unreachable)?;
+        if res.status().is_redirection() {
+            return Err(DownstreamError::Redirect { url, status });
+        }
+        let too_large = |url: String| DownstreamError::TooLarge {
+            url,
+            limit: MAX_BODY_BYTES,
+        };
+        if res
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large(url));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(unreachable)? {
+            if bytes.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large(url));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         let body = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         Ok(Reply { status, body })

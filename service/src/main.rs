@@ -8,7 +8,7 @@ use reqwest::Url;
 
 use traced_service::config::TelemetryConfig;
 use traced_service::downstream::Downstream;
-use traced_service::server::{serve, shutdown_signal};
+use traced_service::server::{Limits, default_max_connections, serve, shutdown_signal};
 use traced_service::telemetry::{Telemetry, TelemetryOptions};
 use traced_service::{AppState, app};
 
@@ -71,6 +71,16 @@ struct Args {
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10.0)]
     shutdown_grace_secs: f64,
 
+    /// The longest a client may take to send a request's head, in seconds; a slower one is
+    /// disconnected (slow clients must not hold connections forever).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 5.0)]
+    header_read_timeout_secs: f64,
+
+    /// Connections open at once (default: 4096, or less under a lower file-descriptor limit,
+    /// so that accepting never fails for lack of descriptors).
+    #[arg(long, env = "MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: Option<u64>,
+
     /// After the server stops, how long exporting queued spans and metrics may take, in seconds.
     #[arg(long, env = "TELEMETRY_FLUSH_SECS", default_value_t = 5.0)]
     telemetry_flush_secs: f64,
@@ -104,9 +114,10 @@ fn main() -> ExitCode {
             seconds(args.downstream_timeout_secs, "downstream-timeout-secs")?,
             seconds(args.shutdown_grace_secs, "shutdown-grace-secs")?,
             seconds(args.telemetry_flush_secs, "telemetry-flush-secs")?,
+            seconds(args.header_read_timeout_secs, "header-read-timeout-secs")?,
         ))
     })();
-    let (downstream_timeout, grace, flush) = match durations {
+    let (downstream_timeout, grace, flush, header_read_timeout) = match durations {
         Ok(d) => d,
         Err(e) => {
             eprintln!("traced-service: {e}");
@@ -146,11 +157,20 @@ fn main() -> ExitCode {
         let downstream = args
             .downstream_url
             .map(|url| Downstream::new(url, downstream_timeout));
+        let limits = Limits {
+            header_read_timeout,
+            max_connections: args
+                .max_connections
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or_else(default_max_connections),
+        };
+        tracing::debug!(?limits, "connection limits");
         let served = serve(
             listener,
             app(AppState::new(downstream)),
             shutdown_signal(),
             grace,
+            limits,
         )
         .await;
         tracing::info!(

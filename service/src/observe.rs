@@ -68,18 +68,30 @@ impl HttpMetrics {
 /// while the handler runs, so `tracing` spans and log lines inside it join the same trace.
 pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
+    let method = known_method(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
+    // The conventions name a span of an unknown method `HTTP`.
+    let verb = if method == OTHER_METHOD {
+        "HTTP"
+    } else {
+        method
+    };
     let name = match &route {
-        Some(r) => format!("{method} {r}"),
-        None => method.to_string(),
+        Some(r) => format!("{verb} {r}"),
+        None => verb.to_owned(),
     };
 
-    let mut attributes = Vec::with_capacity(12);
-    attributes.push(KeyValue::new("http.request.method", method.to_string()));
+    let mut attributes = Vec::with_capacity(13);
+    attributes.push(KeyValue::new("http.request.method", method));
+    if method == OTHER_METHOD {
+        attributes.push(KeyValue::new(
+            "http.request.method_original",
+            req.method().as_str().to_owned(),
+        ));
+    }
     if let Some(r) = &route {
         attributes.push(KeyValue::new("http.route", r.clone()));
     }
@@ -136,7 +148,7 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
 
     let endpoint = route.unwrap_or_else(|| UNMATCHED_ENDPOINT.to_owned());
     let mut attrs = vec![
-        KeyValue::new("http.request.method", method.to_string()),
+        KeyValue::new("http.request.method", method),
         KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
         KeyValue::new("url.scheme", "http"),
     ];
@@ -151,6 +163,27 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
     metrics.requests.add(1, &by_endpoint);
     metrics.request_duration.record(elapsed, &by_endpoint);
     response
+}
+
+/// What `http.request.method` holds for a method the conventions do not know.
+pub const OTHER_METHOD: &str = "_OTHER";
+
+/// `http.request.method` as the HTTP semantic conventions define it: one of the nine known
+/// methods, else `_OTHER`. A client sending made-up methods cannot grow metric cardinality.
+pub fn known_method(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => OTHER_METHOD,
+    }
 }
 
 /// `server.address` and `server.port` from the `Host` header (or the URI for HTTP/2).

@@ -351,7 +351,20 @@ impl Service {
     /// Starts the service on a free port with these extra environment variables and arguments,
     /// exporting to `otlp` (an endpoint URL), and waits until it listens.
     pub fn start(otlp: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_traced-service"));
+        Self::start_under(&[], otlp, env, args)
+    }
+
+    /// [`Service::start`] run by `wrapper` (e.g. `prlimit --nofile=128`).
+    pub fn start_under(wrapper: &[&str], otlp: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
+        let bin = env!("CARGO_BIN_EXE_traced-service");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args(["--port", "0", "--bind", "127.0.0.1"])
             .args(args)
             .env_clear()
