@@ -480,3 +480,66 @@ fn short(v: &Value) -> String {
         text
     }
 }
+
+/// What passes validation works downstream: for every spec of the corpus the rules accept,
+/// rendering does not panic, the Kubernetes objects pass a server-side dry run on a real API
+/// server, and (for one spec in four) the collector configuration passes the real collector's
+/// `validate` with the flags a pod passes it.
+#[test]
+fn every_valid_spec_renders_objects_kubernetes_and_the_collector_accept() {
+    let cp = ControlPlane::start();
+    cp.install_crd(
+        &testkit::repo_root().join("manifests/crd.yaml"),
+        "tracedapps.tracedapp.dev",
+    );
+    cp.kubectl_ok(&["create", "namespace", "demo"]);
+    let dir = testkit::TempDir::new("render-corpus");
+    let mut failures = Vec::new();
+    let mut rendered = 0;
+    for (i, (path, value)) in mutations().into_iter().enumerate() {
+        let Ok(app) = tracedapp_api::load::from_value(&with(&[(path, value.clone())])) else {
+            continue;
+        };
+        let label = format!("{path} = {}", short(&value));
+        let outcome = std::panic::catch_unwind(|| {
+            let children = tracedapp_operator::manifests::build(&app).list();
+            let list = json!({"apiVersion": "v1", "kind": "List", "items": children});
+            (list, tracedapp_api::collector::render(&app.spec).to_yaml())
+        });
+        let Ok((list, config)) = outcome else {
+            failures.push(format!("{label}: rendering panicked"));
+            continue;
+        };
+        rendered += 1;
+        let out = cp.kubectl_stdin(
+            &["apply", "--server-side", "--dry-run=server", "-f", "-"],
+            Some(&list.to_string()),
+        );
+        if !out.status.success() {
+            failures.push(format!(
+                "{label}: the API server refused the objects: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        if i % 4 == 0 {
+            let file = dir.path().join("collector.yaml");
+            std::fs::write(&file, &config).unwrap();
+            let out = std::process::Command::new(testkit::tools::otelcol())
+                .arg("validate")
+                .arg(format!("--config=file:{}", file.display()))
+                .args(tracedapp_api::collector::command_flags(&app.spec))
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .output()
+                .unwrap();
+            if !out.status.success() {
+                failures.push(format!(
+                    "{label}: the collector refused its config: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    eprintln!("rendered and dry-ran {rendered} valid specs");
+    assert!(rendered > 60, "the corpus holds valid specs ({rendered})");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
