@@ -11,5 +11,5 @@ APPS=${1:-200}
 STEADY=${2:-60}
 cargo xtask setup >/dev/null
 echo "building the release operator..." >&2
-cargo build --release -q -p tracedapp-operator --bin tracedapp --example bench_operator
-exec target/release/examples/bench_operator target/release/tracedapp "$APPS" "$STEADY"
+cargo build --release -q -p tracedapp-operator --bin tracedapp-operator --example bench_operator
+exec target/release/examples/bench_operator target/release/tracedapp-operator "$APPS" "$STEADY"

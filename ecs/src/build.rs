@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use tracedapp_api::TracedApp;
 use tracedapp_api::app_env::app_env;
 use tracedapp_api::collector::{self, HEALTH_PORT, OTLP_GRPC_PORT, OTLP_HTTP_PORT, XRAY_UDP_PORT};
 use tracedapp_api::spec::{Distribution, EcsSpec, LaunchType};
+use tracedapp_api::{TracedApp, TracedAppSpec};
 
 use crate::model::{
     ContainerDefinition, ContainerDependency, HealthCheck, KeyValuePair, LogConfiguration,
@@ -22,9 +22,21 @@ pub const COLLECTOR_CONTAINER: &str = "otel-collector";
 /// Non-root user both containers run as.
 pub const RUN_AS: &str = "10001";
 
+/// The region a task is registered in, and so where its logs go: the `--region` given, else
+/// `spec.ecs.region` (whose default is us-east-1). The one place this is decided.
+pub fn region(spec: &TracedAppSpec, flag: Option<&str>) -> String {
+    flag.map(str::to_owned)
+        .unwrap_or_else(|| spec.ecs.clone().unwrap_or_else(default_ecs).region)
+}
+
 /// Builds the task definition for a validated TracedApp (the `ecs` section may be absent: its
-/// defaults apply).
+/// defaults apply), in the spec's own region.
 pub fn task_definition(app: &TracedApp) -> TaskDefinition {
+    task_definition_in(app, &region(&app.spec, None))
+}
+
+/// [`task_definition`] for a task registered in `region` (see [`region`]).
+pub fn task_definition_in(app: &TracedApp, region: &str) -> TaskDefinition {
     let spec = &app.spec;
     let name = app.metadata.name.clone().unwrap_or_default();
     let ecs = spec.ecs.clone().unwrap_or_else(default_ecs);
@@ -37,7 +49,7 @@ pub fn task_definition(app: &TracedApp) -> TaskDefinition {
         log_driver: "awslogs".to_owned(),
         options: BTreeMap::from([
             ("awslogs-group".to_owned(), log_group.clone()),
-            ("awslogs-region".to_owned(), ecs.region.clone()),
+            ("awslogs-region".to_owned(), region.to_owned()),
             ("awslogs-stream-prefix".to_owned(), prefix.to_owned()),
             ("awslogs-create-group".to_owned(), "true".to_owned()),
         ]),

@@ -15,5 +15,5 @@ pub mod ignored;
 pub mod model;
 pub mod register;
 
-pub use build::task_definition;
+pub use build::{region, task_definition};
 pub use ignored::ignored_fields;

@@ -1,7 +1,7 @@
 //! Benchmark of the operator on a real kube-apiserver (see BENCHMARKS.md and
 //! `bench/operator.sh`, which builds the release binary and runs this).
 //!
-//! 1. Starts etcd + kube-apiserver (from `cargo xtask setup`), the CRD, and `tracedapp run`.
+//! 1. Starts etcd + kube-apiserver (from `cargo xtask setup`), the CRD, and `tracedapp-operator`.
 //! 2. Creates N TracedApps at once (concurrent creates) and measures the time until every one
 //!    has its four children and `ConfigValid=True` for its generation.
 //! 3. Reports the operator's passes and writes (its own /metrics), every request the API server
@@ -45,7 +45,7 @@ async fn main() {
 
     let port = free_port();
     let mut cmd = std::process::Command::new(binary);
-    cmd.args(["run", "--namespace", NS])
+    cmd.args(["--namespace", NS])
         .arg(format!("--metrics-bind=127.0.0.1:{port}"))
         .env("KUBECONFIG", &cp.kubeconfig)
         .env("RUST_LOG", "warn");

@@ -1,14 +1,13 @@
-//! `tracedapp-operator`: TracedApp → Kubernetes objects, and the `tracedapp` CLI.
+//! `tracedapp-operator`: TracedApp → Kubernetes objects, and the controller that keeps them
+//! (the `tracedapp-operator` binary, `src/main.rs`).
 //!
 //! # Layout
 //! - [`manifests`]: one pure builder per object and `build()` that lists them; start here.
 //! - [`naming`]: every generated name (DNS-safe, truncated with a hash).
 //! - [`labels`]: every label set and the config-hash annotation.
-//! - [`controller`]: the reconcile loop (`tracedapp run`).
-//! - [`cli`]: the `tracedapp` command (`crd`, `render`, `ecs register`, `run`).
+//! - [`controller`]: the reconcile loop.
 //! - [`telemetry`]: logs and the operator's own OTLP traces.
 
-pub mod cli;
 pub mod controller;
 #[cfg(test)]
 mod fixtures;

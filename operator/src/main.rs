@@ -1,22 +1,130 @@
+//! `tracedapp-operator`: the controller that keeps every TracedApp's children and status.
+//!
+//! Reconciles each TracedApp into a ConfigMap, ServiceAccount, Deployment and Service
+//! (server-side apply, owner references), writes its status and publishes Events. A pass that
+//! finds nothing to change sends no write. Uses the in-cluster configuration or $KUBECONFIG.
+//! On SIGTERM/SIGINT: finishes the passes under way, releases the lease, exits 0.
+//! Exit codes: 0 stopped cleanly, 2 bad arguments, 3 the Kubernetes API failed (or the lease
+//! was lost).
+
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracedapp_operator::cli::{Cli, run};
+
+const ENVIRONMENT: &str = "\
+ENVIRONMENT:
+  RUST_LOG                     log filter (default: info), e.g. info,kube=debug
+  OTEL_EXPORTER_OTLP_ENDPOINT  export the operator's own traces over OTLP/gRPC, e.g.
+                               http://jaeger-collector:4317 (OTEL_SERVICE_NAME defaults to
+                               tracedapp-operator; OTEL_SDK_DISABLED=true turns it off)
+  KUBECONFIG                   cluster to use outside a pod
+
+EXAMPLES:
+  tracedapp-operator --namespace demo                       one namespace
+  tracedapp-operator --leader-elect --lease-namespace tracedapp-system   one of several replicas
+
+EXIT CODES: 0 stopped cleanly, 2 bad arguments, 3 Kubernetes API failure or lost lease.";
+
+/// The TracedApp operator: keeps every TracedApp's ConfigMap, ServiceAccount, Deployment and
+/// Service applied and its status current. A pass that finds nothing to change sends no write.
+#[derive(Debug, Parser)]
+#[command(name = "tracedapp-operator", version, after_help = ENVIRONMENT)]
+struct Args {
+    /// Watch only these namespaces (repeat or comma-separate; default: all namespaces).
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Reconcile only while holding a Lease, so that several replicas can run with one
+    /// active. Needs get, create and patch on leases in --lease-namespace.
+    #[arg(long, env = "LEADER_ELECT")]
+    leader_elect: bool,
+    /// Namespace of the Lease (in a cluster: the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, default_value = "tracedapp-operator")]
+    lease_name: String,
+    /// Seconds a Lease holds without renewal: the longest fail-over after a leader dies.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    lease_duration: u64,
+    /// Who this replica is, in the Lease and in Events (in a cluster: the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Address for /healthz, /readyz and Prometheus /metrics; `off` to serve none.
+    #[arg(long, env = "METRICS_BIND", default_value = "0.0.0.0:8080")]
+    metrics_bind: String,
+}
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = Args::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("tracedapp: cannot start the async runtime: {e}");
+            eprintln!("tracedapp-operator: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run_controller(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tracedapp: {e}");
-            ExitCode::from(e.exit_code())
+        Err((code, message)) => {
+            eprintln!("tracedapp-operator: {message}");
+            ExitCode::from(code)
         }
     }
+}
+
+async fn run_controller(args: Args) -> Result<(), (u8, String)> {
+    let metrics_addr = match args.metrics_bind.as_str() {
+        "off" => None,
+        addr => Some(addr.parse().map_err(|e| {
+            bad(format!(
+                "--metrics-bind {addr:?}: not an address like 0.0.0.0:8080 ({e})"
+            ))
+        })?),
+    };
+    let telemetry = tracedapp_operator::telemetry::init().map_err(bad)?;
+    let identity = args.identity.unwrap_or_else(default_identity);
+    let options = tracedapp_operator::controller::Options {
+        namespaces: args.namespaces,
+        leader_election: args.leader_elect.then(|| {
+            tracedapp_operator::controller::leader::LeaseOptions {
+                namespace: args.lease_namespace,
+                name: args.lease_name,
+                duration: std::time::Duration::from_secs(args.lease_duration),
+            }
+        }),
+        metrics_addr,
+        identity,
+    };
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            telemetry.shutdown().await;
+            return Err(api(format!("cannot reach Kubernetes: {e}")));
+        }
+    };
+    tracing::info!(
+        namespaces = ?options.namespaces,
+        leader_elect = options.leader_election.is_some(),
+        identity = %options.identity,
+        "controller starting"
+    );
+    let outcome = tracedapp_operator::controller::run(client, options).await;
+    telemetry.shutdown().await;
+    outcome.map_err(|e| api(format!("{e:#}")))
+}
+
+/// The host name and process id: unique per replica outside a cluster too.
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "tracedapp".into());
+    format!("{host}-{}", std::process::id())
+}
+
+fn bad(message: String) -> (u8, String) {
+    (2, message)
+}
+
+fn api(message: String) -> (u8, String) {
+    (3, message)
 }

@@ -8,7 +8,6 @@ use std::process::Command;
 
 use serde_json::Value;
 use testkit::{TempDir, files_ending, repo_root};
-use tracedapp_operator::cli::read_app;
 
 fn specs() -> Vec<PathBuf> {
     let mut out = files_ending(&repo_root().join("testdata"), ".input.yaml");
@@ -46,7 +45,7 @@ fn every_rendered_config_passes_the_real_collector() {
     assert!(specs.len() >= 8, "{specs:?}");
     let mut aws = 0;
     for spec in &specs {
-        let app = read_app(spec).unwrap();
+        let app = tracedapp_api::load::read(spec).unwrap();
         let yaml = tracedapp_api::collector::render(&app.spec).to_yaml();
         aws += usize::from(yaml.contains("awsxray") || yaml.contains("awsemf"));
         let flags = tracedapp_api::collector::command_flags(&app.spec);
@@ -63,7 +62,8 @@ fn every_rendered_config_passes_the_real_collector() {
 #[test]
 fn a_broken_config_fails_validation_with_a_clear_reason() {
     let dir = TempDir::new("otelcol-broken");
-    let app = read_app(&repo_root().join("testdata/jaeger-only.input.yaml")).unwrap();
+    let app =
+        tracedapp_api::load::read(&repo_root().join("testdata/jaeger-only.input.yaml")).unwrap();
     let yaml = tracedapp_api::collector::render(&app.spec).to_yaml();
     let (ok, output) = validate(dir.path(), "good", &yaml, &[]);
     assert!(ok, "the unbroken config is valid: {output}");

@@ -1,4 +1,4 @@
-//! The operator (`tracedapp run`, the real binary) against a real kube-apiserver (etcd +
+//! The operator (`tracedapp-operator`, the real binary) against a real kube-apiserver (etcd +
 //! kube-apiserver, and kube-controller-manager's garbage collector where a test needs it, from
 //! `cargo xtask setup`). No scheduler or kubelet runs, so Deployments never get pods: `Ready`
 //! stays False, which the tests check too.

@@ -203,9 +203,7 @@ fn chart_args(cp: &ControlPlane) -> Vec<String> {
         "-o=jsonpath={.spec.template.spec.containers[0].args}",
     ]);
     let args: Vec<String> = serde_json::from_str(&json).unwrap();
-    assert_eq!(args[0], "run");
     args.into_iter()
-        .skip(1)
         .filter(|a| !a.starts_with("--metrics-bind"))
         .collect()
 }

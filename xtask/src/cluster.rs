@@ -40,6 +40,8 @@ fn up() -> Result<()> {
             "traced-service",
             "-p",
             "tracedapp-operator",
+            "-p",
+            "tracedapp-cli",
         ])
         .status()?;
     if !status.success() {
@@ -48,7 +50,7 @@ fn up() -> Result<()> {
     let target = std::env::current_dir()?.join("target/release");
     let binaries = images::Binaries {
         service: target.join("traced-service"),
-        operator: target.join("tracedapp"),
+        operator: target.join("tracedapp-operator"),
     };
     let dir = std::env::temp_dir().join(format!("tracedapp-images-{}", std::process::id()));
     eprintln!("cluster: packing images ...");

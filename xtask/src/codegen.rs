@@ -29,7 +29,7 @@ fn generated(path: &str, content: &str, check: bool) -> Result<()> {
 }
 
 pub fn codegen(check: bool) -> Result<()> {
-    let crd = tracedapp_operator::crd_yaml();
+    let crd = tracedapp_api::spec::crd_yaml();
     generated("manifests/crd.yaml", &crd, check)?;
     generated("charts/tracedapp-operator/files/crd.yaml", &crd, check)?;
     // The chart rendered with its defaults: `kubectl apply` instead of `helm install`.
@@ -68,7 +68,7 @@ pub fn codegen(check: bool) -> Result<()> {
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
     {
-        match tracedapp_operator::cli::read_app(path) {
+        match tracedapp_api::load::read(path) {
             Ok(_) => println!("{} is a valid TracedApp", path.display()),
             Err(e) => bad.push(e.to_string()),
         }

@@ -21,7 +21,7 @@ pub fn cluster() -> ControlPlane {
     cp
 }
 
-/// `tracedapp run` as a process, with its metrics port.
+/// `tracedapp-operator` as a process, with its metrics port.
 #[derive(Debug)]
 pub struct Operator {
     pub process: Process,
@@ -29,7 +29,7 @@ pub struct Operator {
 }
 
 impl Operator {
-    /// Runs `tracedapp run --namespace=demo <extra>` with the admin kubeconfig and waits for
+    /// Runs `tracedapp-operator --namespace=demo <extra>` with the admin kubeconfig and waits for
     /// `/readyz`.
     pub fn start(cp: &ControlPlane, name: &str, extra: &[&str]) -> Self {
         let mut args = vec!["--namespace=demo"];
@@ -37,7 +37,7 @@ impl Operator {
         Self::start_with_kubeconfig(cp, &cp.kubeconfig, name, &args)
     }
 
-    /// Runs `tracedapp run <args>` (plus its metrics port and `--identity=<name>`) with
+    /// Runs `tracedapp-operator <args>` (plus its metrics port and `--identity=<name>`) with
     /// `kubeconfig`, and waits for `/readyz`.
     pub fn start_with_kubeconfig(
         cp: &ControlPlane,
@@ -57,9 +57,8 @@ impl Operator {
         env: &[(&str, &str)],
     ) -> Self {
         let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracedapp"));
-        cmd.arg("run")
-            .arg(format!("--metrics-bind=127.0.0.1:{port}"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracedapp-operator"));
+        cmd.arg(format!("--metrics-bind=127.0.0.1:{port}"))
             .arg(format!("--identity={name}"))
             .args(args)
             .envs(env.iter().copied())

@@ -21,7 +21,7 @@ pub struct Rig {
 /// Our binaries, next to each other in cargo's target folder (`cargo test --workspace` builds
 /// both; a lone `cargo test -p tracedapp-operator` builds traced-service here).
 fn binaries() -> Result<images::Binaries, String> {
-    let operator = PathBuf::from(env!("CARGO_BIN_EXE_tracedapp"));
+    let operator = PathBuf::from(env!("CARGO_BIN_EXE_tracedapp-operator"));
     let service = operator.with_file_name("traced-service");
     if !service.exists() {
         eprintln!("node: building traced-service (cargo build -p traced-service) ...");

@@ -196,3 +196,46 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// `--region` decides where the task is registered and where its logs go: both in the region
+/// given, whatever `spec.ecs.region` says (the flag once changed only the API call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_region_flag_sets_the_tasks_region_and_its_logs() {
+    let moto = Moto::start();
+    let dir = tempdir();
+    let file = write_app(&dir, "ghcr.io/acme/shop:1.0.0");
+    let out = stdout(&tracedapp(&[
+        "ecs",
+        "register",
+        "-f",
+        file.to_str().unwrap(),
+        "--endpoint-url",
+        &moto.url,
+        "--region",
+        "eu-west-1",
+    ]));
+    assert!(
+        out.starts_with("registered arn:aws:ecs:eu-west-1:"),
+        "{out}"
+    );
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .endpoint_url(&moto.url)
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    let client = aws_sdk_ecs::Client::new(&config);
+    let (td, _, _) = describe_latest(&client, "shop-task")
+        .await
+        .unwrap()
+        .expect("registered in eu-west-1");
+    for c in &td.container_definitions {
+        assert_eq!(
+            c.log_configuration.options["awslogs-region"], "eu-west-1",
+            "{}",
+            c.name
+        );
+    }
+}

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use testkit::files_ending;
-use tracedapp_operator::cli::{Format, RenderTarget, read_app, render};
+use tracedapp_cli::{Format, RenderTarget, read_app, render};
 
 fn testdata() -> PathBuf {
     testkit::repo_root().join("testdata")

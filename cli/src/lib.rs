@@ -1,4 +1,6 @@
-//! The `tracedapp` command line.
+//! `tracedapp`: the command line of TracedApp — print the CRD, render a TracedApp for
+//! Kubernetes, ECS or the collector, register it with ECS. The controller is its own binary,
+//! `tracedapp-operator`.
 //!
 //! Exit codes: 0 success, 2 bad input (unreadable file, invalid spec), 3 AWS or API failure,
 //! 1 anything else.
@@ -8,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracedapp_api::TracedApp;
 
-use crate::manifests;
+use tracedapp_operator::manifests;
 
 /// Exit code for bad input.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -30,8 +32,6 @@ EXAMPLES:
       aws ecs register-task-definition --cli-input-json file://td.json
   tracedapp ecs register -f app.yaml --dry-run           what would be registered
   tracedapp ecs register -f app.yaml --region eu-west-1  register (only if changed)
-  tracedapp run --namespace demo                         run the controller
-  tracedapp run --leader-elect --lease-namespace tracedapp-system   one of several replicas
 
 EXIT CODES: 0 ok, 2 bad input (file or spec), 3 AWS/API failure, 1 other.";
 
@@ -61,47 +61,6 @@ pub enum Command {
     /// AWS ECS: register the task definition.
     #[command(subcommand)]
     Ecs(EcsCommand),
-    /// Run the controller that keeps TracedApps' children and status.
-    ///
-    /// Reconciles each TracedApp into a ConfigMap, ServiceAccount, Deployment and Service
-    /// (server-side apply, owner references), writes its status and publishes Events. A pass
-    /// that finds nothing to change sends no write. Uses the in-cluster configuration or
-    /// $KUBECONFIG. On SIGTERM/SIGINT: finishes the passes under way, releases the lease, exits 0.
-    #[command(after_help = "\
-ENVIRONMENT:
-  RUST_LOG                     log filter (default: info), e.g. info,kube=debug
-  OTEL_EXPORTER_OTLP_ENDPOINT  export the operator's own traces over OTLP/gRPC, e.g.
-                               http://jaeger-collector:4317 (OTEL_SERVICE_NAME defaults to
-                               tracedapp-operator; OTEL_SDK_DISABLED=true turns it off)
-  KUBECONFIG                   cluster to use outside a pod")]
-    Run(RunArgs),
-}
-
-/// Options of `tracedapp run`.
-#[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    /// Watch only these namespaces (repeat or comma-separate; default: all namespaces).
-    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
-    pub namespaces: Vec<String>,
-    /// Reconcile only while holding a Lease, so that several replicas can run with one
-    /// active. Needs get, create and patch on leases in --lease-namespace.
-    #[arg(long, env = "LEADER_ELECT")]
-    pub leader_elect: bool,
-    /// Namespace of the Lease (in a cluster: the operator's own namespace).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
-    pub lease_namespace: String,
-    /// Name of the Lease.
-    #[arg(long, default_value = "tracedapp-operator")]
-    pub lease_name: String,
-    /// Seconds a Lease holds without renewal: the longest fail-over after a leader dies.
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
-    pub lease_duration: u64,
-    /// Who this replica is, in the Lease and in Events (in a cluster: the pod name).
-    #[arg(long, env = "POD_NAME")]
-    pub identity: Option<String>,
-    /// Address for /healthz, /readyz and Prometheus /metrics; `off` to serve none.
-    #[arg(long, env = "METRICS_BIND", default_value = "0.0.0.0:8080")]
-    pub metrics_bind: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,7 +75,8 @@ pub enum EcsCommand {
         /// Print the task definition that would be registered, and call nothing.
         #[arg(long)]
         dry_run: bool,
-        /// AWS region (default: spec.ecs.region).
+        /// AWS region to register in, and so of the task's logs (default: spec.ecs.region,
+        /// else us-east-1).
         #[arg(long)]
         region: Option<String>,
         /// ECS API endpoint override, e.g. an emulator at http://127.0.0.1:5000.
@@ -150,8 +110,6 @@ pub enum CliError {
     BadInput(String),
     #[error("{0}")]
     Api(String),
-    #[error("{0}")]
-    Other(String),
 }
 
 impl CliError {
@@ -159,7 +117,6 @@ impl CliError {
         match self {
             CliError::BadInput(_) => EXIT_BAD_INPUT,
             CliError::Api(_) => EXIT_API,
-            CliError::Other(_) => 1,
         }
     }
 }
@@ -217,7 +174,7 @@ fn yaml<T: serde::Serialize>(v: &T) -> String {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Crd => {
-            print!("{}", crate::crd_yaml());
+            print!("{}", tracedapp_api::spec::crd_yaml());
             Ok(())
         }
         Command::Render {
@@ -239,7 +196,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", render(&app, target, output)?);
             Ok(())
         }
-        Command::Run(args) => run_controller(args).await,
         Command::Ecs(EcsCommand::Register {
             file,
             dry_run,
@@ -248,7 +204,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }) => {
             let app = read_app(&file)?;
             warn_ecs(&app);
-            let td = tracedapp_ecs::task_definition(&app);
+            let region = tracedapp_ecs::region(&app.spec, region.as_deref());
+            let td = tracedapp_ecs::build::task_definition_in(&app, &region);
             tracedapp_ecs::check::check(&td).map_err(|errs| {
                 let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
                 CliError::BadInput(format!(
@@ -265,9 +222,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 print!("{}", json(&td));
                 return Ok(());
             }
-            let region = region.or_else(|| app.spec.ecs.as_ref().map(|e| e.region.clone()));
             let endpoint = tracedapp_ecs::register::Endpoint {
-                region,
+                region: Some(region),
                 url: endpoint_url,
             };
             eprintln!("registering task definition family {:?}...", td.family);
@@ -296,53 +252,4 @@ fn warn_ecs(app: &TracedApp) {
     for line in tracedapp_ecs::ignored_fields(&app.spec) {
         eprintln!("warning: {line}");
     }
-}
-
-async fn run_controller(args: RunArgs) -> Result<(), CliError> {
-    let metrics_addr = match args.metrics_bind.as_str() {
-        "off" => None,
-        addr => Some(addr.parse().map_err(|e| {
-            CliError::BadInput(format!(
-                "--metrics-bind {addr:?}: not an address like 0.0.0.0:8080 ({e})"
-            ))
-        })?),
-    };
-    let telemetry = crate::telemetry::init().map_err(CliError::BadInput)?;
-    let identity = args.identity.unwrap_or_else(default_identity);
-    let options = crate::controller::Options {
-        namespaces: args.namespaces,
-        leader_election: args
-            .leader_elect
-            .then(|| crate::controller::leader::LeaseOptions {
-                namespace: args.lease_namespace,
-                name: args.lease_name,
-                duration: std::time::Duration::from_secs(args.lease_duration),
-            }),
-        metrics_addr,
-        identity,
-    };
-    let client = match kube::Client::try_default().await {
-        Ok(c) => c,
-        Err(e) => {
-            telemetry.shutdown().await;
-            return Err(CliError::Api(format!("cannot reach Kubernetes: {e}")));
-        }
-    };
-    tracing::info!(
-        namespaces = ?options.namespaces,
-        leader_elect = options.leader_election.is_some(),
-        identity = %options.identity,
-        "controller starting"
-    );
-    let outcome = crate::controller::run(client, options).await;
-    telemetry.shutdown().await;
-    outcome.map_err(|e| CliError::Api(format!("{e:#}")))
-}
-
-/// The host name and process id: unique per replica outside a cluster too.
-fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "tracedapp".into());
-    format!("{host}-{}", std::process::id())
 }
