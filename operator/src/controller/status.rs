@@ -58,7 +58,7 @@ pub fn observed(
     let progressing = if let Some(c) = stuck {
         condition(
             app,
-            "Progressing",
+            ConditionType::Progressing,
             false,
             "ProgressDeadlineExceeded",
             c.message.as_deref().unwrap_or_default(),
@@ -66,7 +66,7 @@ pub fn observed(
     } else if rolled_out {
         condition(
             app,
-            "Progressing",
+            ConditionType::Progressing,
             false,
             "RolloutComplete",
             &format!("{updated} pods run the current spec"),
@@ -74,7 +74,7 @@ pub fn observed(
     } else {
         condition(
             app,
-            "Progressing",
+            ConditionType::Progressing,
             true,
             "RollingOut",
             &format!("{updated}/{wanted} pods updated, {available} available"),
@@ -83,26 +83,32 @@ pub fn observed(
     let degraded = match (stuck, replica_failure) {
         (Some(c), _) => condition(
             app,
-            "Degraded",
+            ConditionType::Degraded,
             true,
             "ProgressDeadlineExceeded",
             c.message.as_deref().unwrap_or_default(),
         ),
         (None, Some(c)) => condition(
             app,
-            "Degraded",
+            ConditionType::Degraded,
             true,
             "ReplicaFailure",
             c.message.as_deref().unwrap_or_default(),
         ),
-        (None, None) => condition(app, "Degraded", false, "AsExpected", "no problem seen"),
+        (None, None) => condition(
+            app,
+            ConditionType::Degraded,
+            false,
+            "AsExpected",
+            "no problem seen",
+        ),
     };
     TracedAppStatus {
         observed_generation: app.metadata.generation,
         conditions: vec![
             condition(
                 app,
-                "ConfigValid",
+                ConditionType::ConfigValid,
                 true,
                 "Valid",
                 "the spec passed validation",
@@ -111,14 +117,14 @@ pub fn observed(
             match problem.filter(|_| !ready) {
                 None => condition(
                     app,
-                    "Ready",
+                    ConditionType::Ready,
                     ready,
                     if ready { "Available" } else { WAITING },
                     &format!("{available}/{wanted} pods available"),
                 ),
                 Some(p) => condition(
                     app,
-                    "Ready",
+                    ConditionType::Ready,
                     false,
                     &p.reason,
                     &format!("{available}/{wanted} pods available; {}", p.message),
@@ -139,10 +145,16 @@ pub fn invalid(app: &TracedApp, message: &str) -> TracedAppStatus {
     TracedAppStatus {
         observed_generation: app.metadata.generation,
         conditions: vec![
-            condition(app, "ConfigValid", false, "InvalidSpec", message),
             condition(
                 app,
-                "Degraded",
+                ConditionType::ConfigValid,
+                false,
+                "InvalidSpec",
+                message,
+            ),
+            condition(
+                app,
+                ConditionType::Degraded,
                 true,
                 "InvalidSpec",
                 "fix the spec: see ConfigValid",
@@ -160,22 +172,49 @@ pub fn conflict(app: &TracedApp, message: &str) -> TracedAppStatus {
         conditions: vec![
             condition(
                 app,
-                "ConfigValid",
+                ConditionType::ConfigValid,
                 true,
                 "Valid",
                 "the spec passed validation",
             ),
-            condition(app, "Ready", false, "ChildConflict", message),
-            condition(app, "Degraded", true, "ChildConflict", message),
+            condition(app, ConditionType::Ready, false, "ChildConflict", message),
+            condition(app, ConditionType::Degraded, true, "ChildConflict", message),
         ],
         ..TracedAppStatus::default()
+    }
+}
+
+/// The kind of a Kubernetes Event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Normal,
+    Warning,
+}
+
+/// The conditions a TracedApp's status holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionType {
+    ConfigValid,
+    Progressing,
+    Ready,
+    Degraded,
+}
+
+impl ConditionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionType::ConfigValid => "ConfigValid",
+            ConditionType::Progressing => "Progressing",
+            ConditionType::Ready => "Ready",
+            ConditionType::Degraded => "Degraded",
+        }
     }
 }
 
 /// A Kubernetes Event to publish about a TracedApp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
-    pub warning: bool,
+    pub kind: EventKind,
     /// CamelCase, shown by `kubectl describe` and `kubectl events`.
     pub reason: &'static str,
     pub message: String,
@@ -198,7 +237,7 @@ pub fn transitions(before: Option<&TracedAppStatus>, after: &TracedAppStatus) ->
     let mut notes = Vec::new();
     if let Some(c) = changed("ConfigValid").filter(|c| c.status == "False") {
         notes.push(Note {
-            warning: true,
+            kind: EventKind::Warning,
             reason: "InvalidSpec",
             message: c.message,
         });
@@ -206,14 +245,14 @@ pub fn transitions(before: Option<&TracedAppStatus>, after: &TracedAppStatus) ->
     let old_hash = before.and_then(|s| s.collector_config_hash.as_deref());
     match (old_hash, after.collector_config_hash.as_deref()) {
         (None, Some(new)) => notes.push(Note {
-            warning: false,
+            kind: EventKind::Normal,
             reason: "Applied",
             message: format!(
                 "collector config {new}: ConfigMap, ServiceAccount, Deployment and Service applied"
             ),
         }),
         (Some(old), Some(new)) if old != new => notes.push(Note {
-            warning: false,
+            kind: EventKind::Normal,
             reason: "ConfigChanged",
             message: format!("collector config {old} → {new}; the pods roll"),
         }),
@@ -223,14 +262,14 @@ pub fn transitions(before: Option<&TracedAppStatus>, after: &TracedAppStatus) ->
         let was_ready = find(before, "Ready").is_some_and(|c| c.status == "True");
         if c.status == "True" {
             notes.push(Note {
-                warning: false,
+                kind: EventKind::Normal,
                 reason: "Ready",
                 message: c.message,
             });
         } else if was_ready || c.reason != WAITING {
             // Lost readiness, or pods that will not get there by themselves: say why.
             notes.push(Note {
-                warning: true,
+                kind: EventKind::Warning,
                 reason: "NotReady",
                 message: format!("{}: {}", c.reason, c.message),
             });
@@ -239,7 +278,7 @@ pub fn transitions(before: Option<&TracedAppStatus>, after: &TracedAppStatus) ->
     if let Some(c) = changed("Degraded").filter(|c| c.status == "True" && c.reason != "InvalidSpec")
     {
         notes.push(Note {
-            warning: true,
+            kind: EventKind::Warning,
             reason: "Degraded",
             message: format!("{}: {}", c.reason, c.message),
         });
@@ -248,7 +287,14 @@ pub fn transitions(before: Option<&TracedAppStatus>, after: &TracedAppStatus) ->
 }
 
 /// A condition, keeping its transition time when its status did not change.
-pub fn condition(app: &TracedApp, kind: &str, ok: bool, reason: &str, message: &str) -> Condition {
+pub fn condition(
+    app: &TracedApp,
+    kind: ConditionType,
+    ok: bool,
+    reason: &str,
+    message: &str,
+) -> Condition {
+    let kind = kind.as_str();
     let status = if ok { "True" } else { "False" };
     let previous = app
         .status
@@ -344,9 +390,9 @@ mod tests {
         );
         let notes = transitions(None, &s);
         assert!(
-            notes
-                .iter()
-                .any(|n| n.warning && n.reason == "Degraded" && n.message.contains("timed out")),
+            notes.iter().any(|n| n.kind == EventKind::Warning
+                && n.reason == "Degraded"
+                && n.message.contains("timed out")),
             "{notes:?}"
         );
     }
@@ -374,7 +420,7 @@ mod tests {
         let bad = invalid(&app(1), "spec.app.port: must be 1-65535");
         let notes = transitions(Some(&lost), &bad);
         assert_eq!(notes.len(), 1);
-        assert!(notes[0].warning && notes[0].message.contains("spec.app.port"));
+        assert!(notes[0].kind == EventKind::Warning && notes[0].message.contains("spec.app.port"));
     }
 
     #[test]
@@ -392,11 +438,11 @@ mod tests {
             ..TracedAppStatus::default()
         });
         assert_eq!(
-            condition(&a, "Ready", false, "Waiting", "0/1").last_transition_time,
+            condition(&a, ConditionType::Ready, false, "Waiting", "0/1").last_transition_time,
             "2026-01-01T00:00:00Z"
         );
         assert_ne!(
-            condition(&a, "Ready", true, "Available", "1/1").last_transition_time,
+            condition(&a, ConditionType::Ready, true, "Available", "1/1").last_transition_time,
             "2026-01-01T00:00:00Z"
         );
     }
@@ -431,9 +477,9 @@ mod problem_tests {
         assert!(ready.message.contains("GET /nope"), "{}", ready.message);
         let notes = transitions(Some(&first), &failing);
         assert!(
-            notes
-                .iter()
-                .any(|n| n.warning && n.reason == "NotReady" && n.message.contains("/nope")),
+            notes.iter().any(|n| n.kind == EventKind::Warning
+                && n.reason == "NotReady"
+                && n.message.contains("/nope")),
             "{notes:?}"
         );
         assert!(transitions(Some(&failing), &failing).is_empty());

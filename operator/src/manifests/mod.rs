@@ -30,7 +30,7 @@ pub const CONFIG_KEY: &str = "collector.yaml";
 pub const CONFIG_DIR: &str = "/etc/otelcol";
 
 /// What one TracedApp is rendered into, with the facts the builders share.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
     /// The collector configuration as YAML.
     pub collector_yaml: String,
@@ -51,9 +51,11 @@ impl Rendered {
     }
 }
 
-/// Every child object of a TracedApp.
+/// Every child object of a TracedApp, and the collector configuration they carry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Children {
+    /// The collector configuration (rendered once) and its hash.
+    pub rendered: Rendered,
     pub config_map: ConfigMap,
     pub service_account: ServiceAccount,
     pub deployment: Deployment,
@@ -77,6 +79,7 @@ pub enum Child {
 impl Children {
     /// The children in apply order: config and identity before the pods that use them.
     pub fn list(self) -> Vec<Child> {
+        // `rendered` is in the ConfigMap already.
         vec![
             Child::ConfigMap(self.config_map),
             Child::ServiceAccount(self.service_account),
@@ -94,6 +97,7 @@ pub fn build(app: &TracedApp) -> Children {
         service_account: service_account(app),
         deployment: deployment(app, &rendered),
         service: service(app),
+        rendered,
     }
 }
 

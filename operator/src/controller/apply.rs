@@ -1,0 +1,254 @@
+//! Applying a TracedApp's children: compare each with the cached live object and
+//! server-side apply (one field manager, with force) only what differs; delete collector
+//! ConfigMaps of configs older than the ones kept for rollback.
+//!
+//! Guarantees: a child the cache already shows as wanted costs no request; a cache older
+//! than our own last write is not mistaken for drift; nothing is applied while a child's name
+//! is taken by an object that is not ours ([`Context::foreign_children`]).
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracedapp_api::spec::TracedApp;
+use tracing::Instrument;
+
+use super::{Context, Error, diff, ownership};
+use crate::labels::{MANAGER, OWNER_LABEL};
+use crate::manifests::Children;
+
+/// What applying the children came to.
+#[derive(Debug)]
+pub struct Applied {
+    /// The live Deployment (for the status).
+    pub deployment: Deployment,
+    /// Where children differed from what we apply although the spec did not change
+    /// (`Deployment spec.replicas`): edited by hand, now restored.
+    pub drifted: Vec<String>,
+}
+
+impl Context {
+    /// Why the children cannot be applied, if an object of one of their names is not ours.
+    pub(crate) async fn foreign_children(
+        &self,
+        ns: &str,
+        children: &Children,
+    ) -> Result<Option<String>, Error> {
+        let c = &self.client;
+        let conflicts: Vec<String> = [
+            ownership::foreign(c, &self.config_maps, ns, &children.config_map).await?,
+            ownership::foreign(c, &self.accounts, ns, &children.service_account).await?,
+            ownership::foreign(c, &self.deployments, ns, &children.deployment).await?,
+            ownership::foreign(c, &self.services, ns, &children.service).await?,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Ok((!conflicts.is_empty()).then(|| conflicts.join("; ")))
+    }
+
+    /// Applies every child that differs from its live object, in order: config and identity
+    /// before the pods that use them.
+    pub(crate) async fn apply_all(&self, ns: &str, children: &Children) -> Result<Applied, Error> {
+        let mut drifted = Vec::new();
+        let mut note = |kind: &str, e: Option<&str>| {
+            drifted.extend(e.map(|p| format!("{kind} {p}")));
+        };
+        let e = self
+            .ensure(&self.config_maps, ns, &children.config_map)
+            .await?;
+        note("ConfigMap", e.drift());
+        let e = self
+            .ensure(&self.accounts, ns, &children.service_account)
+            .await?;
+        note("ServiceAccount", e.drift());
+        let deployment = self
+            .ensure(&self.deployments, ns, &children.deployment)
+            .await?;
+        note("Deployment", deployment.drift());
+        let e = self.ensure(&self.services, ns, &children.service).await?;
+        note("Service", e.drift());
+        Ok(Applied {
+            deployment: deployment.object(),
+            drifted,
+        })
+    }
+
+    /// Applies `desired` unless the cached live object already holds it.
+    async fn ensure<K>(&self, store: &Store<K>, ns: &str, desired: &K) -> Result<Ensured<K>, Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + k8s_openapi::Resource
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + std::fmt::Debug,
+    {
+        let kind = <K as k8s_openapi::Resource>::KIND;
+        let name = desired.meta().name.clone().unwrap_or_default();
+        let key = format!("{kind}/{ns}/{name}");
+        let want = serde_json::to_value(desired).expect("k8s objects serialise");
+        let want_hash = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            want.to_string().hash(&mut h);
+            h.finish()
+        };
+        let live = store.get(&ObjectRef::new(&name).within(ns));
+        let mut drift = None;
+        if let Some(live) = &live {
+            let ours = self
+                .last_writes
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&key).copied());
+            let cache_is_older = matches!(ours, Some((rv, h)) if h == want_hash && resource_version(live.as_ref()) < rv);
+            if cache_is_older {
+                return Ok(Ensured::Unchanged(live.as_ref().clone()));
+            }
+            let have = serde_json::to_value(live.as_ref()).expect("k8s objects serialise");
+            match diff::first_difference(&have, &want) {
+                None => return Ok(Ensured::Unchanged(live.as_ref().clone())),
+                Some(path) => drift = Some(path),
+            }
+        }
+        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+        let params = PatchParams::apply(MANAGER).force();
+        let span = tracing::info_span!("apply", kind, name = %name, drift = drift.as_deref());
+        let applied = api
+            .patch(&name, &params, &Patch::Apply(desired))
+            .instrument(span)
+            .await?;
+        self.metrics.wrote("apply", kind);
+        if let Ok(mut m) = self.last_writes.lock() {
+            m.insert(key, (resource_version(&applied), want_hash));
+            // Forget children that are gone (deleted apps), now and then.
+            let cached = self.config_maps.len()
+                + self.accounts.len()
+                + self.deployments.len()
+                + self.services.len();
+            if m.len() > 64 + 2 * cached {
+                m.retain(|key, _| self.in_cache(key));
+            }
+        }
+        Ok(match drift {
+            None => Ensured::Created(applied),
+            Some(path) => Ensured::Updated(applied, path),
+        })
+    }
+
+    /// Whether the child `Kind/namespace/name` is in its watch cache.
+    fn in_cache(&self, key: &str) -> bool {
+        let mut parts = key.splitn(3, '/');
+        let (Some(kind), Some(ns), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        match kind {
+            "ConfigMap" => self
+                .config_maps
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some(),
+            "ServiceAccount" => self
+                .accounts
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some(),
+            "Deployment" => self
+                .deployments
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some(),
+            "Service" => self
+                .services
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// What [`Context::ensure`] did for one child.
+enum Ensured<K> {
+    /// The live object already held what we apply; nothing sent.
+    Unchanged(K),
+    Created(K),
+    /// It differed at this path; applied.
+    Updated(K, String),
+}
+
+impl<K> Ensured<K> {
+    /// Where the live object differed from what we applied, if it existed.
+    fn drift(&self) -> Option<&str> {
+        match self {
+            Ensured::Updated(_, path) => Some(path),
+            _ => None,
+        }
+    }
+
+    fn object(self) -> K {
+        match self {
+            Ensured::Unchanged(k) | Ensured::Created(k) | Ensured::Updated(k, _) => k,
+        }
+    }
+}
+
+fn resource_version<K: Resource>(k: &K) -> u64 {
+    k.meta()
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Collector ConfigMaps of older config hashes kept for rollback (besides the current one).
+pub const KEEP_OLD_CONFIG_MAPS: usize = 2;
+
+/// Deletes this TracedApp's collector ConfigMaps beyond the current one and the
+/// [`KEEP_OLD_CONFIG_MAPS`] newest older ones (read from the cache: no request unless
+/// something is deleted).
+pub(crate) async fn prune_config_maps(
+    ctx: &Context,
+    ns: &str,
+    app: &TracedApp,
+    current_hash: &str,
+) -> Result<(), Error> {
+    let owner = crate::naming::fit(&app.name_any());
+    let current = crate::naming::collector_config_map(&app.name_any(), current_hash);
+    let mut old: Vec<Arc<ConfigMap>> = ctx
+        .config_maps
+        .state()
+        .into_iter()
+        .filter(|cm| {
+            let labels = cm.labels();
+            cm.namespace().as_deref() == Some(ns)
+                && labels.get(OWNER_LABEL) == Some(&owner)
+                && labels
+                    .get("app.kubernetes.io/component")
+                    .map(String::as_str)
+                    == Some("collector-config")
+                && cm.name_any() != current
+        })
+        .collect();
+    // Newest first; names break ties within the same second.
+    old.sort_by_key(|cm| {
+        std::cmp::Reverse((
+            cm.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            cm.name_any(),
+        ))
+    });
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    for cm in old.into_iter().skip(KEEP_OLD_CONFIG_MAPS) {
+        tracing::info!(config_map = %cm.name_any(), "pruning an old collector config");
+        ctx.metrics.wrote("delete", "ConfigMap");
+        match api.delete(&cm.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
