@@ -7,6 +7,9 @@
 //! - [`app_env`]: the `OTEL_*` environment of the app container, shared by both targets.
 //! - [`collector`]: the collector configuration model and its renderer (one for both targets).
 //! - [`load`]: reading a TracedApp from YAML with errors that name the field.
+//! - [`rules`]: every rule of the CRD, evaluated without an API server.
+//! - [`resources`]: container resource defaults, and their rule.
+//! - [`sidecar`]: the app + collector layout both targets share (names, ports, user).
 
 pub mod app_env;
 pub mod collector;
@@ -14,6 +17,7 @@ pub mod fargate;
 pub mod load;
 pub mod resources;
 pub mod rules;
+pub mod sidecar;
 pub mod spec;
 pub mod validate;
 

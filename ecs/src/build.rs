@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use tracedapp_api::app_env::app_env;
-use tracedapp_api::collector::{self, HEALTH_PORT, OTLP_GRPC_PORT, OTLP_HTTP_PORT, XRAY_UDP_PORT};
+use tracedapp_api::collector;
+use tracedapp_api::sidecar::{self, APP_CONTAINER, APP_PORT_NAME, COLLECTOR_CONTAINER, RUN_AS};
+use tracedapp_api::sidecar::{TMP_PATH, TMP_VOLUME};
 use tracedapp_api::spec::{Distribution, EcsSpec, LaunchType};
 use tracedapp_api::{TracedApp, TracedAppSpec};
 
@@ -15,12 +17,6 @@ use crate::model::{
 
 /// Environment variable that carries the collector's YAML (`--config=env:...`).
 pub const CONFIG_ENV: &str = "TRACEDAPP_COLLECTOR_CONFIG";
-/// Container names in the task.
-pub const APP_CONTAINER: &str = "app";
-/// The collector container.
-pub const COLLECTOR_CONTAINER: &str = "otel-collector";
-/// Non-root user both containers run as.
-pub const RUN_AS: &str = "10001";
 
 /// The region a task is registered in, and so where its logs go: the `--region` given, else
 /// `spec.ecs.region` (whose default is us-east-1). The one place this is decided.
@@ -55,26 +51,22 @@ pub fn task_definition_in(app: &TracedApp, region: &str) -> TaskDefinition {
         ]),
     };
     let tmp = MountPoint {
-        source_volume: "tmp".to_owned(),
-        container_path: "/tmp".to_owned(),
+        source_volume: TMP_VOLUME.to_owned(),
+        container_path: TMP_PATH.to_owned(),
         read_only: false,
     };
 
     let yaml = collector::render(spec).to_yaml();
     let adot = spec.collector.distribution == Distribution::Adot;
-    let mut collector_ports = vec![
-        tcp(OTLP_GRPC_PORT, "otlp-grpc"),
-        tcp(OTLP_HTTP_PORT, "otlp-http"),
-        tcp(spec.exporters.prometheus.port, "otel-metrics"),
-        tcp(HEALTH_PORT, "otel-health"),
-    ];
-    if spec.collector.xray_receiver {
-        collector_ports.push(PortMapping {
-            container_port: XRAY_UDP_PORT,
-            protocol: "udp".to_owned(),
-            name: Some("xray-udp".to_owned()),
-        });
-    }
+    let collector_ports = sidecar::collector_ports(spec)
+        .into_iter()
+        .map(|port| PortMapping {
+            container_port: port.number,
+            // ECS spells protocols in lower case.
+            protocol: port.protocol.to_ascii_lowercase(),
+            name: Some(port.name.to_owned()),
+        })
+        .collect();
     let collector = ContainerDefinition {
         name: COLLECTOR_CONTAINER.to_owned(),
         image: collector::image(spec),
@@ -98,7 +90,7 @@ pub fn task_definition_in(app: &TracedApp, region: &str) -> TaskDefinition {
         }),
         mount_points: Vec::new(),
         readonly_root_filesystem: true,
-        user: Some(RUN_AS.to_owned()),
+        user: Some(RUN_AS.to_string()),
         log_configuration: logs("collector"),
     };
 
@@ -111,7 +103,11 @@ pub fn task_definition_in(app: &TracedApp, region: &str) -> TaskDefinition {
         image: spec.app.image.clone(),
         essential: true,
         command: Vec::new(),
-        port_mappings: vec![tcp(spec.app.port, "http")],
+        port_mappings: vec![PortMapping {
+            container_port: spec.app.port,
+            protocol: "tcp".to_owned(),
+            name: Some(APP_PORT_NAME.to_owned()),
+        }],
         environment: app_env(spec, &name, &platform)
             .into_iter()
             .map(|(name, value)| KeyValuePair { name, value })
@@ -124,7 +120,7 @@ pub fn task_definition_in(app: &TracedApp, region: &str) -> TaskDefinition {
         health_check: None,
         mount_points: vec![tmp],
         readonly_root_filesystem: true,
-        user: Some(RUN_AS.to_owned()),
+        user: Some(RUN_AS.to_string()),
         log_configuration: logs("app"),
     };
 
@@ -141,7 +137,7 @@ pub fn task_definition_in(app: &TracedApp, region: &str) -> TaskDefinition {
         // stops before the collector that flushes its spans.
         container_definitions: vec![collector, app_container],
         volumes: vec![Volume {
-            name: "tmp".to_owned(),
+            name: TMP_VOLUME.to_owned(),
         }],
         requires_compatibilities: vec![
             match ecs.launch_type {
@@ -161,14 +157,6 @@ pub fn task_definition_in(app: &TracedApp, region: &str) -> TaskDefinition {
 
 fn default_ecs() -> EcsSpec {
     serde_json::from_value(serde_json::json!({})).expect("every EcsSpec field has a default")
-}
-
-fn tcp(port: i32, name: &str) -> PortMapping {
-    PortMapping {
-        container_port: port,
-        protocol: "tcp".to_owned(),
-        name: Some(name.to_owned()),
-    }
 }
 
 #[cfg(test)]
@@ -253,7 +241,8 @@ spec:
         );
         for c in &td.container_definitions {
             assert!(
-                c.readonly_root_filesystem && c.user.as_deref() == Some(RUN_AS),
+                c.readonly_root_filesystem
+                    && c.user.as_deref() == Some(RUN_AS.to_string().as_str()),
                 "{}",
                 c.name
             );

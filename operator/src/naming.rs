@@ -1,11 +1,19 @@
-//! Every generated object name, in one place. Names are valid DNS labels (at most 63 characters,
-//! lowercase alphanumerics and '-'): a name that would be longer is cut and given a hash suffix,
-//! so two long names that share a prefix still differ.
+//! Every generated object and volume name, in one place. Names are valid DNS labels (at most
+//! 63 characters, lowercase alphanumerics and '-'): a name that would be longer is cut and
+//! given a hash suffix, so two long names that share a prefix still differ. (A TracedApp's own
+//! name is already a DNS label; the cut matters for names built from it.)
 
+use kube::ResourceExt;
+use tracedapp_api::TracedApp;
 use tracedapp_api::collector::short_hash;
+
+pub use tracedapp_api::sidecar::{APP_CONTAINER, COLLECTOR_CONTAINER, TMP_VOLUME};
 
 /// Longest DNS label.
 pub const MAX: usize = 63;
+
+/// The pod volume holding the collector's configuration (from its ConfigMap).
+pub const CONFIG_VOLUME: &str = "collector-config";
 
 /// `name` itself if it fits, else its first characters, '-', and a 10-hex-digit hash of it.
 pub fn fit(name: &str) -> String {
@@ -18,24 +26,28 @@ pub fn fit(name: &str) -> String {
     format!("{prefix}-{hash}")
 }
 
-/// Deployment, Service and ServiceAccount: the TracedApp's own name.
-pub fn workload(app: &str) -> String {
-    fit(app)
+/// The Deployment, Service and ServiceAccount: the TracedApp's own name.
+pub fn workload(app: &TracedApp) -> String {
+    fit(&app.name_any())
+}
+
+/// The value of the owner label on every child (and the selector's), from the app's name.
+pub fn owner(app: &TracedApp) -> String {
+    fit(&app.name_any())
 }
 
 /// The ConfigMap holding the collector configuration whose short hash is `config_hash`.
 /// The hash always survives truncation: it is what makes a config change a new object.
-pub fn collector_config_map(app: &str, config_hash: &str) -> String {
+pub fn collector_config_map(app: &TracedApp, config_hash: &str) -> String {
+    config_map_for(&app.name_any(), config_hash)
+}
+
+fn config_map_for(app: &str, config_hash: &str) -> String {
     let suffix = format!("-collector-{config_hash}");
     let base = fit(app);
     let keep = MAX.saturating_sub(suffix.len()).min(base.len());
     format!("{}{suffix}", base[..keep].trim_end_matches('-'))
 }
-
-/// Name of the collector container (sidecar) and of its config volume.
-pub const COLLECTOR_CONTAINER: &str = "otel-collector";
-/// Name of the app container.
-pub const APP_CONTAINER: &str = "app";
 
 #[cfg(test)]
 mod tests {
@@ -44,9 +56,9 @@ mod tests {
 
     #[test]
     fn short_names_are_kept() {
-        assert_eq!(workload("shop"), "shop");
+        assert_eq!(fit("shop"), "shop");
         assert_eq!(
-            collector_config_map("shop", "0123456789"),
+            config_map_for("shop", "0123456789"),
             "shop-collector-0123456789"
         );
     }
@@ -59,7 +71,7 @@ mod tests {
         assert_eq!(fa.len(), MAX);
         assert_ne!(fa, fb);
         assert!(is_dns_label(&fa) && is_dns_label(&fb));
-        let cm = collector_config_map(&a, "0123456789");
+        let cm = config_map_for(&a, "0123456789");
         assert!(
             cm.len() <= MAX && cm.ends_with("-collector-0123456789") && is_dns_label(&cm),
             "{cm}"
@@ -71,7 +83,7 @@ mod tests {
         let name = format!("{}-{}", "b".repeat(51), "c".repeat(20));
         let f = fit(&name);
         assert!(is_dns_label(&f), "{f}");
-        let cm = collector_config_map(&"d-".repeat(30), "0123456789");
+        let cm = config_map_for(&"d-".repeat(30), "0123456789");
         assert!(is_dns_label(&cm), "{cm}");
     }
 }

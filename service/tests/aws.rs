@@ -327,7 +327,7 @@ fn the_ecs_collector_container_runs_as_the_task_definition_says() {
             .find(|c| c.name == name)
             .unwrap_or_else(|| panic!("no {name} container"))
     };
-    let collector = container(tracedapp_ecs::build::COLLECTOR_CONTAINER);
+    let collector = container(tracedapp_api::sidecar::COLLECTOR_CONTAINER);
     let dir = testkit::TempDir::new("ecs-collector");
     let mut cmd = std::process::Command::new(testkit::tools::otelcol());
     cmd.args(&collector.command)
@@ -351,7 +351,7 @@ fn the_ecs_collector_container_runs_as_the_task_definition_says() {
     );
 
     // The app container's own environment says where to send OTLP (localhost:4317).
-    let app_container = container(tracedapp_ecs::build::APP_CONTAINER);
+    let app_container = container(tracedapp_api::sidecar::APP_CONTAINER);
     let env: Vec<(&str, &str)> = app_container
         .environment
         .iter()

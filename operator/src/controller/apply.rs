@@ -216,8 +216,8 @@ pub(crate) async fn prune_config_maps(
     app: &TracedApp,
     current_hash: &str,
 ) -> Result<(), Error> {
-    let owner = crate::naming::fit(&app.name_any());
-    let current = crate::naming::collector_config_map(&app.name_any(), current_hash);
+    let owner = crate::naming::owner(app);
+    let current = crate::naming::collector_config_map(app, current_hash);
     let mut old: Vec<Arc<ConfigMap>> = ctx
         .config_maps
         .state()
@@ -229,7 +229,7 @@ pub(crate) async fn prune_config_maps(
                 && labels
                     .get("app.kubernetes.io/component")
                     .map(String::as_str)
-                    == Some("collector-config")
+                    == Some(crate::labels::COMPONENT_CONFIG)
                 && cm.name_any() != current
         })
         .collect();

@@ -131,7 +131,7 @@ async fn report_drift(ctx: &Context, app: &TracedApp, children: &Children, drift
 
 /// What the app's pods say about its readiness (from the pod cache).
 fn pods_verdict(ctx: &Context, app: &TracedApp, ns: &str) -> pods::Verdict {
-    let owner = crate::naming::fit(&app.name_any());
+    let owner = crate::naming::owner(app);
     let app_pods: Vec<Arc<Pod>> = ctx
         .pods
         .state()

@@ -10,16 +10,16 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
 use tracedapp_api::TracedApp;
 use tracedapp_api::app_env::app_env;
-use tracedapp_api::collector::{self, HEALTH_PORT, OTLP_GRPC_PORT, OTLP_HTTP_PORT, XRAY_UDP_PORT};
+use tracedapp_api::collector;
 use tracedapp_api::spec::{ResourceAmounts, Resources};
 
-use super::{CONFIG_DIR, CONFIG_KEY, Rendered, app_name, child_meta, workload_name};
-use crate::{labels, naming};
+use tracedapp_api::sidecar::{self, APP_PORT_NAME, HEALTH_PORT_NAME, RUN_AS, TMP_PATH};
 
-/// UID/GID the pods run as (the upstream collector images use 10001 too).
-pub const RUN_AS: i64 = 10001;
+use super::{CONFIG_DIR, CONFIG_KEY, Rendered, child_meta};
+use crate::{labels, naming};
 
 /// Seconds a stopping app keeps serving before it gets SIGTERM: long enough for the endpoint
 /// controller and kube-proxy to take the pod out of its Service, so that no request is sent
@@ -30,17 +30,16 @@ pub const PRE_STOP_SECONDS: i64 = 5;
 /// `restartPolicy: Always`, which Kubernetes starts (and waits to be healthy) before the app and
 /// stops after it, so the app's last spans still find a collector at shutdown.
 pub fn deployment(app: &TracedApp, rendered: &Rendered) -> Deployment {
-    let name = app_name(app);
-    let config_map = naming::collector_config_map(&name, &rendered.config_hash);
-    let mut pod_labels = labels::common(&name, "app");
-    pod_labels.extend(labels::selector(&name));
+    let config_map = naming::collector_config_map(app, &rendered.config_hash);
+    let mut pod_labels = labels::common(app, labels::COMPONENT_APP);
+    pod_labels.extend(labels::selector(app));
     Deployment {
-        metadata: child_meta(app, workload_name(app), "app"),
+        metadata: child_meta(app, naming::workload(app), labels::COMPONENT_APP),
         spec: Some(DeploymentSpec {
             replicas: Some(app.spec.app.replicas),
             progress_deadline_seconds: app.spec.app.progress_deadline_seconds,
             selector: LabelSelector {
-                match_labels: Some(labels::selector(&name)),
+                match_labels: Some(labels::selector(app)),
                 ..LabelSelector::default()
             },
             template: PodTemplateSpec {
@@ -53,7 +52,7 @@ pub fn deployment(app: &TracedApp, rendered: &Rendered) -> Deployment {
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    service_account_name: Some(workload_name(app)),
+                    service_account_name: Some(naming::workload(app)),
                     automount_service_account_token: Some(false),
                     security_context: Some(PodSecurityContext {
                         run_as_non_root: Some(true),
@@ -70,7 +69,7 @@ pub fn deployment(app: &TracedApp, rendered: &Rendered) -> Deployment {
                     containers: vec![app_container(app)],
                     volumes: Some(vec![
                         Volume {
-                            name: "collector-config".to_owned(),
+                            name: naming::CONFIG_VOLUME.to_owned(),
                             config_map: Some(ConfigMapVolumeSource {
                                 name: config_map,
                                 ..ConfigMapVolumeSource::default()
@@ -78,7 +77,7 @@ pub fn deployment(app: &TracedApp, rendered: &Rendered) -> Deployment {
                             ..Volume::default()
                         },
                         Volume {
-                            name: "tmp".to_owned(),
+                            name: naming::TMP_VOLUME.to_owned(),
                             empty_dir: Some(EmptyDirVolumeSource::default()),
                             ..Volume::default()
                         },
@@ -99,7 +98,7 @@ fn app_container(app: &TracedApp) -> Container {
     let platform = [
         "k8s.pod.name=$(K8S_POD_NAME)".to_owned(),
         "k8s.namespace.name=$(K8S_NAMESPACE_NAME)".to_owned(),
-        format!("k8s.deployment.name={}", workload_name(app)),
+        format!("k8s.deployment.name={}", naming::workload(app)),
     ];
     // The downward-API variables come first: OTEL_RESOURCE_ATTRIBUTES refers to them.
     let mut env = vec![
@@ -109,7 +108,7 @@ fn app_container(app: &TracedApp) -> Container {
     // A user's `$(NAME)` stays text, as on ECS: Kubernetes would expand it, `$$(` it keeps.
     let user_vars: Vec<&str> = a.env.iter().map(|e| e.name.as_str()).collect();
     env.extend(
-        app_env(spec, &app_name(app), &platform)
+        app_env(spec, &app.name_any(), &platform)
             .iter()
             .map(|(k, v)| match user_vars.contains(&k.as_str()) {
                 true => env_value(k, &v.replace("$(", "$$(")),
@@ -119,7 +118,7 @@ fn app_container(app: &TracedApp) -> Container {
     let probe = |initial: i32, period: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(a.health_path.clone()),
-            port: IntOrString::String("http".to_owned()),
+            port: IntOrString::String(APP_PORT_NAME.to_owned()),
             ..HTTPGetAction::default()
         }),
         initial_delay_seconds: Some(initial),
@@ -129,7 +128,7 @@ fn app_container(app: &TracedApp) -> Container {
     Container {
         name: naming::APP_CONTAINER.to_owned(),
         image: Some(a.image.clone()),
-        ports: Some(vec![port("http", a.port, "TCP")]),
+        ports: Some(vec![port(APP_PORT_NAME, a.port, "TCP")]),
         env: Some(env),
         readiness_probe: Some(probe(2, 5)),
         liveness_probe: Some(probe(10, 10)),
@@ -146,8 +145,8 @@ fn app_container(app: &TracedApp) -> Container {
         resources: Some(resources(&a.resources, default_app_resources())),
         security_context: Some(restricted()),
         volume_mounts: Some(vec![VolumeMount {
-            name: "tmp".to_owned(),
-            mount_path: "/tmp".to_owned(),
+            name: naming::TMP_VOLUME.to_owned(),
+            mount_path: TMP_PATH.to_owned(),
             ..VolumeMount::default()
         }]),
         ..Container::default()
@@ -156,15 +155,10 @@ fn app_container(app: &TracedApp) -> Container {
 
 fn collector_container(app: &TracedApp) -> Container {
     let spec = &app.spec;
-    let mut ports = vec![
-        port("otlp-grpc", OTLP_GRPC_PORT, "TCP"),
-        port("otlp-http", OTLP_HTTP_PORT, "TCP"),
-        port("otel-metrics", spec.exporters.prometheus.port, "TCP"),
-        port("otel-health", HEALTH_PORT, "TCP"),
-    ];
-    if spec.collector.xray_receiver {
-        ports.push(port("xray-udp", XRAY_UDP_PORT, "UDP"));
-    }
+    let ports: Vec<ContainerPort> = sidecar::collector_ports(spec)
+        .iter()
+        .map(|p| port(p.name, p.number, p.protocol))
+        .collect();
     // The Go runtime's soft limit, below the memory_limiter's hard limit.
     let mut env = vec![env_value(
         "GOMEMLIMIT",
@@ -185,7 +179,7 @@ fn collector_container(app: &TracedApp) -> Container {
     let health = |period: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/".to_owned()),
-            port: IntOrString::String("otel-health".to_owned()),
+            port: IntOrString::String(HEALTH_PORT_NAME.to_owned()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period),
@@ -223,7 +217,7 @@ fn collector_container(app: &TracedApp) -> Container {
         resources: Some(resources(&spec.collector.resources, defaults)),
         security_context: Some(restricted()),
         volume_mounts: Some(vec![VolumeMount {
-            name: "collector-config".to_owned(),
+            name: naming::CONFIG_VOLUME.to_owned(),
             mount_path: CONFIG_DIR.to_owned(),
             read_only: Some(true),
             ..VolumeMount::default()

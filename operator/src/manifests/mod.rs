@@ -22,7 +22,7 @@ use serde::Serialize;
 use tracedapp_api::TracedApp;
 use tracedapp_api::collector::{self, CollectorConfig};
 
-use crate::{labels, naming};
+use crate::labels;
 
 /// Key of the collector configuration inside its ConfigMap.
 pub const CONFIG_KEY: &str = "collector.yaml";
@@ -101,17 +101,12 @@ pub fn build(app: &TracedApp) -> Children {
     }
 }
 
-/// The TracedApp's name (validated to be present).
-pub(crate) fn app_name(app: &TracedApp) -> String {
-    app.metadata.name.clone().unwrap_or_default()
-}
-
 /// Metadata shared by every child: name, namespace, labels, owner reference.
 pub(crate) fn child_meta(app: &TracedApp, name: String, component: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: app.metadata.namespace.clone(),
-        labels: Some(labels::common(&app_name(app), component)),
+        labels: Some(labels::common(app, component)),
         owner_references: owner(app).map(|o| vec![o]),
         ..ObjectMeta::default()
     }
@@ -121,17 +116,13 @@ fn owner(app: &TracedApp) -> Option<OwnerReference> {
     app.controller_owner_ref(&())
 }
 
-/// The name shared by the Deployment, Service and ServiceAccount.
-pub(crate) fn workload_name(app: &TracedApp) -> String {
-    naming::workload(&app_name(app))
-}
-
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::Container;
 
     use super::*;
     use crate::fixtures::{Fixture, app};
+    use crate::naming;
 
     fn containers(c: &Children) -> Vec<Container> {
         let pod = c.deployment.spec.clone().unwrap().template.spec.unwrap();

@@ -2,8 +2,10 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tracedapp_api::TracedApp;
 
-use super::{app_name, child_meta, workload_name};
-use crate::labels;
+use tracedapp_api::sidecar::{APP_PORT_NAME, METRICS_PORT_NAME};
+
+use super::child_meta;
+use crate::{labels, naming};
 
 /// A ClusterIP Service for the app port, plus the collector's Prometheus port (the app's
 /// metrics, scraped from `otel-metrics`).
@@ -16,13 +18,13 @@ pub fn service(app: &TracedApp) -> Service {
         ..ServicePort::default()
     };
     Service {
-        metadata: child_meta(app, workload_name(app), "app"),
+        metadata: child_meta(app, naming::workload(app), labels::COMPONENT_APP),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
-            selector: Some(labels::selector(&app_name(app))),
+            selector: Some(labels::selector(app)),
             ports: Some(vec![
-                port("http", app.spec.app.port),
-                port("otel-metrics", app.spec.exporters.prometheus.port),
+                port(APP_PORT_NAME, app.spec.app.port),
+                port(METRICS_PORT_NAME, app.spec.exporters.prometheus.port),
             ]),
             ..ServiceSpec::default()
         }),
