@@ -1,0 +1,212 @@
+//! The bounded export: a span is admitted to the SDK's batch queue only while fewer than the
+//! configured number wait for export, so recording a span never waits on the network. A span
+//! that is not admitted, or whose batch fails, is counted by [`DropCounter`], which also warns at
+//! most once every [`DROP_LOG_INTERVAL`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use opentelemetry::{Context, KeyValue, global};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanData, SpanProcessor};
+
+/// At most one "spans dropped" warning per this interval.
+pub const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Counts spans that never reach the collector and reports them without flooding the log.
+#[derive(Debug, Default)]
+pub(crate) struct DropCounter {
+    queue_full: AtomicU64,
+    export_failed: AtomicU64,
+    /// Spans admitted to the export queue and not yet exported (or failed).
+    in_flight: AtomicUsize,
+    /// `queue_full + export_failed` at the time of the last warning.
+    reported: AtomicU64,
+    last_warning: std::sync::Mutex<Option<Instant>>,
+}
+
+impl DropCounter {
+    pub(crate) fn total(&self) -> u64 {
+        self.queue_full.load(Ordering::Relaxed) + self.export_failed.load(Ordering::Relaxed)
+    }
+
+    fn dropped(&self, reason: &'static str, n: u64, hint: &dyn Fn() -> String) {
+        let counter = match reason {
+            "queue_full" => &self.queue_full,
+            _ => &self.export_failed,
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+        let Ok(mut last) = self.last_warning.try_lock() else {
+            return;
+        };
+        let now = Instant::now();
+        if last.is_some_and(|t| now.duration_since(t) < DROP_LOG_INTERVAL) {
+            return;
+        }
+        *last = Some(now);
+        let total = self.total();
+        let since = total - self.reported.swap(total, Ordering::Relaxed);
+        let hint = hint();
+        tracing::warn!(
+            dropped_spans = since,
+            dropped_total = total,
+            queue_full = self.queue_full.load(Ordering::Relaxed),
+            export_failed = self.export_failed.load(Ordering::Relaxed),
+            "spans are being dropped: {hint}"
+        );
+    }
+
+    /// Publishes the counts as the `app.telemetry.spans.dropped` observable counter.
+    pub(crate) fn register_metric(self: &Arc<Self>) {
+        let me = self.clone();
+        global::meter("traced-service")
+            .u64_observable_counter("app.telemetry.spans.dropped")
+            .with_description("Spans that were not exported: queue full or export failed")
+            .with_unit("{span}")
+            .with_callback(move |o| {
+                o.observe(
+                    me.queue_full.load(Ordering::Relaxed),
+                    &[KeyValue::new("reason", "queue_full")],
+                );
+                o.observe(
+                    me.export_failed.load(Ordering::Relaxed),
+                    &[KeyValue::new("reason", "export_failed")],
+                );
+            })
+            .build();
+    }
+}
+
+/// Admits a span to the batch processor only while fewer than `capacity` spans wait for export,
+/// so that a full queue is a counted drop here rather than a silent one inside the SDK.
+#[derive(Debug)]
+pub(crate) struct BoundedProcessor {
+    inner: BatchSpanProcessor,
+    capacity: usize,
+    drops: Arc<DropCounter>,
+}
+
+impl BoundedProcessor {
+    pub(crate) fn new(inner: BatchSpanProcessor, capacity: usize, drops: Arc<DropCounter>) -> Self {
+        Self {
+            inner,
+            capacity,
+            drops,
+        }
+    }
+}
+
+impl SpanProcessor for BoundedProcessor {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        let admitted = self
+            .drops
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok();
+        if admitted {
+            self.inner.on_end(span);
+        } else {
+            let capacity = self.capacity;
+            self.drops.dropped("queue_full", 1, &|| {
+                format!(
+                    "the export queue ({capacity} spans) is full; is the collector slow or down?"
+                )
+            });
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// Wraps the OTLP exporter to release queue room and count failed batches.
+pub(crate) struct CountingExporter<E> {
+    inner: E,
+    drops: Arc<DropCounter>,
+    endpoint: String,
+}
+
+impl<E> CountingExporter<E> {
+    pub(crate) fn new(inner: E, drops: Arc<DropCounter>, endpoint: String) -> Self {
+        Self {
+            inner,
+            drops,
+            endpoint,
+        }
+    }
+}
+
+impl<E> fmt::Debug for CountingExporter<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CountingExporter")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter
+    for CountingExporter<E>
+{
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len();
+        let result = self.inner.export(batch).await;
+        self.drops.in_flight.fetch_sub(n, Ordering::AcqRel);
+        if let Err(e) = &result {
+            self.drops.dropped("export_failed", n as u64, &|| {
+                format!("export to {} failed: {e}", self.endpoint)
+            });
+        }
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_warnings_are_rate_limited_but_every_drop_is_counted() {
+        let drops = DropCounter::default();
+        let hints = std::sync::atomic::AtomicUsize::new(0);
+        let hint = || {
+            hints.fetch_add(1, Ordering::Relaxed);
+            String::new()
+        };
+        for _ in 0..1000 {
+            drops.dropped("queue_full", 1, &hint);
+        }
+        drops.dropped("export_failed", 512, &hint);
+        assert_eq!(drops.total(), 1512);
+        assert_eq!(hints.load(Ordering::Relaxed), 1, "one warning per interval");
+    }
+}

@@ -1,0 +1,134 @@
+//! The OpenTelemetry pipeline from `OTEL_*` settings: propagators, the resource, the sampler,
+//! and the tracer and meter providers exporting over OTLP. Spans pass through the bounded
+//! export of [`super::export`] on their way to the exporter.
+
+use std::sync::Arc;
+
+use opentelemetry::KeyValue;
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry_aws::trace::{XrayIdGenerator, XrayPropagator};
+use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, RandomIdGenerator, Sampler, SdkTracerProvider,
+};
+
+use super::export::{BoundedProcessor, CountingExporter, DropCounter};
+use super::{TelemetryError, TelemetryOptions};
+use crate::config::{PropagatorChoice, Protocol, SamplerChoice, TelemetryConfig};
+
+pub(super) fn propagator(choices: &[PropagatorChoice]) -> TextMapCompositePropagator {
+    let list = choices
+        .iter()
+        .map(|c| -> Box<dyn TextMapPropagator + Send + Sync> {
+            match c {
+                PropagatorChoice::TraceContext => Box::new(TraceContextPropagator::new()),
+                PropagatorChoice::Baggage => Box::new(BaggagePropagator::new()),
+                PropagatorChoice::Xray => Box::new(XrayPropagator::new()),
+            }
+        })
+        .collect();
+    TextMapCompositePropagator::new(list)
+}
+
+pub(super) fn resource(config: &TelemetryConfig) -> Resource {
+    Resource::builder_empty()
+        .with_detector(Box::new(
+            opentelemetry_sdk::resource::TelemetryResourceDetector,
+        ))
+        .with_attributes(
+            config
+                .resource_attributes
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+        )
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .with_service_name(config.service_name.clone())
+        .build()
+}
+
+fn sampler(choice: SamplerChoice) -> Sampler {
+    let parent = |root: Sampler| Sampler::ParentBased(Box::new(root));
+    match choice {
+        SamplerChoice::AlwaysOn => Sampler::AlwaysOn,
+        SamplerChoice::AlwaysOff => Sampler::AlwaysOff,
+        SamplerChoice::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
+        SamplerChoice::ParentBasedAlwaysOn => parent(Sampler::AlwaysOn),
+        SamplerChoice::ParentBasedAlwaysOff => parent(Sampler::AlwaysOff),
+        SamplerChoice::ParentBasedTraceIdRatio(r) => parent(Sampler::TraceIdRatioBased(r)),
+    }
+}
+
+pub(super) fn tracer_provider(
+    config: &TelemetryConfig,
+    options: TelemetryOptions,
+    resource: Resource,
+    drops: Arc<DropCounter>,
+) -> Result<SdkTracerProvider, TelemetryError> {
+    let endpoint = config.traces.endpoint.clone();
+    let built = match config.traces.protocol {
+        Protocol::Grpc => SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(&endpoint)
+            .build(),
+        Protocol::HttpProtobuf => SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(&endpoint)
+            .build(),
+    };
+    let exporter = built.map_err(|source| TelemetryError::SpanExporter {
+        endpoint: endpoint.clone(),
+        source,
+    })?;
+
+    // The SDK's queue gets room for one extra batch so that it never drops on its own: our
+    // `BoundedProcessor` admits at most `span_queue_size` spans that are not yet exported.
+    let batch = BatchConfigBuilder::default()
+        .with_max_queue_size(config.span_queue_size + 512)
+        .build();
+    let inner =
+        BatchSpanProcessor::builder(CountingExporter::new(exporter, drops.clone(), endpoint))
+            .with_batch_config(batch)
+            .build();
+    let processor = BoundedProcessor::new(inner, config.span_queue_size, drops);
+
+    let builder = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .with_sampler(sampler(config.sampler))
+        .with_resource(resource);
+    let builder = if options.xray_trace_ids {
+        builder.with_id_generator(XrayIdGenerator::default())
+    } else {
+        builder.with_id_generator(RandomIdGenerator::default())
+    };
+    Ok(builder.build())
+}
+
+pub(super) fn meter_provider(
+    config: &TelemetryConfig,
+    resource: Resource,
+) -> Result<SdkMeterProvider, TelemetryError> {
+    let endpoint = config.metrics.endpoint.clone();
+    let built = match config.metrics.protocol {
+        Protocol::Grpc => MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(&endpoint)
+            .build(),
+        Protocol::HttpProtobuf => MetricExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_endpoint(&endpoint)
+            .build(),
+    };
+    let exporter = built.map_err(|source| TelemetryError::MetricExporter { endpoint, source })?;
+    let reader = PeriodicReader::builder(exporter)
+        .with_interval(config.metric_export_interval)
+        .build();
+    Ok(SdkMeterProvider::builder()
+        .with_reader(reader)
+        .with_resource(resource)
+        .build())
+}
