@@ -2,7 +2,8 @@
 //!
 //! The app and the collector share a network namespace (a pod, or an `awsvpc` task), so the
 //! same YAML serves Kubernetes (mounted from a ConfigMap) and ECS (passed with
-//! `--config=env:VAR`). Rules, fixing the seed's mistakes:
+//! `--config=env:VAR`). Rules, fixing the mistakes of the seed (the Flask guide this project
+//! rebuilds, see the README):
 //! - processors: `memory_limiter` first, then (optional) `probabilistic_sampler`, then `batch`;
 //! - traces → Jaeger (OTLP/gRPC) and/or `awsxray`; metrics → `prometheus` and optionally
 //!   `awsemf`; metrics never go to Jaeger, which only takes traces;

@@ -37,7 +37,8 @@ pub enum AwsError {
 /// Where to find the ECS API.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoint {
-    /// Region (else the task definition's region, then the AWS config chain's).
+    /// Region to call; `None` leaves it to the AWS configuration chain. `tracedapp ecs
+    /// register` always sets it, from [`crate::region`].
     pub region: Option<String>,
     /// Override URL (an emulator, a VPC endpoint); `AWS_ENDPOINT_URL(_ECS)` also work.
     pub url: Option<String>,

@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use testkit::kube::ControlPlane;
-use testkit::{Process, free_port, repo_root};
+use testkit::{Process, free_port};
 use tracedapp_api::TracedApp;
 
 const NS: &str = "bench";
@@ -35,12 +35,7 @@ async fn main() {
     let steady: u64 = args.get(3).map_or(60, |a| a.parse().expect("seconds"));
 
     eprintln!("starting etcd + kube-apiserver...");
-    let cp = ControlPlane::start();
-    cp.install_crd(
-        &repo_root().join("manifests/crd.yaml"),
-        "tracedapps.tracedapp.dev",
-    );
-    cp.kubectl_ok(&["create", "namespace", NS]);
+    let cp = ControlPlane::with_tracedapp_crd(&[NS]);
     let client = client(&cp).await;
 
     let port = free_port();
@@ -102,8 +97,8 @@ async fn main() {
     let converged_in = started.elapsed();
     tokio::time::sleep(Duration::from_secs(3)).await; // passes triggered by our own writes
     let m = metrics(port).unwrap();
-    let passes = sum(&m, "tracedapp_reconciles_total");
-    let writes = sum(&m, "tracedapp_api_writes_total");
+    let passes = testkit::prom::sum(&m, "tracedapp_reconciles_total");
+    let writes = testkit::prom::sum(&m, "tracedapp_api_writes_total");
     let apiserver = apiserver_requests(&cp) - requests_before - own_requests;
 
     println!("apps: {apps}");
@@ -157,8 +152,8 @@ async fn main() {
         .collect();
     println!(
         "steady state {steady} s: {} passes, operator writes {}, API server writes by resource {delta:?}",
-        sum(&m, "tracedapp_reconciles_total") - passes_before,
-        sum(&m, "tracedapp_api_writes_total") - op_writes_before,
+        testkit::prom::sum(&m, "tracedapp_reconciles_total") - passes_before,
+        testkit::prom::sum(&m, "tracedapp_api_writes_total") - op_writes_before,
     );
     println!(
         "operator peak RSS (whole run): {:.1} MiB",
@@ -222,34 +217,14 @@ where
 
 /// The operator's /metrics text, if it answers.
 fn metrics(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET /metrics HTTP/1.0\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())
-}
-
-/// Sum of every sample of a counter family.
-fn sum(metrics: &str, family: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| {
-            l.starts_with(family)
-                && (l.as_bytes().get(family.len()) == Some(&b'{')
-                    || l.as_bytes().get(family.len()) == Some(&b' '))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    testkit::http::get(&format!("http://127.0.0.1:{port}/metrics"))
+        .ok()
+        .map(|(_, body)| body)
 }
 
 /// Every request the API server has answered (all verbs, all resources).
 fn apiserver_requests(cp: &ControlPlane) -> u64 {
-    cp.metrics()
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    testkit::prom::sum(&cp.metrics(), "apiserver_request_total") as u64
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {

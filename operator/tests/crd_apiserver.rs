@@ -7,15 +7,7 @@ use testkit::{files_ending, repo_root};
 
 /// A fresh API server with the CRD installed and the namespaces the specs use.
 fn with_crd() -> ControlPlane {
-    let cp = ControlPlane::start();
-    cp.install_crd(
-        &repo_root().join("manifests/crd.yaml"),
-        "tracedapps.tracedapp.dev",
-    );
-    for ns in ["demo", "prod", "dev"] {
-        cp.kubectl_ok(&["create", "namespace", ns]);
-    }
-    cp
+    ControlPlane::with_tracedapp_crd(&["demo", "prod", "dev"])
 }
 
 #[test]

@@ -388,12 +388,7 @@ async fn compare(
 
 #[test]
 fn cli_and_api_server_accept_and_reject_the_same_specs() {
-    let cp = ControlPlane::start();
-    cp.install_crd(
-        &testkit::repo_root().join("manifests/crd.yaml"),
-        "tracedapps.tracedapp.dev",
-    );
-    cp.kubectl_ok(&["create", "namespace", "demo"]);
+    let cp = ControlPlane::with_tracedapp_crd(&["demo"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let api: Api<DynamicObject> = runtime.block_on(async {
         let config = kube::Config::from_custom_kubeconfig(
@@ -487,12 +482,7 @@ fn short(v: &Value) -> String {
 /// `validate` with the flags a pod passes it.
 #[test]
 fn every_valid_spec_renders_objects_kubernetes_and_the_collector_accept() {
-    let cp = ControlPlane::start();
-    cp.install_crd(
-        &testkit::repo_root().join("manifests/crd.yaml"),
-        "tracedapps.tracedapp.dev",
-    );
-    cp.kubectl_ok(&["create", "namespace", "demo"]);
+    let cp = ControlPlane::with_tracedapp_crd(&["demo"]);
     let dir = testkit::TempDir::new("render-corpus");
     let mut failures = Vec::new();
     let mut rendered = 0;

@@ -7,80 +7,41 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::metric;
+use testkit::otlp::{Handler, KIND_SERVER, Server, number};
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Counts {
     spans: AtomicU64,
     server_spans: AtomicU64,
     app_requests: AtomicU64,
 }
 
-#[derive(Clone)]
-struct Sink(Arc<Counts>);
-
-#[tonic::async_trait]
-impl TraceService for Sink {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        for rs in request.into_inner().resource_spans {
-            for ss in rs.scope_spans {
-                let server = ss.spans.iter().filter(|s| s.kind == 2).count() as u64;
-                self.0
-                    .spans
-                    .fetch_add(ss.spans.len() as u64, Ordering::Relaxed);
-                self.0.server_spans.fetch_add(server, Ordering::Relaxed);
-            }
+impl Handler for Counts {
+    fn traces(&self, request: ExportTraceServiceRequest) {
+        for ss in request.resource_spans.iter().flat_map(|rs| &rs.scope_spans) {
+            let server = ss.spans.iter().filter(|s| s.kind == KIND_SERVER).count() as u64;
+            self.spans
+                .fetch_add(ss.spans.len() as u64, Ordering::Relaxed);
+            self.server_spans.fetch_add(server, Ordering::Relaxed);
         }
-        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
-}
 
-#[tonic::async_trait]
-impl MetricsService for Sink {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let mut total = None;
-        for rm in request.into_inner().resource_metrics {
+    fn metrics(&self, request: ExportMetricsServiceRequest) {
+        for rm in request.resource_metrics {
             for m in rm.scope_metrics.into_iter().flat_map(|s| s.metrics) {
                 if m.name != "app.requests" {
                     continue;
                 }
                 if let Some(metric::Data::Sum(sum)) = m.data {
-                    let n: u64 = sum
-                        .data_points
-                        .iter()
-                        .map(|p| match p.value {
-                            Some(number_data_point::Value::AsInt(i)) => i as u64,
-                            Some(number_data_point::Value::AsDouble(d)) => d as u64,
-                            None => 0,
-                        })
-                        .sum();
-                    total = Some(n);
+                    let n: f64 = sum.data_points.iter().map(|p| number(p.value)).sum();
+                    // Cumulative temporality: the latest export holds the running total.
+                    self.app_requests.fetch_max(n as u64, Ordering::Relaxed);
                 }
             }
         }
-        if let Some(n) = total {
-            // Cumulative temporality: the latest export holds the running total.
-            self.0.app_requests.fetch_max(n, Ordering::Relaxed);
-        }
-        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
 
@@ -90,7 +51,7 @@ async fn main() {
     let otlp_port: u16 = args.next().and_then(|a| a.parse().ok()).unwrap_or(4317);
     let stats_port: u16 = args.next().and_then(|a| a.parse().ok()).unwrap_or(4399);
     let counts = Arc::new(Counts::default());
-    let sink = Sink(counts.clone());
+    let _otlp = Server::grpc(([127, 0, 0, 1], otlp_port).into(), counts.clone()).await;
     let stats = axum::Router::new().route(
         "/stats",
         axum::routing::get(move || {
@@ -107,14 +68,8 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", stats_port))
         .await
         .unwrap();
-    tokio::spawn(async move { axum::serve(listener, stats).await.unwrap() });
     eprintln!(
         "otlp_sink: OTLP/gRPC on 127.0.0.1:{otlp_port}, stats on 127.0.0.1:{stats_port}/stats"
     );
-    tonic::transport::Server::builder()
-        .add_service(TraceServiceServer::new(sink.clone()))
-        .add_service(MetricsServiceServer::new(sink))
-        .serve(([127, 0, 0, 1], otlp_port).into())
-        .await
-        .unwrap();
+    axum::serve(listener, stats).await.unwrap();
 }

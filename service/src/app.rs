@@ -52,7 +52,7 @@ async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The seed's slow endpoint: waits 100 ms without holding a worker thread.
+/// The slow endpoint of the seed (the Flask guide this service rebuilds, see the README): waits 100 ms without holding a worker thread.
 async fn metrics_test() -> Json<Value> {
     tokio::time::sleep(Duration::from_millis(100)).await;
     Json(json!({ "message": "metrics test complete", "delay_ms": 100 }))

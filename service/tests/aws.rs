@@ -46,12 +46,6 @@ fn aws_env() -> Vec<(String, String)> {
         .collect()
 }
 
-fn get(url: &str) -> u16 {
-    reqwest::blocking::get(url)
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-}
-
 /// Every segment and subsegment of an X-Ray trace, flattened: (document, parent segment id).
 fn segments(trace: &Value) -> Vec<Value> {
     fn walk(doc: &Value, out: &mut Vec<Value>) {
@@ -116,11 +110,15 @@ fn traces_reach_jaeger_and_xray_and_metrics_reach_cloudwatch() {
 
     const N: usize = 5;
     for _ in 0..N {
-        assert_eq!(get(&front.url("/chain")), 200);
+        assert_eq!(testkit::http::status(&front.url("/chain")), 200);
     }
-    assert_eq!(get(&front.url("/no-such-page")), 404);
+    assert_eq!(testkit::http::status(&front.url("/no-such-page")), 404);
     backend.terminate(Duration::from_secs(10));
-    assert_eq!(get(&front.url("/chain")), 502, "the downstream is gone");
+    assert_eq!(
+        testkit::http::status(&front.url("/chain")),
+        502,
+        "the downstream is gone"
+    );
     let expected = N + 2;
 
     // The same traces in Jaeger and in X-Ray.
@@ -365,7 +363,7 @@ fn the_ecs_collector_container_runs_as_the_task_definition_says() {
         .expect("the app container has an OTLP endpoint");
     let service = Service::start(&endpoint, &env, &[]);
     for _ in 0..3 {
-        assert_eq!(get(&service.url("/")), 200);
+        assert_eq!(testkit::http::status(&service.url("/")), 200);
     }
     let name = app.spec.service_name.clone().unwrap();
     wait_until("the app's 3 traces in X-Ray", WAIT, || {

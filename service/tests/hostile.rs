@@ -9,10 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{Receiver, Service};
-
-fn get(url: &str) -> Result<(u16, String), String> {
-    testkit::http::get(url)
-}
+use testkit::http::get;
 
 /// A request head that never completes is cut off after the header-read timeout.
 #[test]

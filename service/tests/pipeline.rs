@@ -1,7 +1,7 @@
-//! The seed's pipeline, end to end, with real programs on 127.0.0.1: two service processes
-//! (`/chain` from one to the other) → the OpenTelemetry Collector running the configuration
-//! rendered from `manifests/examples/shop.yaml` → Jaeger v2; metrics → the collector's
-//! Prometheus exporter.
+//! The seed's pipeline (the seed is the Flask guide this project rebuilds, see the README), end
+//! to end, with real programs on 127.0.0.1: two service processes (`/chain` from one to the
+//! other) → the OpenTelemetry Collector running the configuration rendered from
+//! `manifests/examples/shop.yaml` → Jaeger v2; metrics → the collector's Prometheus exporter.
 //!
 //! The example's X-Ray leg is left out here (its region's real endpoint must not be called):
 //! `aws.rs` runs the AWS half against moto, with `manifests/examples/aws.yaml`.
@@ -34,12 +34,6 @@ fn rendered_config(jaeger: &Jaeger) -> String {
     j.tls.insecure = true;
     app.spec.exporters.xray = None;
     tracedapp_api::collector::render(&app.spec).to_yaml()
-}
-
-fn get(url: &str) -> u16 {
-    reqwest::blocking::get(url)
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
 }
 
 /// The spans of a Jaeger trace: (service, operation, span id, parent span id, trace id).
@@ -85,8 +79,8 @@ fn chained_services_reach_jaeger_and_prometheus_through_the_rendered_collector()
         &["--downstream-url", &backend.url("/")],
     );
     for _ in 0..3 {
-        assert_eq!(get(&frontend.url("/chain")), 200);
-        assert_eq!(get(&frontend.url("/metrics-test")), 200);
+        assert_eq!(testkit::http::status(&frontend.url("/chain")), 200);
+        assert_eq!(testkit::http::status(&frontend.url("/metrics-test")), 200);
     }
 
     // Traces: one trace per /chain with frontend SERVER → frontend CLIENT → backend SERVER.
@@ -170,7 +164,11 @@ fn every_request_becomes_a_trace_in_jaeger() {
         &[],
     );
     for i in 0..N {
-        assert_eq!(get(&svc.url("/health")), 200, "request {i}");
+        assert_eq!(
+            testkit::http::status(&svc.url("/health")),
+            200,
+            "request {i}"
+        );
     }
     assert_eq!(svc.terminate(Duration::from_secs(20)), Some(0));
     let mut count = 0;

@@ -4,8 +4,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{KIND_SERVER, Receiver, Service, free_port};
+use common::{Receiver, Service};
 use futures::StreamExt;
+use testkit::free_port;
+use testkit::otlp::KIND_SERVER;
 
 /// Sends `n` GETs to `url` with `concurrency` in flight; returns how many got a 200.
 async fn load(url: &str, n: usize, concurrency: usize) -> usize {

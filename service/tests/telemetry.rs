@@ -4,7 +4,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{KIND_CLIENT, KIND_SERVER, Receiver, STATUS_ERROR, Service};
+use common::{Receiver, Service};
+use testkit::otlp::{KIND_CLIENT, KIND_SERVER, STATUS_ERROR};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -266,7 +267,7 @@ async fn metrics_arrive_by_endpoint_with_bounded_cardinality() {
     for i in 0..50 {
         get(&svc.url(&format!("/flood/{i}")), &[]).await;
     }
-    let has = |p: &[common::Point], metric: &str, endpoint: &str, min: f64| {
+    let has = |p: &[testkit::otlp::Point], metric: &str, endpoint: &str, min: f64| {
         p.iter().any(|p| {
             p.metric == metric
                 && p.attrs.get("endpoint").map(String::as_str) == Some(endpoint)
@@ -299,7 +300,7 @@ async fn metrics_arrive_by_endpoint_with_bounded_cardinality() {
     assert_eq!(semconv.unit, "s");
     assert_eq!(semconv.attrs["http.request.method"], "GET");
     assert_eq!(semconv.attrs["http.response.status_code"], "200");
-    // The seed measured before doing the work; ours covers the 100 ms wait.
+    // The seed's Flask app measured before doing the work; ours covers the 100 ms wait.
     let slow = rx.recorded_histogram_sum("app.request.duration", "/metrics-test");
     assert!(slow >= 0.1, "duration of /metrics-test was {slow} s");
 }

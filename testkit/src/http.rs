@@ -14,3 +14,8 @@ pub fn get(url: &str) -> Result<(u16, String), String> {
     let body = response.text().map_err(|e| e.to_string())?;
     Ok((status, body))
 }
+
+/// The status of `GET url`, or 0 when nothing answered.
+pub fn status(url: &str) -> u16 {
+    get(url).map_or(0, |(status, _)| status)
+}

@@ -185,6 +185,21 @@ impl ControlPlane {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A fresh API server with our CRD (`manifests/crd.yaml`) established and `namespaces`
+    /// created.
+    pub fn with_tracedapp_crd(namespaces: &[&str]) -> Self {
+        let cp = Self::start();
+        let name = tracedapp_api::spec::crd()
+            .metadata
+            .name
+            .expect("the CRD has a name");
+        cp.install_crd(&crate::repo_root().join("manifests/crd.yaml"), &name);
+        for ns in namespaces {
+            cp.kubectl_ok(&["create", "namespace", ns]);
+        }
+        cp
+    }
+
     /// Applies a CRD file (server-side) and waits until `crd` (e.g.
     /// `tracedapps.tracedapp.dev`) is Established.
     pub fn install_crd(&self, file: &Path, crd: &str) {
@@ -237,22 +252,14 @@ fn start_apiserver(d: &Path, etcd_port: u16, port: u16) -> Process {
 /// `tracedapps/status`, ...), read from an API server's `apiserver_request_total` in `metrics`.
 pub fn api_writes(metrics: &str, resource: &str) -> u64 {
     let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
-    metrics
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-        .filter(|l| {
-            let label = |k: &str| {
-                l.split(&format!("{k}=\""))
-                    .nth(1)
-                    .and_then(|rest| rest.split('"').next())
-                    .unwrap_or("")
-                    .to_owned()
-            };
-            label("resource") == resource
-                && label("subresource") == subresource
-                && ["POST", "PUT", "PATCH", "DELETE"].contains(&label("verb").as_str())
+    let label = |set, key| crate::prom::label(set, key).unwrap_or("");
+    crate::prom::series(metrics, "apiserver_request_total")
+        .filter(|(set, _)| {
+            label(set, "resource") == resource
+                && label(set, "subresource") == subresource
+                && ["POST", "PUT", "PATCH", "DELETE"].contains(&label(set, "verb"))
         })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|(_, value)| value)
         .sum::<f64>() as u64
 }
 

@@ -13,6 +13,8 @@
 //! - [`image`]: OCI image archives built from our binaries (no registry, no daemon).
 //! - [`node`]: a one-node Kubernetes with real pods (containerd, kubelet, kube-proxy, CoreDNS).
 //! - [`http`]: a blocking HTTP GET.
+//! - `otlp` (feature `otlp`): an in-process OTLP receiver that records or counts.
+//! - [`prom`]: reading samples from Prometheus text.
 
 pub mod collector;
 pub mod http;
@@ -21,7 +23,10 @@ pub mod jaeger;
 pub mod kube;
 pub mod moto;
 pub mod node;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod process;
+pub mod prom;
 pub mod tools;
 
 pub use process::{Process, TempDir, files_ending, free_port, repo_root, wait_until};

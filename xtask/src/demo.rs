@@ -1,5 +1,5 @@
-//! `cargo xtask demo`: the seed's docker-compose system, without Docker, on 127.0.0.1, with
-//! the AWS half included.
+//! `cargo xtask demo`: the seed's docker-compose system (the seed is the Flask guide this
+//! project rebuilds, see the README), without Docker, on 127.0.0.1, with the AWS half included.
 //!
 //! Jaeger v2, and moto standing in for AWS X-Ray and CloudWatch Logs ← the OpenTelemetry
 //! Collector running the configuration rendered from `manifests/examples/aws.yaml` (only the

@@ -70,3 +70,6 @@ impl std::fmt::Debug for Context {
         f.debug_struct("Context").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests;

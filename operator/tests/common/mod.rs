@@ -3,7 +3,6 @@
 
 #![allow(dead_code, reason = "each test binary uses part of it")]
 
-use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
@@ -12,13 +11,7 @@ use testkit::{Process, free_port, repo_root, wait_until};
 
 /// An API server with the CRD installed and the `demo` namespace.
 pub fn cluster() -> ControlPlane {
-    let cp = ControlPlane::start();
-    cp.install_crd(
-        &repo_root().join("manifests/crd.yaml"),
-        "tracedapps.tracedapp.dev",
-    );
-    cp.kubectl_ok(&["create", "namespace", "demo"]);
-    cp
+    ControlPlane::with_tracedapp_crd(&["demo"])
 }
 
 /// `tracedapp-operator` as a process, with its metrics port.
@@ -79,32 +72,23 @@ impl Operator {
     /// The value of one sample of `/metrics`, e.g. `tracedapp_leader` or
     /// `tracedapp_reconciles_total{result="ok"}`; 0 when absent.
     pub fn metric(&self, sample: &str) -> f64 {
-        let (_, body) = http_get(self.port, "/metrics").expect("metrics answer");
-        body.lines()
-            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
+        testkit::prom::sample(&self.metrics(), sample).unwrap_or(0.0)
     }
 
     /// Sum of every `tracedapp_api_writes_total` sample: the writes this replica sent.
     pub fn writes(&self) -> f64 {
+        testkit::prom::sum(&self.metrics(), "tracedapp_api_writes_total")
+    }
+
+    fn metrics(&self) -> String {
         let (_, body) = http_get(self.port, "/metrics").expect("metrics answer");
-        body.lines()
-            .filter(|l| l.starts_with("tracedapp_api_writes_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        body
     }
 }
 
-/// A plain HTTP/1.0 GET on 127.0.0.1; `(status, body)` or `None` if nothing answers.
+/// `GET http://127.0.0.1:<port><path>`: `(status, body)`, or `None` if nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let code = text.split(' ').nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned())?;
-    Some((code, body))
+    testkit::http::get(&format!("http://127.0.0.1:{port}{path}")).ok()
 }
 
 /// `kubectl get -n demo <what> -o jsonpath=<path>` (empty if absent).

@@ -529,16 +529,18 @@ fn operator_pods(rig: &Rig) -> Vec<String> {
     rig.pods(OPERATOR_NS, "app.kubernetes.io/name=tracedapp-operator")
 }
 
-/// A sample of the operator's `/metrics` in pod `pod` (0 when absent).
+/// A sample of the operator's `/metrics` in pod `pod` (`family{labels}`), or the sum of a
+/// family (`family`); 0 when absent.
 fn operator_metric(rig: &Rig, pod: &str, sample: &str) -> f64 {
     let ip = rig.jsonpath(OPERATOR_NS, &format!("pod/{pod}"), "{.status.podIP}");
     let Ok((200, body)) = get(&format!("{ip}:8080"), "/metrics") else {
         return 0.0;
     };
-    body.lines()
-        .filter(|l| l.starts_with(sample))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    if sample.contains('{') {
+        testkit::prom::sample(&body, sample).unwrap_or(0.0)
+    } else {
+        testkit::prom::sum(&body, sample)
+    }
 }
 
 /// Writes to what only the operator writes: children and TracedApp status.

@@ -1,0 +1,99 @@
+//! The patterns of the spec's strings, and what each means in words (for error messages).
+//!
+//! Patterns use only syntax Go's RE2 (the API server) and Rust's `regex` (the CLI) read alike:
+//! ASCII classes, `[[:space:]]` rather than `\s` (which is Unicode-aware in Rust).
+
+/// An IAM role ARN (partition, 12-digit account, role name with its optional path).
+pub(crate) const ROLE_ARN: &str =
+    r"^arn:aws(-[a-z]+)*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$";
+/// An AWS region, e.g. `us-east-1`, `us-gov-west-1`.
+pub(crate) const REGION: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$";
+/// Text without spaces or control characters around it (and not empty).
+pub(crate) const TRIMMED: &str = r"^[^[:space:][:cntrl:]]([^[:cntrl:]]*[^[:space:][:cntrl:]])?$";
+/// A single token: no whitespace or control characters at all (images, paths, URLs).
+pub(crate) const TOKEN: &str = r"^[^[:space:][:cntrl:]]+$";
+/// A key in a Secret's data.
+pub(crate) const SECRET_KEY: &str = r"^[-._a-zA-Z0-9]+$";
+/// An absolute path without spaces.
+pub(crate) const ABS_PATH: &str = r"^/[^[:space:][:cntrl:]]*$";
+/// An environment variable name.
+pub(crate) const ENV_NAME: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
+/// A CPU amount (a subset of Kubernetes quantities: no exponents).
+pub(crate) const CPU: &str = r"^([0-9]{1,9}m|[0-9]{1,6}(\.[0-9]{1,3})?)$";
+/// A memory amount.
+pub(crate) const MEMORY: &str = r"^[0-9]{1,15}(Ki|Mi|Gi|Ti|k|M|G|T)?$";
+/// A non-zero Go duration in ms, s or m.
+pub(crate) const DURATION: &str = r"^[1-9][0-9]{0,5}(ms|s|m)$";
+/// A CloudWatch metric namespace.
+pub(crate) const CW_NAMESPACE: &str = r"^[A-Za-z0-9._/#:-]([A-Za-z0-9._/#: -]*[A-Za-z0-9._/#:-])?$";
+/// A DNS subdomain (a Secret's name).
+pub(crate) const DNS_SUBDOMAIN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// An ECS task-definition family.
+pub(crate) const ECS_FAMILY: &str = r"^[A-Za-z0-9_-]{1,255}$";
+/// ECS task CPU units.
+pub(crate) const ECS_CPU: &str = r"^[1-9][0-9]{0,5}$";
+/// ECS task memory, MiB.
+pub(crate) const ECS_MEMORY: &str = r"^[1-9][0-9]{0,6}$";
+
+/// What each pattern of the schema means, for error messages ("must be <meaning>").
+pub const PATTERN_MEANINGS: &[(&str, &str)] = &[
+    (
+        NAME_PATTERN,
+        "a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit",
+    ),
+    (
+        ROLE_ARN,
+        "an IAM role ARN like arn:aws:iam::123456789012:role/name",
+    ),
+    (REGION, "an AWS region like us-east-1"),
+    (TRIMMED, "text without leading or trailing spaces"),
+    (TOKEN, "one word, without spaces or control characters"),
+    (HTTP_URL, "an http:// or https:// URL without spaces"),
+    (
+        LOG_GROUP,
+        "a CloudWatch Logs group name (letters, digits and . _ - / #)",
+    ),
+    (
+        HOST_PORT,
+        "host:port (OTLP/gRPC, no scheme) with a port from 1 to 65535",
+    ),
+    (
+        SECRET_KEY,
+        "a Secret key (letters, digits, '-', '_' and '.')",
+    ),
+    (
+        ABS_PATH,
+        "an absolute path (starting with '/') without spaces",
+    ),
+    (
+        ENV_NAME,
+        "letters, digits and '_', not starting with a digit",
+    ),
+    (CPU, "a CPU amount like 250m, 1 or 0.5"),
+    (MEMORY, "a memory amount like 256Mi or 1Gi"),
+    (DURATION, "a duration above zero like 200ms, 10s or 1m"),
+    (
+        CW_NAMESPACE,
+        "a CloudWatch namespace (letters, digits, spaces and . _ - / # :)",
+    ),
+    (
+        DNS_SUBDOMAIN,
+        "a Secret name (lowercase letters, digits, '-' and '.')",
+    ),
+    (ECS_FAMILY, "1 to 255 letters, digits, '-' or '_'"),
+    (ECS_CPU, "CPU units like 256, 512 or 1024"),
+    (ECS_MEMORY, "MiB like 512 or 2048"),
+];
+/// An http(s) URL without whitespace.
+pub(crate) const HTTP_URL: &str = r"^https?://[^[:space:][:cntrl:]]+$";
+/// A CloudWatch Logs group name.
+pub(crate) const LOG_GROUP: &str = r"^[.\-_/#A-Za-z0-9]{1,512}$";
+/// `host:port` with a port from 1 to 65535; the host a DNS name, an IPv4 address or a
+/// bracketed IPv6 address.
+pub(crate) const HOST_PORT: &str = r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$";
+
+/// The pattern of a TracedApp's name: a DNS label, since it also names the app's Service.
+pub const NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// The longest TracedApp name.
+pub const NAME_MAX: u64 = 63;

@@ -1,0 +1,361 @@
+//! Whole passes against a scripted Kubernetes API, in-process: what a pass sends for a new app,
+//! a converged one, an invalid spec, a hand edit, a taken name and a failing API. They run in
+//! milliseconds, so a controller change can be checked before the real-API-server suites
+//! (`operator/tests/controller.rs`, and real pods in `operator/tests/node/`).
+//!
+//! The fake answers like an API server for what a pass uses: a GET of an object it does not
+//! hold is a 404, an apply returns the applied object with a new resourceVersion, an Event is
+//! accepted. Every request is recorded, so a test asserts exactly what was sent.
+
+use std::sync::{Arc, Mutex};
+
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource};
+use serde_json::{Value, json};
+use tracedapp_api::TracedApp;
+
+use super::metrics::Metrics;
+use super::{Context, Error, reconcile};
+use crate::fixtures::{Fixture, app};
+use crate::labels::MANAGER;
+use crate::manifests::{self, Children};
+
+/// One request the pass sent.
+#[derive(Debug, Clone)]
+struct Sent {
+    method: String,
+    path: String,
+    query: String,
+    body: Value,
+}
+
+impl Sent {
+    /// `"PATCH deployments/shop"`: the method and the path from the resource on.
+    fn short(&self) -> String {
+        let parts: Vec<&str> = self.path.split('/').collect();
+        let from = parts
+            .iter()
+            .position(|p| *p == "namespaces")
+            .map_or(0, |i| i + 2);
+        format!("{} {}", self.method, parts[from..].join("/"))
+    }
+}
+
+/// The scripted API: records every request, answers as described in the module docs, and
+/// fails the requests whose short form is in `failing` with a 500.
+#[derive(Debug, Default)]
+struct FakeApi {
+    sent: Mutex<Vec<Sent>>,
+    failing: Vec<&'static str>,
+    /// The TracedApp, to answer a status patch with the whole object.
+    app: Value,
+}
+
+impl FakeApi {
+    fn answer(&self, sent: Sent) -> (StatusCode, Value) {
+        self.sent.lock().unwrap().push(sent.clone());
+        if self.failing.contains(&sent.short().as_str()) {
+            return (StatusCode::INTERNAL_SERVER_ERROR, status(500, "injected"));
+        }
+        match sent.method.as_str() {
+            "GET" => (StatusCode::NOT_FOUND, status(404, "NotFound")),
+            "PATCH" if sent.path.ends_with("/status") => {
+                let mut app = self.app.clone();
+                app["status"] = sent.body["status"].clone();
+                (StatusCode::OK, app)
+            }
+            "PATCH" => {
+                let mut object = sent.body.clone();
+                object["metadata"]["resourceVersion"] = json!("2");
+                (StatusCode::OK, object)
+            }
+            "POST" => (StatusCode::CREATED, sent.body),
+            _ => (StatusCode::OK, status(200, "Success")),
+        }
+    }
+
+    /// The requests sent so far, Events left out (see [`FakeApi::events`]).
+    fn sent(&self) -> Vec<Sent> {
+        let sent = self.sent.lock().unwrap();
+        sent.iter()
+            .filter(|s| !s.path.contains("/events"))
+            .cloned()
+            .collect()
+    }
+
+    fn shorts(&self) -> Vec<String> {
+        self.sent().iter().map(Sent::short).collect()
+    }
+
+    /// The reasons of the Events published so far.
+    fn events(&self) -> Vec<String> {
+        let sent = self.sent.lock().unwrap();
+        sent.iter()
+            .filter(|s| s.path.contains("/events"))
+            .filter_map(|s| s.body["reason"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+fn status(code: u16, reason: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "reason": reason, "message": reason, "code": code})
+}
+
+fn client(api: Arc<FakeApi>) -> Client {
+    let service = tower::service_fn(move |request: Request<Body>| {
+        let api = api.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let bytes = body.collect().await?.to_bytes();
+            let sent = Sent {
+                method: parts.method.to_string(),
+                path: parts.uri.path().to_owned(),
+                query: parts.uri.query().unwrap_or_default().to_owned(),
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            };
+            let (code, body) = api.answer(sent);
+            let response = Response::builder()
+                .status(code)
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap();
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(response)
+        }
+    });
+    Client::new(service, "default")
+}
+
+/// The live objects the watch caches hold.
+#[derive(Debug, Default)]
+struct Live {
+    config_maps: Vec<ConfigMap>,
+    accounts: Vec<ServiceAccount>,
+    deployments: Vec<Deployment>,
+    services: Vec<Service>,
+}
+
+impl Live {
+    /// The children of `app` as the API server would hold them after our apply.
+    fn converged(children: &Children) -> Self {
+        Self {
+            config_maps: vec![stored(children.config_map.clone())],
+            accounts: vec![stored(children.service_account.clone())],
+            deployments: vec![stored(children.deployment.clone())],
+            services: vec![stored(children.service.clone())],
+        }
+    }
+}
+
+fn stored<K: Resource>(mut k: K) -> K {
+    k.meta_mut().resource_version = Some("1".into());
+    k
+}
+
+fn store<K>(objects: Vec<K>) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let (reader, mut writer) = reflector::store();
+    for object in objects {
+        writer.apply_watcher_event(&watcher::Event::Apply(object));
+    }
+    reader
+}
+
+/// Runs one pass of `app` with caches holding `live`, against `api`.
+async fn pass(app: &TracedApp, live: Live, api: FakeApi) -> (Result<(), Error>, Arc<FakeApi>) {
+    let api = Arc::new(FakeApi {
+        app: serde_json::to_value(app).unwrap(),
+        ..api
+    });
+    let client = client(api.clone());
+    let reporter = Reporter {
+        controller: "tracedapp-operator".into(),
+        instance: None,
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        metrics: Arc::new(Metrics::default()),
+        recorder: Recorder::new(client, reporter),
+        config_maps: store(live.config_maps),
+        accounts: store(live.accounts),
+        deployments: store(live.deployments),
+        services: store(live.services),
+        pods: store::<Pod>(Vec::new()),
+        failures: Mutex::default(),
+        last_writes: Mutex::default(),
+    });
+    let result = reconcile(Arc::new(app.clone()), ctx).await.map(|_| ());
+    (result, api)
+}
+
+/// The status a first pass writes for `app`: what the API server would then hold.
+async fn first_status(app: &TracedApp) -> Value {
+    let (result, api) = pass(app, Live::default(), FakeApi::default()).await;
+    result.unwrap();
+    let sent = api.sent();
+    sent.last().unwrap().body["status"].clone()
+}
+
+fn condition(status: &Value, kind: &str) -> (String, String) {
+    let c = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} condition in {status}"));
+    (
+        c["status"].as_str().unwrap().to_owned(),
+        c["reason"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_new_app_gets_its_children_in_order_then_a_status() {
+    let app = app().stored();
+    let children = manifests::build(&app);
+    let (result, api) = pass(&app, Live::default(), FakeApi::default()).await;
+    result.unwrap();
+
+    let cm = children.config_map.metadata.name.clone().unwrap();
+    assert_eq!(
+        api.shorts(),
+        [
+            // Is any of the names taken? (Not in the caches: asked.)
+            format!("GET configmaps/{cm}"),
+            "GET serviceaccounts/shop".into(),
+            "GET deployments/shop".into(),
+            "GET services/shop".into(),
+            // Config and identity before the pods that use them.
+            format!("PATCH configmaps/{cm}"),
+            "PATCH serviceaccounts/shop".into(),
+            "PATCH deployments/shop".into(),
+            "PATCH services/shop".into(),
+            "PATCH tracedapps/shop/status".into(),
+        ]
+    );
+    let sent = api.sent();
+    for patch in sent.iter().filter(|s| s.method == "PATCH") {
+        assert!(
+            patch.query.contains(&format!("fieldManager={MANAGER}"))
+                && patch.query.contains("force=true"),
+            "server-side apply with our field manager: {}",
+            patch.query
+        );
+    }
+    let deployment = &sent[6].body;
+    assert_eq!(
+        deployment,
+        &serde_json::to_value(&children.deployment).unwrap()
+    );
+    let status = &sent[8].body["status"];
+    assert_eq!(
+        condition(status, "ConfigValid"),
+        ("True".into(), "Valid".into())
+    );
+    assert_eq!(condition(status, "Ready").0, "False", "no pod is up yet");
+}
+
+#[tokio::test]
+async fn a_converged_app_sends_no_request() {
+    let mut app = app().stored();
+    app.status = Some(serde_json::from_value(first_status(&app).await).unwrap());
+    let live = Live::converged(&manifests::build(&app));
+    let (result, api) = pass(&app, live, FakeApi::default()).await;
+    result.unwrap();
+    assert_eq!(api.shorts(), Vec::<String>::new());
+    assert_eq!(api.events(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_invalid_spec_writes_its_status_and_applies_nothing() {
+    let app = app().stored().edit(|a| {
+        a.spec.exporters.prometheus.port = a.spec.app.port;
+    });
+    let (result, api) = pass(&app, Live::default(), FakeApi::default()).await;
+    result.unwrap();
+    assert_eq!(api.shorts(), ["PATCH tracedapps/shop/status"]);
+    let status = &api.sent()[0].body["status"];
+    assert_eq!(
+        condition(status, "ConfigValid"),
+        ("False".into(), "InvalidSpec".into())
+    );
+    let message = status["conditions"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("exporters.prometheus.port"),
+        "names the field: {message}"
+    );
+    assert!(
+        api.events().contains(&"InvalidSpec".to_owned()),
+        "{:?}",
+        api.events()
+    );
+}
+
+#[tokio::test]
+async fn a_hand_edited_deployment_is_restored_and_reported() {
+    let mut app = app().stored();
+    app.status = Some(serde_json::from_value(first_status(&app).await).unwrap());
+    let mut live = Live::converged(&manifests::build(&app));
+    live.deployments[0].spec.as_mut().unwrap().replicas = Some(5);
+    let (result, api) = pass(&app, live, FakeApi::default()).await;
+    result.unwrap();
+    assert_eq!(api.shorts(), ["PATCH deployments/shop"]);
+    assert_eq!(api.sent()[0].body["spec"]["replicas"], 1);
+    assert_eq!(api.events(), ["DriftReverted"]);
+}
+
+#[tokio::test]
+async fn a_name_taken_by_another_owner_applies_nothing() {
+    let app = app().stored();
+    let mut live = Live::default();
+    let mut theirs = stored(manifests::build(&app).service);
+    theirs.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "Deployment".into(),
+        name: "someone-else".into(),
+        uid: "ffffffff-0000-4000-8000-000000000000".into(),
+        controller: Some(true),
+        ..OwnerReference::default()
+    }]);
+    live.services.push(theirs);
+    let (result, api) = pass(&app, live, FakeApi::default()).await;
+    result.unwrap();
+    assert!(
+        api.shorts().iter().all(|s| !s.starts_with("PATCH") || s.ends_with("/status")),
+        "no child applied: {:?}",
+        api.shorts()
+    );
+    let sent = api.sent();
+    let status = &sent.last().unwrap().body["status"];
+    assert_eq!(
+        condition(status, "Degraded"),
+        ("True".into(), "ChildConflict".into())
+    );
+}
+
+#[tokio::test]
+async fn a_failing_apply_stops_the_pass_before_the_status() {
+    let app = app().stored();
+    let api = FakeApi {
+        failing: vec!["PATCH deployments/shop"],
+        ..FakeApi::default()
+    };
+    let (result, api) = pass(&app, Live::default(), api).await;
+    assert!(matches!(result, Err(Error::Kube(_))), "{result:?}");
+    let shorts = api.shorts();
+    assert_eq!(shorts.last().unwrap(), "PATCH deployments/shop");
+    assert!(
+        !shorts.iter().any(|s| s.ends_with("/status")),
+        "no status claims success: {shorts:?}"
+    );
+}

@@ -1,0 +1,165 @@
+//! Stopping a cluster and restoring the host, from the cluster's own handle or from its state
+//! file (`cargo xtask cluster down`, or the next start after a crash).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// Stops a cluster started with [`Cluster::detach`] (by its state file) and restores the
+/// host; what still differs, if anything.
+pub fn down() -> Result<Vec<String>> {
+    let dir = node_dir();
+    let state = read_state(&dir).ok_or_else(|| format!("no cluster in {}", dir.display()))?;
+    Ok(teardown(&dir, &state, false))
+}
+
+/// Whether a cluster's state file is there with a live process (`cluster up` ran).
+pub fn running() -> bool {
+    read_state(&node_dir()).is_some_and(|s| s.processes.iter().any(alive))
+}
+
+pub(super) fn read_state(dir: &Path) -> Option<State> {
+    let text = std::fs::read_to_string(dir.join("state.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether the recorded process still runs (the same program under that PID).
+pub(super) fn alive(p: &Recorded) -> bool {
+    std::fs::read_link(format!("/proc/{}/exe", p.pid))
+        .is_ok_and(|exe| exe == p.exe || exe.ends_with(p.exe.file_name().unwrap_or_default()))
+}
+
+/// Stops `p` by PID (SIGTERM, then SIGKILL after `grace`), if it is still ours.
+fn stop_process(p: &Recorded, grace: Duration) {
+    if !alive(p) {
+        return;
+    }
+    let signal = |sig: &str| {
+        let _ = Command::new("kill")
+            .args([sig, &p.pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    };
+    signal("-TERM");
+    let deadline = Instant::now() + grace;
+    while alive(p) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if alive(p) {
+        signal("-KILL");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(p) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The whole teardown (see the module docs); what differs on the host afterwards.
+pub(super) fn teardown(dir: &Path, state: &State, keep_logs: bool) -> Vec<String> {
+    let kubeconfig = dir.join("admin.kubeconfig");
+    let running = |name: &str| state.processes.iter().any(|p| p.name == name && alive(p));
+    // Workloads first, while the kubelet can still stop pods properly (CNI DEL, unmounts).
+    if running("kube-apiserver") && running("kubelet") {
+        delete_workloads(&kubeconfig);
+    }
+    let order = [
+        "coredns",
+        "kube-proxy",
+        "kubelet",
+        "kube-scheduler",
+        "kube-controller-manager",
+        "kube-apiserver",
+        "etcd",
+    ];
+    for name in order {
+        for p in state.processes.iter().filter(|p| p.name == name) {
+            stop_process(p, Duration::from_secs(10));
+        }
+    }
+    if let Ok(proxy) = std::panic::catch_unwind(|| tools::kubernetes("kube-proxy")) {
+        let _ = Command::new(proxy)
+            .arg("--cleanup")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    // Containers the kubelet did not stop.
+    let sock = dir.join("run/containerd.sock");
+    if state
+        .processes
+        .iter()
+        .any(|p| p.name == "containerd" && alive(p))
+    {
+        for id in ctr_at(&sock, &["tasks", "ls", "-q"])
+            .unwrap_or_default()
+            .lines()
+        {
+            let _ = ctr_at(&sock, &["tasks", "kill", "-s", "SIGKILL", id]);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        for id in ctr_at(&sock, &["tasks", "ls", "-q"])
+            .unwrap_or_default()
+            .lines()
+        {
+            let _ = ctr_at(&sock, &["tasks", "delete", "-f", id]);
+        }
+        for id in ctr_at(&sock, &["containers", "ls", "-q"])
+            .unwrap_or_default()
+            .lines()
+        {
+            let _ = ctr_at(&sock, &["containers", "delete", id]);
+        }
+    }
+    for p in state
+        .processes
+        .iter()
+        .filter(|p| !order.contains(&p.name.as_str()))
+    {
+        stop_process(p, Duration::from_secs(10));
+    }
+    let mut problems = host::restore(&state.before, dir, BRIDGE, SERVICE_CIDR);
+    problems.extend(state.before.diff(&host::Snapshot::take()));
+    if keep_logs {
+        // Keep the logs, drop the bulk (images, snapshots).
+        for sub in ["containerd", "kubelet", "etcd", "images"] {
+            let _ = std::fs::remove_dir_all(dir.join(sub));
+        }
+        let _ = std::fs::remove_file(dir.join("state.json"));
+        eprintln!("node: logs kept in {}", dir.join("logs").display());
+    } else if let Err(e) = std::fs::remove_dir_all(dir) {
+        problems.push(format!("removing {}: {e}", dir.display()));
+    }
+    problems
+}
+
+/// Deletes every namespace but the system ones, and the pods in `default`, and waits (up to
+/// a minute) until no pod is left.
+fn delete_workloads(kubeconfig: &Path) {
+    let k = |args: &[&str]| crate::kube::kubectl(kubeconfig, args, None);
+    let namespaces = String::from_utf8_lossy(&k(&["get", "ns", "-o=name"]).stdout).into_owned();
+    for ns in namespaces.lines() {
+        let name = ns.trim_start_matches("namespace/");
+        if !["default", "kube-system", "kube-public", "kube-node-lease"].contains(&name) {
+            let _ = k(&["delete", ns, "--wait=false"]);
+        }
+    }
+    let _ = k(&[
+        "delete",
+        "deployments,replicasets,pods",
+        "--all",
+        "-n",
+        "default",
+        "--wait=false",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let out = k(&["get", "pods", "-A", "-o=name"]);
+        if out.status.success() && out.stdout.is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    eprintln!("node: pods still present after a minute; stopping anyway");
+}
