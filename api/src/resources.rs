@@ -91,3 +91,30 @@ pub fn cel_rule(defaults: Defaults, collector: bool) -> Rule {
         )
         .field_path(".resources")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collector_limit_leaves_a_quarter_above_the_limiter() {
+        assert_eq!(collector_memory_limit_mib(400), 500);
+        assert_eq!(collector_memory_limit_mib(100), 125);
+    }
+
+    #[test]
+    fn the_rule_checks_both_resources_against_defaults() {
+        let rule = serde_json::to_value(cel_rule(APP, false)).unwrap();
+        let cel = rule["rule"].as_str().unwrap();
+        for part in ["cpu", "memory", "256Mi"] {
+            assert!(cel.contains(part), "{part} missing: {cel}");
+        }
+        let rule = serde_json::to_value(cel_rule(COLLECTOR, true)).unwrap();
+        assert!(
+            rule["rule"]
+                .as_str()
+                .unwrap()
+                .contains(COLLECTOR_MEMORY_LIMIT_BYTES_CEL)
+        );
+    }
+}

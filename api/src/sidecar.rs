@@ -54,3 +54,50 @@ pub fn collector_ports(spec: &TracedAppSpec) -> Vec<Port> {
     }
     ports
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(xray_receiver: bool) -> TracedAppSpec {
+        crate::load::from_yaml(&format!(
+            "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {{name: a}}\n\
+             spec: {{app: {{image: x}}, exporters: {{xray: {{region: us-east-1}}}}, \
+             collector: {{xrayReceiver: {xray_receiver}}}}}"
+        ))
+        .unwrap()
+        .spec
+    }
+
+    #[test]
+    fn port_names_are_valid_kubernetes_port_names_and_unique() {
+        let ports = collector_ports(&spec(true));
+        let mut names: Vec<&str> = ports.iter().map(|p| p.name).collect();
+        names.push(APP_PORT_NAME);
+        for name in &names {
+            // IANA_SVC_NAME: at most 15 lowercase letters, digits and '-', with a letter.
+            assert!(name.len() <= 15, "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{name}"
+            );
+        }
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "unique");
+    }
+
+    #[test]
+    fn the_udp_port_is_there_only_with_the_xray_receiver() {
+        let udp = |s| {
+            collector_ports(&s)
+                .iter()
+                .filter(|p| p.protocol == "UDP")
+                .count()
+        };
+        assert_eq!(udp(spec(true)), 1);
+        assert_eq!(udp(spec(false)), 0);
+    }
+}

@@ -97,3 +97,67 @@ pub(crate) const HOST_PORT: &str = r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\
 pub const NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// The longest TracedApp name.
 pub const NAME_MAX: u64 = 63;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(pattern: &str, good: &[&str], bad: &[&str]) {
+        let re = regex::Regex::new(pattern).unwrap();
+        for g in good {
+            assert!(re.is_match(g), "{pattern} should accept {g:?}");
+        }
+        for b in bad {
+            assert!(!re.is_match(b), "{pattern} should refuse {b:?}");
+        }
+    }
+
+    #[test]
+    fn boundaries() {
+        check(
+            HOST_PORT,
+            &["jaeger:4317", "10.0.0.1:1", "[::1]:65535", "a.b-c.d:80"],
+            &[
+                "jaeger",
+                ":4317",
+                "jaeger:0",
+                "jaeger:65536",
+                "http://jaeger:4317",
+                "-a:1",
+            ],
+        );
+        check(
+            REGION,
+            &["us-east-1", "eu-west-3", "us-gov-west-1", "cn-north-1"],
+            &["US-EAST-1", "us-east", "us-east-1 ", "useast1"],
+        );
+        check(
+            DURATION,
+            &["1ms", "200ms", "10s", "1m"],
+            &["0s", "1h", "10", "-1s"],
+        );
+        check(MEMORY, &["256Mi", "1Gi", "1000"], &["256MB", "1.5Gi", ""]);
+        check(
+            CPU,
+            &["250m", "1", "0.5", "2.125"],
+            &[".5", "1.2345", "1m5"],
+        );
+        check(
+            TRIMMED,
+            &["a", "a b", "ü"],
+            &["", " a", "a ", "a\nb", "a\tb"],
+        );
+        check(ENV_NAME, &["A", "_x1"], &["1A", "A-B", ""]);
+        check(
+            ROLE_ARN,
+            &[
+                "arn:aws:iam::123456789012:role/x",
+                "arn:aws-cn:iam::123456789012:role/p/x",
+            ],
+            &[
+                "arn:aws:iam::12345:role/x",
+                "arn:aws:iam::123456789012:user/x",
+            ],
+        );
+    }
+}

@@ -331,7 +331,9 @@ async fn a_name_taken_by_another_owner_applies_nothing() {
     let (result, api) = pass(&app, live, FakeApi::default()).await;
     result.unwrap();
     assert!(
-        api.shorts().iter().all(|s| !s.starts_with("PATCH") || s.ends_with("/status")),
+        api.shorts()
+            .iter()
+            .all(|s| !s.starts_with("PATCH") || s.ends_with("/status")),
         "no child applied: {:?}",
         api.shorts()
     );

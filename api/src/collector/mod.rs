@@ -389,3 +389,6 @@ pub fn exporters_summary(spec: &TracedAppSpec) -> String {
     }
     names.join(",")
 }
+
+#[cfg(test)]
+mod tests;

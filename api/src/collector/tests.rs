@@ -1,0 +1,152 @@
+//! The renderer on its own: which components a spec turns on, and how they are wired.
+//! (Whole configurations are pinned by the goldens in `cli/tests/golden.rs`, and every
+//! rendered configuration passes the real collector's `validate` in the operator's tests.)
+
+use super::*;
+use crate::load::from_yaml;
+
+fn spec(extra: &str) -> TracedAppSpec {
+    from_yaml(&format!(
+        r#"
+apiVersion: tracedapp.dev/v1alpha1
+kind: TracedApp
+metadata: {{name: shop}}
+spec:
+  app: {{image: "app:1"}}
+{extra}"#
+    ))
+    .unwrap()
+    .spec
+}
+
+fn jaeger() -> &'static str {
+    "  exporters: {jaeger: {endpoint: 'jaeger:4317', tls: {insecure: true}}}"
+}
+
+fn pipeline<'a>(c: &'a CollectorConfig, name: &str) -> &'a Pipeline {
+    c.service
+        .pipelines
+        .get(name)
+        .unwrap_or_else(|| panic!("no {name} pipeline"))
+}
+
+#[test]
+fn jaeger_only_uses_no_aws_component_and_no_extra_flag() {
+    let s = spec(jaeger());
+    let c = render(&s);
+    assert_eq!(pipeline(&c, "traces").exporters, ["otlp_grpc/jaeger"]);
+    assert_eq!(pipeline(&c, "metrics").exporters, ["prometheus"]);
+    assert_eq!(
+        pipeline(&c, "traces").processors,
+        ["memory_limiter", "batch"],
+        "memory_limiter first, batch last"
+    );
+    assert!(c.receivers.keys().all(|r| r == "otlp"));
+    assert!(command_flags(&s).is_empty());
+    assert_eq!(exporters_summary(&s), "jaeger,prometheus");
+}
+
+#[test]
+fn adot_names_the_otlp_exporter_the_old_way() {
+    let c = render(&spec(&format!(
+        "{}\n  collector: {{distribution: adot}}",
+        jaeger()
+    )));
+    assert_eq!(pipeline(&c, "traces").exporters, ["otlp/jaeger"]);
+}
+
+#[test]
+fn xray_takes_its_region_role_and_endpoint_and_turns_off_dotted_annotations() {
+    let s = spec(
+        "  exporters: {xray: {region: eu-west-1, roleArn: 'arn:aws:iam::123456789012:role/x', \
+         endpoint: 'https://xray.example'}}",
+    );
+    let c = render(&s);
+    let x = &c.exporters["awsxray"];
+    assert_eq!(x["region"], "eu-west-1");
+    assert_eq!(x["role_arn"], "arn:aws:iam::123456789012:role/x");
+    assert_eq!(x["endpoint"], "https://xray.example");
+    assert_eq!(
+        command_flags(&s),
+        ["--feature-gates=-exporter.xray.allowDot"]
+    );
+}
+
+#[test]
+fn the_xray_receiver_gets_its_own_pipeline_when_traces_also_go_elsewhere() {
+    let both = "  exporters: {jaeger: {endpoint: 'jaeger:4317'}, xray: {region: us-east-1}}\n  \
+                collector: {xrayReceiver: true}";
+    let c = render(&spec(both));
+    assert_eq!(pipeline(&c, "traces/xray").exporters, ["awsxray"]);
+    assert_eq!(pipeline(&c, "traces").exporters, ["otlp_grpc/jaeger"]);
+    assert!(
+        pipeline(&c, "traces")
+            .receivers
+            .contains(&"awsxray".to_owned())
+    );
+
+    let alone = "  exporters: {xray: {region: us-east-1}}\n  collector: {xrayReceiver: true}";
+    let c = render(&spec(alone));
+    assert!(!c.service.pipelines.contains_key("traces/xray"), "no need");
+}
+
+#[test]
+fn collector_sampling_sits_between_the_limiter_and_batch() {
+    let c = render(&spec(&format!(
+        "{}\n  sampling: {{collectorPercentage: 25}}",
+        jaeger()
+    )));
+    assert_eq!(
+        pipeline(&c, "traces").processors,
+        ["memory_limiter", "probabilistic_sampler", "batch"]
+    );
+    assert_eq!(
+        c.processors["probabilistic_sampler"]["sampling_percentage"],
+        25.0
+    );
+}
+
+#[test]
+fn cloudwatch_defaults_its_log_group_and_names_no_dimension_rollup() {
+    let c = render(&spec(
+        "  exporters: {xray: {region: us-west-2}, cloudwatchMetrics: {namespace: Shop}}",
+    ));
+    let emf = &c.exporters["awsemf"];
+    assert_eq!(emf["log_group_name"], "/metrics/Shop");
+    assert_eq!(emf["region"], "us-west-2", "the X-Ray region by default");
+    assert_eq!(emf["dimension_rollup_option"], "NoDimensionRollup");
+    assert_eq!(pipeline(&c, "metrics").exporters, ["prometheus", "awsemf"]);
+}
+
+#[test]
+fn a_dollar_in_user_text_stays_data() {
+    let yaml = render(&spec(
+        "  exporters: {jaeger: {endpoint: 'jaeger:4317', tls: {caFile: '/${env:SECRET}'}}, \
+         xray: {region: us-east-1, endpoint: 'https://x/$HOME'}}",
+    ))
+    .to_yaml();
+    assert!(yaml.contains("https://x/$$HOME"), "{yaml}");
+    assert!(yaml.contains("/$${env:SECRET}"), "{yaml}");
+}
+
+#[test]
+fn the_hash_changes_with_the_config_and_only_with_it() {
+    let a = render(&spec(jaeger())).to_yaml();
+    let b = render(&spec(&format!(
+        "{}\n  sampling: {{collectorPercentage: 50}}",
+        jaeger()
+    )))
+    .to_yaml();
+    assert_eq!(short_hash(&a), short_hash(&a.clone()));
+    assert_ne!(short_hash(&a), short_hash(&b));
+    assert_eq!(short_hash(&a).len(), 10);
+}
+
+#[test]
+fn a_port_rule_refuses_every_collector_port() {
+    let rule = serde_json::to_value(port_rule("app.port")).unwrap();
+    let cel = rule["rule"].as_str().unwrap();
+    for (port, _, _) in COLLECTOR_PORTS {
+        assert!(cel.contains(&port.to_string()), "{port} missing in {cel}");
+    }
+}
