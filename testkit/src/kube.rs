@@ -46,21 +46,7 @@ impl ControlPlane {
 
         let etcd_port = free_port();
         let peer_port = free_port();
-        let mut etcd = Command::new(tools::etcd());
-        etcd.arg(format!("--data-dir={}", d.join("etcd").display()))
-            .arg(format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"))
-            .arg(format!(
-                "--advertise-client-urls=http://127.0.0.1:{etcd_port}"
-            ))
-            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
-            .arg(format!(
-                "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
-            ))
-            .arg(format!(
-                "--initial-cluster=default=http://127.0.0.1:{peer_port}"
-            ))
-            .arg("--unsafe-no-fsync")
-            .arg("--log-level=warn");
+        let etcd = etcd_command(&d.join("etcd"), etcd_port, peer_port);
         let mut etcd = Process::start("etcd", etcd, d.join("etcd.log"));
         wait_until("etcd to listen", Duration::from_secs(30), || {
             etcd.assert_running();
@@ -176,13 +162,7 @@ impl ControlPlane {
 
     /// Runs `kubectl` and panics with its stderr unless it succeeds; returns stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        kubectl_ok(&self.kubeconfig, args)
     }
 
     /// A fresh API server with our CRD (`manifests/crd.yaml`) established and `namespaces`
@@ -261,6 +241,39 @@ pub fn api_writes(metrics: &str, resource: &str) -> u64 {
         })
         .map(|(_, value)| value)
         .sum::<f64>() as u64
+}
+
+/// A single-member etcd on 127.0.0.1 keeping its data in `data_dir`, without fsync (tests
+/// throw the data away).
+pub fn etcd_command(data_dir: &Path, client_port: u16, peer_port: u16) -> Command {
+    let mut etcd = Command::new(tools::etcd());
+    etcd.arg(format!("--data-dir={}", data_dir.display()))
+        .arg(format!(
+            "--listen-client-urls=http://127.0.0.1:{client_port}"
+        ))
+        .arg(format!(
+            "--advertise-client-urls=http://127.0.0.1:{client_port}"
+        ))
+        .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
+        .arg(format!(
+            "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
+        ))
+        .arg(format!(
+            "--initial-cluster=default=http://127.0.0.1:{peer_port}"
+        ))
+        .args(["--unsafe-no-fsync", "--log-level=warn"]);
+    etcd
+}
+
+/// [`kubectl`] that panics with its stderr unless it succeeds; returns stdout.
+pub fn kubectl_ok(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = kubectl(kubeconfig, args, None);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Runs `kubectl` (the one built with the API server, same version) with `kubeconfig`,

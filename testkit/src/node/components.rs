@@ -37,20 +37,7 @@ impl Cluster {
 
         let etcd_port = crate::free_port();
         let peer_port = crate::free_port();
-        let mut etcd = Command::new(tools::etcd());
-        etcd.arg(format!("--data-dir={}", p("etcd")))
-            .arg(format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"))
-            .arg(format!(
-                "--advertise-client-urls=http://127.0.0.1:{etcd_port}"
-            ))
-            .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"))
-            .arg(format!(
-                "--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"
-            ))
-            .arg(format!(
-                "--initial-cluster=default=http://127.0.0.1:{peer_port}"
-            ))
-            .args(["--unsafe-no-fsync", "--log-level=warn"]);
+        let etcd = crate::kube::etcd_command(&d.join("etcd"), etcd_port, peer_port);
         self.spawn("etcd", etcd)?;
         self.wait("etcd", "etcd", Duration::from_secs(30), |_| {
             crate::process::listening(etcd_port)

@@ -326,15 +326,9 @@ impl Cluster {
         crate::kube::kubectl(&self.kubeconfig, args, None)
     }
 
-    /// Runs `kubectl` and fails with its stderr unless it succeeds; returns stdout.
+    /// Runs `kubectl` and panics with its stderr unless it succeeds; returns stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::kube::kubectl_ok(&self.kubeconfig, args)
     }
 
     /// Runs `kubectl` with `stdin`; stdout, or the error with stderr.
