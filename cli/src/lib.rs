@@ -57,6 +57,10 @@ pub enum Command {
         /// Output format (default: yaml for k8s and collector, json for ecs).
         #[arg(short = 'o', long = "output", value_enum)]
         output: Option<Format>,
+        /// k8s: the namespace the operator runs in; only its pods may read the collector's
+        /// own metrics (see the NetworkPolicy).
+        #[arg(long, default_value = manifests::DEFAULT_OPERATOR_NAMESPACE)]
+        operator_namespace: String,
     },
     /// AWS ECS: register the task definition.
     #[command(subcommand)]
@@ -132,6 +136,7 @@ pub fn render(
     app: &TracedApp,
     target: RenderTarget,
     format: Option<Format>,
+    site: &manifests::Site,
 ) -> Result<String, CliError> {
     let out = match (target, format) {
         (RenderTarget::Collector, None | Some(Format::Yaml)) => {
@@ -141,14 +146,18 @@ pub fn render(
             json(&tracedapp_api::collector::render(&app.spec))
         }
         (RenderTarget::K8s, None | Some(Format::Yaml)) => {
-            let docs: Vec<String> = manifests::build(app).list().iter().map(yaml).collect();
+            let docs: Vec<String> = manifests::build_at(app, site)
+                .list()
+                .iter()
+                .map(yaml)
+                .collect();
             docs.join("---\n")
         }
         (RenderTarget::K8s, Some(Format::Json)) => {
             let list = serde_json::json!({
                 "apiVersion": "v1",
                 "kind": "List",
-                "items": manifests::build(app).list(),
+                "items": manifests::build_at(app, site).list(),
             });
             json(&list)
         }
@@ -181,8 +190,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             target,
             file,
             output,
+            operator_namespace,
         } => {
             let app = read_app(&file)?;
+            let site = manifests::Site { operator_namespace };
             if target == RenderTarget::Ecs {
                 warn_ecs(&app);
                 if let Err(errors) =
@@ -193,7 +204,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     }
                 }
             }
-            print!("{}", render(&app, target, output)?);
+            print!("{}", render(&app, target, output, &site)?);
             Ok(())
         }
         Command::Ecs(EcsCommand::Register {

@@ -2,7 +2,7 @@
 //! `<case>.k8s.yaml`, `<case>.collector.yaml` and `<case>.ecs.json`; every
 //! `testdata/invalid/<case>.yaml` fails with exactly the message in `<case>.error`.
 //!
-//! `UPDATE_GOLDENS=1 cargo test -p tracedapp-operator --test golden` rewrites the expected files
+//! `UPDATE_GOLDENS=1 cargo test -p tracedapp-cli --test golden` rewrites the expected files
 //! on purpose; review the diff before committing.
 
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ fn every_case_renders_to_its_goldens() {
             (RenderTarget::Collector, "collector.yaml"),
             (RenderTarget::Ecs, "ecs.json"),
         ] {
-            let out = render(&app, target, None).unwrap();
+            let out = render(&app, target, None, &Default::default()).unwrap();
             failures.extend(check(Path::new(&format!("{stem}.{ext}")), &out));
         }
     }
@@ -69,8 +69,8 @@ fn rendering_is_stable() {
             RenderTarget::Collector,
             RenderTarget::Ecs,
         ] {
-            let a = render(&app, target, Some(Format::Json)).unwrap();
-            let b = render(&app, target, Some(Format::Json)).unwrap();
+            let a = render(&app, target, Some(Format::Json), &Default::default()).unwrap();
+            let b = render(&app, target, Some(Format::Json), &Default::default()).unwrap();
             assert_eq!(a, b, "{} {target:?}", input.display());
         }
     }

@@ -25,8 +25,8 @@ EXAMPLES:
 
 EXIT CODES: 0 stopped cleanly, 2 bad arguments, 3 Kubernetes API failure or lost lease.";
 
-/// The TracedApp operator: keeps every TracedApp's ConfigMap, ServiceAccount, Deployment and
-/// Service applied and its status current. A pass that finds nothing to change sends no write.
+/// The TracedApp operator: keeps every TracedApp's ConfigMap, ServiceAccount, Deployment,
+/// Service and NetworkPolicy applied and its status current. A pass that finds nothing to change sends no write.
 #[derive(Debug, Parser)]
 #[command(name = "tracedapp-operator", version, after_help = ENVIRONMENT)]
 struct Args {
@@ -49,6 +49,10 @@ struct Args {
     /// Who this replica is, in the Lease and in Events (in a cluster: the pod name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// The operator's own namespace: each TracedApp's NetworkPolicy lets only the operator's
+    /// pods in it read the collectors' own metrics.
+    #[arg(long, env = "POD_NAMESPACE", default_value = tracedapp_operator::manifests::DEFAULT_OPERATOR_NAMESPACE)]
+    operator_namespace: String,
     /// Address for /healthz, /readyz and Prometheus /metrics; `off` to serve none.
     #[arg(long, env = "METRICS_BIND", default_value = "0.0.0.0:8080")]
     metrics_bind: String,
@@ -94,6 +98,9 @@ async fn run_controller(args: Args) -> Result<(), (u8, String)> {
         }),
         metrics_addr,
         identity,
+        site: tracedapp_operator::manifests::Site {
+            operator_namespace: args.operator_namespace,
+        },
     };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,

@@ -85,12 +85,47 @@ pub struct CollectorConfig {
     pub service: Service,
 }
 
-/// The `service` section: enabled extensions and the pipelines.
+/// The `service` section: enabled extensions, the pipelines, and the collector's own telemetry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Service {
     pub extensions: Vec<String>,
     pub pipelines: BTreeMap<String, Pipeline>,
+    pub telemetry: Telemetry,
 }
+
+/// The collector's own metrics (`otelcol_exporter_sent_spans`, `..._send_failed_spans`, ...),
+/// served in Prometheus text on [`TELEMETRY_PORT`] at `host`. Rendered on loopback, so that
+/// nothing outside the pod or task can read them; the Kubernetes target binds the pod's IP
+/// instead ([`CollectorConfig::telemetry_on`]) for the operator's export-health sampling.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Telemetry {
+    pub metrics: TelemetryMetrics,
+}
+
+/// See [`Telemetry`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TelemetryMetrics {
+    /// `normal`: per-exporter counters and queue sizes, without per-request detail.
+    pub level: String,
+    pub readers: Vec<Value>,
+}
+
+impl Telemetry {
+    fn served_on(host: &str) -> Self {
+        Self {
+            metrics: TelemetryMetrics {
+                level: "normal".to_owned(),
+                readers: vec![json!({"pull": {"exporter": {"prometheus": {
+                    "host": host,
+                    "port": TELEMETRY_PORT,
+                }}}})],
+            },
+        }
+    }
+}
+
+/// Where the collector serves its own metrics unless told otherwise.
+pub const TELEMETRY_HOST: &str = "127.0.0.1";
 
 /// One pipeline's components, in order.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -314,11 +349,19 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
         service: Service {
             extensions: vec!["health_check".to_owned()],
             pipelines,
+            telemetry: Telemetry::served_on(TELEMETRY_HOST),
         },
     }
 }
 
 impl CollectorConfig {
+    /// The same configuration with the collector's own metrics served at `host` (an address,
+    /// or a `${env:VAR}` the collector expands; ours, never a user's text).
+    pub fn telemetry_on(mut self, host: &str) -> Self {
+        self.service.telemetry = Telemetry::served_on(host);
+        self
+    }
+
     /// The configuration as YAML, stable for the same spec.
     ///
     /// Guarantees: what a user wrote is data, never a directive. The collector expands

@@ -50,7 +50,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [get, list, watch, create, patch]
-# Their pods: read from a watch, to say why they are not ready.
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, patch]
+# Their pods: read from a watch, to say why they are not ready and where each collector
+# serves its own metrics (read over the pod network for export health; the NetworkPolicy
+# above admits only the operator to that port).
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]

@@ -47,6 +47,7 @@ impl Context {
             ownership::foreign(c, &self.accounts, ns, &children.service_account).await?,
             ownership::foreign(c, &self.deployments, ns, &children.deployment).await?,
             ownership::foreign(c, &self.services, ns, &children.service).await?,
+            ownership::foreign(c, &self.network_policies, ns, &children.network_policy).await?,
         ]
         .into_iter()
         .flatten()
@@ -75,6 +76,10 @@ impl Context {
         note("Deployment", deployment.drift());
         let e = self.ensure(&self.services, ns, &children.service).await?;
         note("Service", e.drift());
+        let e = self
+            .ensure(&self.network_policies, ns, &children.network_policy)
+            .await?;
+        note("NetworkPolicy", e.drift());
         Ok(Applied {
             deployment: deployment.object(),
             drifted,
@@ -132,7 +137,8 @@ impl Context {
             let cached = self.config_maps.len()
                 + self.accounts.len()
                 + self.deployments.len()
-                + self.services.len();
+                + self.services.len()
+                + self.network_policies.len();
             if m.len() > 64 + 2 * cached {
                 m.retain(|key, _| self.in_cache(key));
             }
@@ -164,6 +170,10 @@ impl Context {
                 .is_some(),
             "Service" => self
                 .services
+                .get(&ObjectRef::new(name).within(ns))
+                .is_some(),
+            "NetworkPolicy" => self
+                .network_policies
                 .get(&ObjectRef::new(name).within(ns))
                 .is_some(),
             _ => false,

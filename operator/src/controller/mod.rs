@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
@@ -57,7 +58,10 @@ pub struct Context {
     accounts: Store<ServiceAccount>,
     deployments: Store<Deployment>,
     services: Store<Service>,
+    network_policies: Store<NetworkPolicy>,
     pods: Store<Pod>,
+    /// Where the operator runs (its namespace goes into each NetworkPolicy).
+    site: crate::manifests::Site,
     /// Consecutive failures per TracedApp (namespace/name), for the back-off.
     failures: Mutex<HashMap<String, u32>>,
     /// Per child (`Kind/ns/name`): the resourceVersion our last apply returned and a hash of

@@ -94,7 +94,7 @@ async fn pass(app: &TracedApp, ctx: &Context) -> Result<Outcome, Error> {
         write_status(ctx, app, status::invalid(app, &message)).await?;
         return Ok(Outcome::Invalid);
     }
-    let children = manifests::build(app);
+    let children = manifests::build_at(app, &ctx.site);
     if let Some(message) = ctx.foreign_children(&ns, &children).await? {
         tracing::warn!(app = %status::key(app), %message, "a child's name is taken");
         write_status(ctx, app, status::conflict(app, &message)).await?;

@@ -11,6 +11,7 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
@@ -36,6 +37,8 @@ pub struct Options {
     pub metrics_addr: Option<SocketAddr>,
     /// Who we are in Events and in the Lease (the pod name in a cluster).
     pub identity: String,
+    /// Where we run (the children depend on our namespace).
+    pub site: crate::manifests::Site,
 }
 
 /// Runs until SIGTERM/SIGINT, then stops reconciling, releases the lease and returns.
@@ -146,6 +149,7 @@ async fn reconcile_all(
             scope,
             metrics.clone(),
             recorder.clone(),
+            options.site.clone(),
             stop.clone(),
         )
     });
@@ -246,6 +250,7 @@ async fn one_controller(
     namespace: Option<String>,
     metrics: Arc<Metrics>,
     recorder: Recorder,
+    site: crate::manifests::Site,
     stop: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let ns = namespace.as_deref();
@@ -255,6 +260,7 @@ async fn one_controller(
     let (accounts, sa_events) = cached::<ServiceAccount>(&client, ns, children(), &metrics);
     let (deployments, deploy_events) = cached::<Deployment>(&client, ns, children(), &metrics);
     let (services, svc_events) = cached::<Service>(&client, ns, children(), &metrics);
+    let (network_policies, np_events) = cached::<NetworkPolicy>(&client, ns, children(), &metrics);
     // The app's pods carry the owner label too; their status says why they are not ready.
     let (pods, pod_events) = cached::<Pod>(&client, ns, children(), &metrics);
     let ctx = Arc::new(Context {
@@ -265,7 +271,9 @@ async fn one_controller(
         accounts,
         deployments,
         services,
+        network_policies,
         pods,
+        site,
         failures: Mutex::default(),
         last_writes: Mutex::default(),
     });
@@ -274,6 +282,7 @@ async fn one_controller(
         .owns_stream(sa_events.touched_objects())
         .owns_stream(deploy_events.touched_objects())
         .owns_stream(svc_events.touched_objects())
+        .owns_stream(np_events.touched_objects())
         .watches_stream(pod_events.touched_objects(), |pod: Pod| {
             let app = pod.labels().get(OWNER_LABEL)?.clone();
             Some(ObjectRef::<TracedApp>::new(&app).within(&pod.namespace()?))

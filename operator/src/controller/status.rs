@@ -248,7 +248,7 @@ pub fn transitions(before: Option<&TracedAppStatus>, after: &TracedAppStatus) ->
             kind: EventKind::Normal,
             reason: "Applied",
             message: format!(
-                "collector config {new}: ConfigMap, ServiceAccount, Deployment and Service applied"
+                "collector config {new}: ConfigMap, ServiceAccount, Deployment, Service and NetworkPolicy applied"
             ),
         }),
         (Some(old), Some(new)) if old != new => notes.push(Note {

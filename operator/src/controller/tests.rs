@@ -13,6 +13,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
@@ -141,6 +142,7 @@ struct Live {
     accounts: Vec<ServiceAccount>,
     deployments: Vec<Deployment>,
     services: Vec<Service>,
+    network_policies: Vec<NetworkPolicy>,
 }
 
 impl Live {
@@ -151,6 +153,7 @@ impl Live {
             accounts: vec![stored(children.service_account.clone())],
             deployments: vec![stored(children.deployment.clone())],
             services: vec![stored(children.service.clone())],
+            network_policies: vec![stored(children.network_policy.clone())],
         }
     }
 }
@@ -190,7 +193,9 @@ async fn pass(app: &TracedApp, live: Live, api: FakeApi) -> (Result<(), Error>, 
         accounts: store(live.accounts),
         deployments: store(live.deployments),
         services: store(live.services),
+        network_policies: store(live.network_policies),
         pods: store::<Pod>(Vec::new()),
+        site: manifests::Site::default(),
         failures: Mutex::default(),
         last_writes: Mutex::default(),
     });
@@ -235,11 +240,13 @@ async fn a_new_app_gets_its_children_in_order_then_a_status() {
             "GET serviceaccounts/shop".into(),
             "GET deployments/shop".into(),
             "GET services/shop".into(),
+            "GET networkpolicies/shop".into(),
             // Config and identity before the pods that use them.
             format!("PATCH configmaps/{cm}"),
             "PATCH serviceaccounts/shop".into(),
             "PATCH deployments/shop".into(),
             "PATCH services/shop".into(),
+            "PATCH networkpolicies/shop".into(),
             "PATCH tracedapps/shop/status".into(),
         ]
     );
@@ -252,12 +259,12 @@ async fn a_new_app_gets_its_children_in_order_then_a_status() {
             patch.query
         );
     }
-    let deployment = &sent[6].body;
+    let deployment = &sent[7].body;
     assert_eq!(
         deployment,
         &serde_json::to_value(&children.deployment).unwrap()
     );
-    let status = &sent[8].body["status"];
+    let status = &sent[10].body["status"];
     assert_eq!(
         condition(status, "ConfigValid"),
         ("True".into(), "Valid".into())

@@ -14,11 +14,12 @@ use kube::ResourceExt;
 use tracedapp_api::TracedApp;
 use tracedapp_api::app_env::app_env;
 use tracedapp_api::collector;
+use tracedapp_api::resources;
 use tracedapp_api::spec::{ResourceAmounts, Resources};
 
 use tracedapp_api::sidecar::{self, APP_PORT_NAME, HEALTH_PORT_NAME, RUN_AS, TMP_PATH};
 
-use super::{CONFIG_DIR, CONFIG_KEY, Rendered, child_meta};
+use super::{CONFIG_DIR, CONFIG_KEY, POD_IP_ENV, Rendered, TELEMETRY_PORT_NAME, child_meta};
 use crate::{labels, naming};
 
 /// Seconds a stopping app keeps serving before it gets SIGTERM: long enough for the endpoint
@@ -142,7 +143,7 @@ fn app_container(app: &TracedApp) -> Container {
             }),
             ..Lifecycle::default()
         }),
-        resources: Some(resources(&a.resources, default_app_resources())),
+        resources: Some(resources(&a.resources, defaults(resources::APP, None))),
         security_context: Some(restricted()),
         volume_mounts: Some(vec![VolumeMount {
             name: naming::TMP_VOLUME.to_owned(),
@@ -155,15 +156,21 @@ fn app_container(app: &TracedApp) -> Container {
 
 fn collector_container(app: &TracedApp) -> Container {
     let spec = &app.spec;
-    let ports: Vec<ContainerPort> = sidecar::collector_ports(spec)
+    let mut ports: Vec<ContainerPort> = sidecar::collector_ports(spec)
         .iter()
         .map(|p| port(p.name, p.number, p.protocol))
         .collect();
+    // Its own metrics, on the pod's IP for the operator's export-health sampling only (the
+    // TracedApp's NetworkPolicy admits no one else to this port).
+    ports.push(port(TELEMETRY_PORT_NAME, collector::TELEMETRY_PORT, "TCP"));
     // The Go runtime's soft limit, below the memory_limiter's hard limit.
-    let mut env = vec![env_value(
-        "GOMEMLIMIT",
-        &format!("{}MiB", spec.collector.memory_limit_mib * 4 / 5),
-    )];
+    let mut env = vec![
+        env_value(
+            "GOMEMLIMIT",
+            &format!("{}MiB", spec.collector.memory_limit_mib * 4 / 5),
+        ),
+        field_env(POD_IP_ENV, "status.podIP"),
+    ];
     if let Some(secret) = &spec.aws.credentials_secret {
         env.push(secret_env(
             "AWS_ACCESS_KEY_ID",
@@ -186,19 +193,11 @@ fn collector_container(app: &TracedApp) -> Container {
         failure_threshold: Some(failures),
         ..Probe::default()
     };
-    let limit_mib = spec.collector.memory_limit_mib;
-    let defaults = ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".to_owned(), Quantity("50m".to_owned())),
-            ("memory".to_owned(), Quantity("64Mi".to_owned())),
-        ])),
-        // Room above the memory_limiter's limit so it, not the kernel, sheds load.
-        limits: Some(BTreeMap::from([(
-            "memory".to_owned(),
-            Quantity(format!("{}Mi", limit_mib + limit_mib / 4)),
-        )])),
-        ..ResourceRequirements::default()
-    };
+    // Room above the memory_limiter's limit so it, not the kernel, sheds load.
+    let memory_limit = format!(
+        "{}Mi",
+        resources::collector_memory_limit_mib(spec.collector.memory_limit_mib)
+    );
     Container {
         name: naming::COLLECTOR_CONTAINER.to_owned(),
         image: Some(collector::image(spec)),
@@ -214,7 +213,10 @@ fn collector_container(app: &TracedApp) -> Container {
         startup_probe: Some(health(1, 60)),
         readiness_probe: Some(health(5, 3)),
         liveness_probe: Some(health(10, 3)),
-        resources: Some(resources(&spec.collector.resources, defaults)),
+        resources: Some(resources(
+            &spec.collector.resources,
+            defaults(resources::COLLECTOR, Some(memory_limit)),
+        )),
         security_context: Some(restricted()),
         volume_mounts: Some(vec![VolumeMount {
             name: naming::CONFIG_VOLUME.to_owned(),
@@ -244,16 +246,22 @@ fn restricted() -> SecurityContext {
     }
 }
 
-fn default_app_resources() -> ResourceRequirements {
+/// The default requests and limits of a container (`memory_limit` overriding its default
+/// memory limit), from the one table in `tracedapp_api::resources`.
+fn defaults(d: resources::Defaults, memory_limit: Option<String>) -> ResourceRequirements {
+    let map = |cpu: Option<&str>, memory: Option<String>| {
+        let m: BTreeMap<String, Quantity> = [("cpu", cpu.map(str::to_owned)), ("memory", memory)]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_owned(), Quantity(v?))))
+            .collect();
+        (!m.is_empty()).then_some(m)
+    };
     ResourceRequirements {
-        requests: Some(BTreeMap::from([
-            ("cpu".to_owned(), Quantity("100m".to_owned())),
-            ("memory".to_owned(), Quantity("64Mi".to_owned())),
-        ])),
-        limits: Some(BTreeMap::from([(
-            "memory".to_owned(),
-            Quantity("256Mi".to_owned()),
-        )])),
+        requests: map(d.request_cpu, d.request_memory.map(str::to_owned)),
+        limits: map(
+            d.limit_cpu,
+            memory_limit.or(d.limit_memory.map(str::to_owned)),
+        ),
         ..ResourceRequirements::default()
     }
 }

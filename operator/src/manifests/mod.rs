@@ -1,4 +1,5 @@
-//! One pure builder per Kubernetes object, and [`build`] that lists them.
+//! One pure builder per Kubernetes object, and [`build`] that lists them: the collector's
+//! ConfigMap, the ServiceAccount, the Deployment, the Service and the NetworkPolicy.
 //!
 //! Builders take a validated [`TracedApp`] and return objects; they never talk to a cluster.
 //! When the TracedApp has a `uid` (it came from the API server) every child gets a controller
@@ -6,16 +7,19 @@
 
 mod configmap;
 mod deployment;
+mod networkpolicy;
 mod service;
 mod serviceaccount;
 
 pub use configmap::config_map;
 pub use deployment::deployment;
+pub use networkpolicy::network_policy;
 pub use service::service;
 pub use serviceaccount::service_account;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 use serde::Serialize;
@@ -28,6 +32,11 @@ use crate::labels;
 pub const CONFIG_KEY: &str = "collector.yaml";
 /// Where the sidecar mounts it.
 pub const CONFIG_DIR: &str = "/etc/otelcol";
+/// The collector container's variable holding the pod's IP (downward API), where it serves
+/// its own metrics.
+pub const POD_IP_ENV: &str = "POD_IP";
+/// Name of the collector container's port serving its own metrics.
+pub const TELEMETRY_PORT_NAME: &str = "otel-telemetry";
 
 /// What one TracedApp is rendered into, with the facts the builders share.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +50,8 @@ pub struct Rendered {
 impl Rendered {
     /// Renders the collector configuration of `app`.
     pub fn new(app: &TracedApp) -> Self {
-        let config: CollectorConfig = collector::render(&app.spec);
+        let config: CollectorConfig =
+            collector::render(&app.spec).telemetry_on(&format!("${{env:{POD_IP_ENV}}}"));
         let collector_yaml = config.to_yaml();
         let config_hash = collector::short_hash(&collector_yaml);
         Self {
@@ -60,6 +70,25 @@ pub struct Children {
     pub service_account: ServiceAccount,
     pub deployment: Deployment,
     pub service: Service,
+    pub network_policy: NetworkPolicy,
+}
+
+/// Facts about where the operator runs that the children depend on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The operator's namespace: its pods alone may read the collectors' own metrics.
+    pub operator_namespace: String,
+}
+
+/// The namespace the README and the chart install the operator into.
+pub const DEFAULT_OPERATOR_NAMESPACE: &str = "tracedapp-system";
+
+impl Default for Site {
+    fn default() -> Self {
+        Self {
+            operator_namespace: DEFAULT_OPERATOR_NAMESPACE.to_owned(),
+        }
+    }
 }
 
 /// One child, for code that handles them uniformly (printing, applying).
@@ -67,13 +96,14 @@ pub struct Children {
 #[serde(untagged)]
 #[allow(
     clippy::large_enum_variant,
-    reason = "four per TracedApp, built once per reconcile: boxing buys nothing"
+    reason = "five per TracedApp, built once per reconcile: boxing buys nothing"
 )]
 pub enum Child {
     ConfigMap(ConfigMap),
     ServiceAccount(ServiceAccount),
     Deployment(Deployment),
     Service(Service),
+    NetworkPolicy(NetworkPolicy),
 }
 
 impl Children {
@@ -85,18 +115,25 @@ impl Children {
             Child::ServiceAccount(self.service_account),
             Child::Deployment(self.deployment),
             Child::Service(self.service),
+            Child::NetworkPolicy(self.network_policy),
         ]
     }
 }
 
-/// Builds every child of a (validated) TracedApp.
+/// Builds every child of a (validated) TracedApp, for an operator in the default namespace.
 pub fn build(app: &TracedApp) -> Children {
+    build_at(app, &Site::default())
+}
+
+/// Builds every child of a (validated) TracedApp, for an operator at `site`.
+pub fn build_at(app: &TracedApp, site: &Site) -> Children {
     let rendered = Rendered::new(app);
     Children {
         config_map: config_map(app, &rendered),
         service_account: service_account(app),
         deployment: deployment(app, &rendered),
         service: service(app),
+        network_policy: network_policy(app, site),
         rendered,
     }
 }
@@ -258,6 +295,7 @@ mod tests {
                 Child::ServiceAccount(o) => &o.metadata,
                 Child::Deployment(o) => &o.metadata,
                 Child::Service(o) => &o.metadata,
+                Child::NetworkPolicy(o) => &o.metadata,
             };
             let owners = meta.owner_references.clone().unwrap();
             assert_eq!(owners[0].kind, "TracedApp");
