@@ -53,6 +53,29 @@ struct Args {
     /// pods in it read the collectors' own metrics.
     #[arg(long, env = "POD_NAMESPACE", default_value = tracedapp_operator::manifests::DEFAULT_OPERATOR_NAMESPACE)]
     operator_namespace: String,
+    /// Export health: read each app's collectors and set the `ExportHealthy` condition
+    /// (`false` writes no such condition and reads nothing).
+    #[arg(long, env = "EXPORT_HEALTH", default_value_t = true, action = clap::ArgAction::Set)]
+    export_health: bool,
+    /// Seconds between two rounds of reads (each shifted by up to ±20 %).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    export_interval_seconds: u64,
+    /// Seconds of reads a verdict covers.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=86400))]
+    export_window_seconds: u64,
+    /// An exporter whose queue holds batches and that delivered nothing for this many seconds
+    /// is failing (it is retrying; it counts failures only when it gives up).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    export_stall_seconds: u64,
+    /// Failed share, in percent, at which an exporter is failing.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u8).range(1..=100))]
+    export_failure_percent: u8,
+    /// Collectors read at once, over all apps.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
+    export_reads_in_flight: u64,
+    /// Pods read per app in each round.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
+    export_pods_per_app: u64,
     /// Address for /healthz, /readyz and Prometheus /metrics; `off` to serve none.
     #[arg(long, env = "METRICS_BIND", default_value = "0.0.0.0:8080")]
     metrics_bind: String,
@@ -86,6 +109,7 @@ async fn run_controller(args: Args) -> Result<(), (u8, String)> {
         })?),
     };
     let telemetry = tracedapp_operator::telemetry::init().map_err(bad)?;
+    let export_health = export_settings(&args);
     let identity = args.identity.unwrap_or_else(default_identity);
     let options = tracedapp_operator::controller::Options {
         namespaces: args.namespaces,
@@ -101,6 +125,7 @@ async fn run_controller(args: Args) -> Result<(), (u8, String)> {
         site: tracedapp_operator::manifests::Site {
             operator_namespace: args.operator_namespace,
         },
+        export_health,
     };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
@@ -121,6 +146,23 @@ async fn run_controller(args: Args) -> Result<(), (u8, String)> {
 }
 
 /// The host name and process id: unique per replica outside a cluster too.
+fn export_settings(args: &Args) -> tracedapp_operator::controller::health::Settings {
+    use std::time::Duration;
+    let defaults = tracedapp_operator::controller::health::Settings::default();
+    tracedapp_operator::controller::health::Settings {
+        enabled: args.export_health,
+        interval: Duration::from_secs(args.export_interval_seconds),
+        max_in_flight: args.export_reads_in_flight as usize,
+        pods_per_app: args.export_pods_per_app as usize,
+        rules: tracedapp_operator::controller::health::Rules {
+            window: Duration::from_secs(args.export_window_seconds),
+            threshold: f64::from(args.export_failure_percent) / 100.0,
+            stall_after: Duration::from_secs(args.export_stall_seconds),
+        },
+        ..defaults
+    }
+}
+
 fn default_identity() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())

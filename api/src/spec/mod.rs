@@ -54,6 +54,7 @@ pub const RESERVED_ENV: &[&str] = &[
     derive = "PartialEq",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Replicas","type":"string","jsonPath":".status.replicasSummary"}"#,
+    printcolumn = r#"{"name":"Export","type":"string","jsonPath":".status.conditions[?(@.type==\"ExportHealthy\")].status"}"#,
     printcolumn = r#"{"name":"Exporters","type":"string","jsonPath":".status.exporters"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
@@ -192,7 +193,7 @@ pub struct TracedAppStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `ConfigValid`, `Progressing`, `Ready`, `Degraded`.
+    /// `ConfigValid`, `Progressing`, `Ready`, `Degraded`, `ExportHealthy`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Pods wanted.
@@ -210,13 +211,31 @@ pub struct TracedAppStatus {
     /// Short hash of the rendered collector configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collector_config_hash: Option<String>,
+    /// Per exporter: what the app's collectors delivered and failed to deliver in the
+    /// export-health window, as of the last change of the `ExportHealthy` condition (so that
+    /// a steady state writes nothing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<ExportTotals>,
+}
+
+/// One exporter's counts over the export-health window, summed over the pods sampled.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportTotals {
+    /// The exporter, as the collector configuration names it, e.g. `otlp_grpc/jaeger`.
+    pub exporter: String,
+    pub sent_spans: i64,
+    /// Spans the exporter gave up on, or could not queue.
+    pub failed_spans: i64,
+    pub sent_metric_points: i64,
+    pub failed_metric_points: i64,
 }
 
 /// A status condition (the shape of `metav1.Condition`).
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Condition {
-    /// `ConfigValid`, `Progressing`, `Ready` or `Degraded`.
+    /// `ConfigValid`, `Progressing`, `Ready`, `Degraded` or `ExportHealthy`.
     #[serde(rename = "type")]
     pub type_: String,
     /// `True`, `False` or `Unknown`.

@@ -49,6 +49,8 @@ pub struct Metrics {
     duration: Histogram,
     writes: Family<WriteLabels, Counter>,
     leader: Gauge,
+    export_reads: Family<ResultLabel, Counter>,
+    export_rounds: Histogram,
     /// Set once this replica can do its job: caches synced (leader) or waiting for the lease.
     ready: AtomicBool,
     /// Watch caches whose first list has not arrived yet.
@@ -84,6 +86,9 @@ impl Default for Metrics {
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         let writes = Family::<WriteLabels, Counter>::default();
         let leader = Gauge::default();
+        let export_reads = Family::<ResultLabel, Counter>::default();
+        // 1 ms to ~16 s.
+        let export_rounds = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         registry.register(
             "reconciles",
             "Reconcile passes by result",
@@ -109,8 +114,20 @@ impl Default for Metrics {
             "1 while this replica holds the lease and reconciles",
             leader.clone(),
         );
+        registry.register(
+            "export_reads",
+            "Reads of collectors' own metrics for export health, by result (ok, error)",
+            export_reads.clone(),
+        );
+        registry.register(
+            "export_round_duration_seconds",
+            "Duration of one round of export-health reads",
+            export_rounds.clone(),
+        );
         Self {
             registry,
+            export_reads,
+            export_rounds,
             reconciles,
             errors,
             duration,
@@ -131,6 +148,19 @@ impl Metrics {
 
     pub fn failed(&self, reason: String) {
         self.errors.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// One read of a collector's metrics.
+    pub fn export_read(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.export_reads
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// One round of export-health reads took `seconds`.
+    pub fn export_round(&self, seconds: f64) {
+        self.export_rounds.observe(seconds);
     }
 
     pub fn wrote(&self, verb: &'static str, kind: &'static str) {

@@ -10,6 +10,8 @@
 //! - [`diff`]: does the live object already say what we would apply?
 //! - [`status`]: conditions and the Events their transitions deserve (pure).
 //! - [`pods`]: why the app's pods are not ready (pure).
+//! - [`health`]: export health — reads each app's collectors and judges whether their
+//!   exporters deliver (the `ExportHealthy` condition).
 //! - [`leader`], [`metrics`]: the Lease; the operator's own metrics.
 //!
 //! A steady state sends no request at all: reads come from watch caches, and a pass applies
@@ -17,6 +19,7 @@
 
 pub mod apply;
 pub mod diff;
+pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod ownership;
@@ -62,6 +65,8 @@ pub struct Context {
     pods: Store<Pod>,
     /// Where the operator runs (its namespace goes into each NetworkPolicy).
     site: crate::manifests::Site,
+    /// Reads of the collectors' own metrics, and what they say.
+    export: Arc<health::ExportHealth>,
     /// Consecutive failures per TracedApp (namespace/name), for the back-off.
     failures: Mutex<HashMap<String, u32>>,
     /// Per child (`Kind/ns/name`): the resourceVersion our last apply returned and a hash of

@@ -10,8 +10,8 @@
 //! 4. Apply the children that differ from their cached live objects
 //!    ([`Context::apply_all`]); a drifted child (edited by hand) is restored and an Event says
 //!    which field. Delete collector ConfigMaps beyond the ones kept for rollback.
-//! 5. The status ([`status::observed`]) from the live Deployment and the pods; written only if
-//!    it changed, with Events for transitions.
+//! 5. The status ([`status::observed`]) from the live Deployment, the pods and export health;
+//!    written only if it changed, with Events for transitions.
 //!
 //! Errors are retried with exponential back-off per TracedApp (2 s doubling to 5 min).
 
@@ -109,6 +109,7 @@ async fn pass(app: &TracedApp, ctx: &Context) -> Result<Outcome, Error> {
         Some(&applied.deployment),
         verdict.problem.as_ref(),
         &children.rendered.config_hash,
+        &ctx.export.news(&status::key(app)),
     );
     write_status(ctx, app, observed).await?;
     let next = verdict.recheck.map_or(RESYNC, |d| d.min(RESYNC));

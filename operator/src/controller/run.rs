@@ -39,6 +39,8 @@ pub struct Options {
     pub identity: String,
     /// Where we run (the children depend on our namespace).
     pub site: crate::manifests::Site,
+    /// How export health is sampled.
+    pub export_health: super::health::Settings,
 }
 
 /// Runs until SIGTERM/SIGINT, then stops reconciling, releases the lease and returns.
@@ -150,6 +152,7 @@ async fn reconcile_all(
             metrics.clone(),
             recorder.clone(),
             options.site.clone(),
+            options.export_health.clone(),
             stop.clone(),
         )
     });
@@ -251,7 +254,8 @@ async fn one_controller(
     metrics: Arc<Metrics>,
     recorder: Recorder,
     site: crate::manifests::Site,
-    stop: impl Future<Output = ()> + Send + Sync + 'static,
+    export_health: super::health::Settings,
+    stop: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {
     let ns = namespace.as_deref();
     let children = || watcher::Config::default().labels(OWNER_LABEL);
@@ -263,6 +267,16 @@ async fn one_controller(
     let (network_policies, np_events) = cached::<NetworkPolicy>(&client, ns, children(), &metrics);
     // The app's pods carry the owner label too; their status says why they are not ready.
     let (pods, pod_events) = cached::<Pod>(&client, ns, children(), &metrics);
+    let export = Arc::new(super::health::ExportHealth::new(export_health));
+    let (export_trigger, export_passes) = futures::channel::mpsc::channel(1024);
+    let sampler = tokio::spawn(super::health::sampler::run(
+        export.clone(),
+        apps.clone(),
+        pods.clone(),
+        metrics.clone(),
+        export_trigger,
+        stop.clone(),
+    ));
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics: metrics.clone(),
@@ -274,6 +288,7 @@ async fn one_controller(
         network_policies,
         pods,
         site,
+        export,
         failures: Mutex::default(),
         last_writes: Mutex::default(),
     });
@@ -283,6 +298,8 @@ async fn one_controller(
         .owns_stream(deploy_events.touched_objects())
         .owns_stream(svc_events.touched_objects())
         .owns_stream(np_events.touched_objects())
+        // Apps whose ExportHealthy condition would change.
+        .reconcile_on(export_passes)
         .watches_stream(pod_events.touched_objects(), |pod: Pod| {
             let app = pod.labels().get(OWNER_LABEL)?.clone();
             Some(ObjectRef::<TracedApp>::new(&app).within(&pod.namespace()?))
@@ -305,6 +322,7 @@ async fn one_controller(
             }
         })
         .await;
+    sampler.abort();
     tracing::info!(namespace = ns_label(ns), "controller stopped");
 }
 

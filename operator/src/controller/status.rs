@@ -11,6 +11,7 @@
 //! - `Degraded`: True with a reason when something needs a human: an invalid spec, a rollout
 //!   past its deadline, pods that cannot be created.
 
+use super::health::ExportNews;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 use tracedapp_api::spec::{Condition, TracedApp, TracedAppStatus};
@@ -23,11 +24,13 @@ const WAITING: &str = "Waiting";
 /// The status of an app whose spec passed validation.
 /// `problem` is what keeps the pods from being ready, if their status says
 /// ([`super::pods::problem`]); it becomes `Ready`'s reason.
+/// `export` is the export-health verdict, if there is news (see [`super::health`]).
 pub fn observed(
     app: &TracedApp,
     deployment: Option<&Deployment>,
     problem: Option<&Problem>,
     config_hash: &str,
+    export: &ExportNews,
 ) -> TracedAppStatus {
     let wanted = app.spec.app.replicas;
     let status = deployment.and_then(|d| d.status.as_ref());
@@ -103,6 +106,7 @@ pub fn observed(
             "no problem seen",
         ),
     };
+    let (export_condition, exports) = super::health::condition(app, export).unzip();
     TracedAppStatus {
         observed_generation: app.metadata.generation,
         conditions: vec![
@@ -131,7 +135,11 @@ pub fn observed(
                 ),
             },
             degraded,
-        ],
+        ]
+        .into_iter()
+        .chain(export_condition)
+        .collect(),
+        exports: exports.unwrap_or_default(),
         replicas: Some(wanted),
         ready_replicas: Some(available),
         replicas_summary: Some(format!("{available}/{wanted}")),
@@ -198,6 +206,8 @@ pub enum ConditionType {
     Progressing,
     Ready,
     Degraded,
+    /// Whether the app's collectors deliver what they export (see [`super::health`]).
+    ExportHealthy,
 }
 
 impl ConditionType {
@@ -207,6 +217,7 @@ impl ConditionType {
             ConditionType::Progressing => "Progressing",
             ConditionType::Ready => "Ready",
             ConditionType::Degraded => "Degraded",
+            ConditionType::ExportHealthy => "ExportHealthy",
         }
     }
 }
@@ -275,6 +286,28 @@ pub fn transitions(before: Option<&TracedAppStatus>, after: &TracedAppStatus) ->
             });
         }
     }
+    if let Some(c) = changed("ExportHealthy") {
+        let existed = find(before, "ExportHealthy").is_some();
+        match c.status.as_str() {
+            "False" => notes.push(Note {
+                kind: EventKind::Warning,
+                reason: "ExportFailing",
+                message: c.message,
+            }),
+            "True" => notes.push(Note {
+                kind: EventKind::Normal,
+                reason: "ExportHealthy",
+                message: c.message,
+            }),
+            // A new app starts Unknown: no news.
+            _ if existed => notes.push(Note {
+                kind: EventKind::Normal,
+                reason: "ExportUnknown",
+                message: c.message,
+            }),
+            _ => {}
+        }
+    }
     if let Some(c) = changed("Degraded").filter(|c| c.status == "True" && c.reason != "InvalidSpec")
     {
         notes.push(Note {
@@ -294,8 +327,24 @@ pub fn condition(
     reason: &str,
     message: &str,
 ) -> Condition {
+    condition_with(
+        app,
+        kind,
+        if ok { "True" } else { "False" },
+        reason,
+        message,
+    )
+}
+
+/// [`condition`] with any status: `True`, `False` or `Unknown`.
+pub fn condition_with(
+    app: &TracedApp,
+    kind: ConditionType,
+    status: &str,
+    reason: &str,
+    message: &str,
+) -> Condition {
     let kind = kind.as_str();
-    let status = if ok { "True" } else { "False" };
     let previous = app
         .status
         .as_ref()
@@ -353,7 +402,13 @@ mod tests {
 
     #[test]
     fn a_finished_rollout_is_ready_and_not_progressing() {
-        let s = observed(&app(2), Some(&deployment(2, 2, 2)), None, "abc");
+        let s = observed(
+            &app(2),
+            Some(&deployment(2, 2, 2)),
+            None,
+            "abc",
+            &ExportNews::Off,
+        );
         assert_eq!(get(&s, "Ready"), ("True", "Available"));
         assert_eq!(get(&s, "Progressing"), ("False", "RolloutComplete"));
         assert_eq!(get(&s, "Degraded"), ("False", "AsExpected"));
@@ -364,10 +419,16 @@ mod tests {
     #[test]
     fn a_rollout_with_old_pods_left_is_progressing() {
         // 3 pods: 2 updated, 1 old still serving.
-        let s = observed(&app(2), Some(&deployment(3, 2, 2)), None, "abc");
+        let s = observed(
+            &app(2),
+            Some(&deployment(3, 2, 2)),
+            None,
+            "abc",
+            &ExportNews::Off,
+        );
         assert_eq!(get(&s, "Progressing"), ("True", "RollingOut"));
         assert_eq!(get(&s, "Ready"), ("True", "Available"));
-        let none = observed(&app(2), None, None, "abc");
+        let none = observed(&app(2), None, None, "abc", &ExportNews::Off);
         assert_eq!(get(&none, "Ready"), ("False", "Waiting"));
         assert_eq!(get(&none, "Progressing"), ("True", "RollingOut"));
     }
@@ -382,7 +443,7 @@ mod tests {
             message: Some("ReplicaSet \"shop-1\" has timed out progressing.".into()),
             ..DeploymentCondition::default()
         }]);
-        let s = observed(&app(1), Some(&d), None, "abc");
+        let s = observed(&app(1), Some(&d), None, "abc", &ExportNews::Off);
         assert_eq!(get(&s, "Degraded"), ("True", "ProgressDeadlineExceeded"));
         assert_eq!(
             get(&s, "Progressing"),
@@ -399,7 +460,13 @@ mod tests {
 
     #[test]
     fn events_only_on_transitions() {
-        let first = observed(&app(1), Some(&deployment(1, 1, 0)), None, "abc");
+        let first = observed(
+            &app(1),
+            Some(&deployment(1, 1, 0)),
+            None,
+            "abc",
+            &ExportNews::Off,
+        );
         let reasons = |n: Vec<Note>| n.into_iter().map(|n| n.reason).collect::<Vec<_>>();
         assert_eq!(reasons(transitions(None, &first)), ["Applied"]);
         assert_eq!(
@@ -408,14 +475,32 @@ mod tests {
             "steady state: no events"
         );
 
-        let ready = observed(&app(1), Some(&deployment(1, 1, 1)), None, "abc");
+        let ready = observed(
+            &app(1),
+            Some(&deployment(1, 1, 1)),
+            None,
+            "abc",
+            &ExportNews::Off,
+        );
         assert_eq!(reasons(transitions(Some(&first), &ready)), ["Ready"]);
-        let changed = observed(&app(1), Some(&deployment(1, 1, 1)), None, "def");
+        let changed = observed(
+            &app(1),
+            Some(&deployment(1, 1, 1)),
+            None,
+            "def",
+            &ExportNews::Off,
+        );
         assert_eq!(
             reasons(transitions(Some(&ready), &changed)),
             ["ConfigChanged"]
         );
-        let lost = observed(&app(1), Some(&deployment(1, 1, 0)), None, "def");
+        let lost = observed(
+            &app(1),
+            Some(&deployment(1, 1, 0)),
+            None,
+            "def",
+            &ExportNews::Off,
+        );
         assert_eq!(reasons(transitions(Some(&changed), &lost)), ["NotReady"]);
         let bad = invalid(&app(1), "spec.app.port: must be 1-65535");
         let notes = transitions(Some(&lost), &bad);
@@ -463,8 +548,8 @@ mod problem_tests {
             message: "container app runs but fails its readiness probe (GET /nope on port 3000)"
                 .into(),
         };
-        let first = observed(&app, None, None, "abc");
-        let failing = observed(&app, None, Some(&problem), "abc");
+        let first = observed(&app, None, None, "abc", &ExportNews::Off);
+        let failing = observed(&app, None, Some(&problem), "abc", &ExportNews::Off);
         let ready = failing
             .conditions
             .iter()

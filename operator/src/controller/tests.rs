@@ -23,6 +23,7 @@ use kube::{Client, Resource};
 use serde_json::{Value, json};
 use tracedapp_api::TracedApp;
 
+use super::health::ExportHealth;
 use super::metrics::Metrics;
 use super::{Context, Error, reconcile};
 use crate::fixtures::{Fixture, app};
@@ -176,6 +177,20 @@ where
 
 /// Runs one pass of `app` with caches holding `live`, against `api`.
 async fn pass(app: &TracedApp, live: Live, api: FakeApi) -> (Result<(), Error>, Arc<FakeApi>) {
+    let off = super::health::Settings {
+        enabled: false,
+        ..Default::default()
+    };
+    pass_with(app, live, api, Arc::new(ExportHealth::new(off))).await
+}
+
+/// [`pass`] with export health as `export` has read it.
+async fn pass_with(
+    app: &TracedApp,
+    live: Live,
+    api: FakeApi,
+    export: Arc<ExportHealth>,
+) -> (Result<(), Error>, Arc<FakeApi>) {
     let api = Arc::new(FakeApi {
         app: serde_json::to_value(app).unwrap(),
         ..api
@@ -196,6 +211,7 @@ async fn pass(app: &TracedApp, live: Live, api: FakeApi) -> (Result<(), Error>, 
         network_policies: store(live.network_policies),
         pods: store::<Pod>(Vec::new()),
         site: manifests::Site::default(),
+        export,
         failures: Mutex::default(),
         last_writes: Mutex::default(),
     });
@@ -367,4 +383,60 @@ async fn a_failing_apply_stops_the_pass_before_the_status() {
         !shorts.iter().any(|s| s.ends_with("/status")),
         "no status claims success: {shorts:?}"
     );
+}
+
+/// Export health reads of `awsxray` for `demo/shop`: `sent` then `failed` spans between them.
+fn export_reads(sent: u64, failed: u64) -> Arc<ExportHealth> {
+    let health = ExportHealth::new(Default::default());
+    let t0 = std::time::Instant::now();
+    let text = |s: u64, f: u64| {
+        format!(
+            "otelcol_exporter_sent_spans{{exporter=\"awsxray\"}} {s}\n\
+             otelcol_exporter_send_failed_spans{{exporter=\"awsxray\"}} {f}\n"
+        )
+    };
+    health.record("demo/shop", "shop-1", t0, &text(0, 0));
+    health.record("demo/shop", "shop-1", t0, &text(sent, failed));
+    Arc::new(health)
+}
+
+#[tokio::test]
+async fn failing_export_is_a_condition_and_one_warning_then_steady_export_writes_nothing() {
+    let mut app = app().stored().with_xray();
+    app.status = Some(serde_json::from_value(first_status(&app).await).unwrap());
+    let children = manifests::build(&app);
+    let live = || Live::converged(&children);
+
+    let (result, api) = pass_with(&app, live(), FakeApi::default(), export_reads(106, 1204)).await;
+    result.unwrap();
+    assert_eq!(api.shorts(), ["PATCH tracedapps/shop/status"]);
+    let status = api.sent()[0].body["status"].clone();
+    assert_eq!(
+        condition(&status, "ExportHealthy"),
+        ("False".into(), "ExportFailing".into())
+    );
+    let message = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "ExportHealthy")
+        .unwrap()["message"]
+        .clone();
+    assert_eq!(
+        message,
+        "awsxray: 1,204 of 1,310 spans failed in the last 5 min"
+    );
+    assert_eq!(status["exports"][0]["failedSpans"], 1204);
+    assert_eq!(api.events(), ["ExportFailing"]);
+
+    // Recovered, then more spans sent: one write when it recovers, none after.
+    let (result, api) = pass_with(&app, live(), FakeApi::default(), export_reads(500, 0)).await;
+    result.unwrap();
+    let healthy = api.sent()[0].body["status"].clone();
+    assert_eq!(condition(&healthy, "ExportHealthy").0, "True");
+    assert_eq!(api.events(), ["ExportHealthy"]);
+    app.status = Some(serde_json::from_value(healthy).unwrap());
+    let (result, api) = pass_with(&app, live(), FakeApi::default(), export_reads(9000, 0)).await;
+    result.unwrap();
+    assert_eq!(api.shorts(), Vec::<String>::new(), "steady: no write");
 }
