@@ -1,5 +1,5 @@
 //! `tracedapp`: the command line of TracedApp — print the CRD, render a TracedApp for
-//! Kubernetes, ECS or the collector, register it with ECS. The controller is its own binary,
+//! Kubernetes, ECS or the collector, register it with ECS, draw a trace from Jaeger. The controller is its own binary,
 //! `tracedapp-operator`.
 //!
 //! Exit codes: 0 success, 2 bad input (unreadable file, invalid spec), 3 AWS or API failure,
@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tracedapp_api::TracedApp;
 
 use tracedapp_operator::manifests;
+
+pub mod trace;
 
 /// Exit code for bad input.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -32,6 +34,8 @@ EXAMPLES:
       aws ecs register-task-definition --cli-input-json file://td.json
   tracedapp ecs register -f app.yaml --dry-run           what would be registered
   tracedapp ecs register -f app.yaml --region eu-west-1  register (only if changed)
+  tracedapp trace --service shop                         the latest trace of shop, drawn
+  tracedapp trace 4bf92f3577b34da6a3ce929d0e0e4736       one trace (JAEGER_URL or --jaeger)
 
 EXIT CODES: 0 ok, 2 bad input (file or spec), 3 AWS/API failure, 1 other.";
 
@@ -65,6 +69,25 @@ pub enum Command {
     /// AWS ECS: register the task definition.
     #[command(subcommand)]
     Ecs(EcsCommand),
+    /// Draw a trace from Jaeger as a waterfall: one row per span, indented by parentage, a
+    /// bar placed by start time and sized by duration, status and key HTTP attributes.
+    Trace {
+        /// The trace id (hex); or give --service for that service's latest trace.
+        #[arg(required_unless_present = "service")]
+        trace_id: Option<String>,
+        /// Draw the latest trace of this service (in the last hour).
+        #[arg(short, long, conflicts_with = "trace_id")]
+        service: Option<String>,
+        /// Jaeger's query API (the UI's address).
+        #[arg(long, env = "JAEGER_URL", default_value = "http://localhost:16686")]
+        jaeger: String,
+        /// Colour: on a terminal (auto, unless NO_COLOR is set), always or never.
+        #[arg(long, value_enum, default_value = "auto")]
+        color: trace::Color,
+        /// Columns of the time axis.
+        #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u16).range(10..=400))]
+        width: u16,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +228,23 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 }
             }
             print!("{}", render(&app, target, output, &site)?);
+            Ok(())
+        }
+        Command::Trace {
+            trace_id,
+            service,
+            jaeger,
+            color,
+            width,
+        } => {
+            let request = trace::Request {
+                jaeger,
+                trace_id,
+                service,
+                color,
+                width: usize::from(width),
+            };
+            print!("{}", trace::trace(&request).await?);
             Ok(())
         }
         Command::Ecs(EcsCommand::Register {

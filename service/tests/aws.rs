@@ -151,12 +151,31 @@ fn traces_reach_jaeger_and_xray_and_metrics_reach_cloudwatch() {
     // /chain: the segment, its remote subsegment, and the backend's segment under it.
     let chain = all
         .iter()
-        .find_map(|(_, segs)| {
+        .find_map(|(trace, segs)| {
             let r = root(segs, "/chain")?;
-            (r["http"]["response"]["status"] == 200).then(|| (r, segs.clone()))
+            (r["http"]["response"]["status"] == 200).then(|| (r, segs.clone(), trace.clone()))
         })
         .expect("a /chain trace in X-Ray");
-    let (chain_root, segs) = chain;
+    let (chain_root, segs, chain_trace) = chain;
+    // Drawn from X-Ray's segments as from Jaeger's spans: the backend under the remote call.
+    traceview::record("chain.xray.json", &chain_trace);
+    let drawing = traceview::draw(
+        "x",
+        &traceview::xray::spans(&chain_trace),
+        &traceview::Style::default(),
+    );
+    let depth = |needle: &str| {
+        drawing
+            .iter()
+            .find(|l| l.contains(needle))
+            .map(|l| l.len() - l.trim_start().len())
+            .unwrap_or_else(|| panic!("{needle} in {drawing:#?}"))
+    };
+    assert_eq!(depth(&format!("{service}: GET /chain")), 0, "{drawing:#?}");
+    assert!(
+        depth(&format!("{backend_name}: GET /")) >= 4,
+        "{drawing:#?}"
+    );
     assert_eq!(chain_root["http"]["request"]["method"], "GET");
     // The CLIENT span is a subsegment document of its own, under the root segment.
     let remote = segs

@@ -97,7 +97,24 @@ fn chained_services_reach_jaeger_and_prometheus_through_the_rendered_collector()
             chain_trace.is_some()
         },
     );
-    let spans = spans(&chain_trace.unwrap());
+    let chain_trace = chain_trace.unwrap();
+    // Drawn as `tracedapp trace` draws it: parentage as indentation.
+    traceview::record("chain.jaeger.json", &chain_trace);
+    let drawing = traceview::draw(
+        chain_trace["traceID"].as_str().unwrap(),
+        &traceview::jaeger::spans(&chain_trace),
+        &traceview::Style::default(),
+    );
+    assert!(
+        drawing[1].starts_with("frontend: GET /chain "),
+        "{drawing:#?}"
+    );
+    assert!(drawing[2].starts_with("  frontend: GET "), "{drawing:#?}");
+    assert!(
+        drawing[3].starts_with("    backend: GET / "),
+        "{drawing:#?}"
+    );
+    let spans = spans(&chain_trace);
     let find = |service: &str, op: &str| {
         spans
             .iter()

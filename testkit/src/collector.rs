@@ -3,7 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::process::{Process, TempDir, free_port, listening, wait_until};
+use crate::process::{Process, TempDir, free_port, listening, start_on_free_ports};
 use crate::tools;
 
 /// A running collector; stopped when dropped.
@@ -57,40 +57,46 @@ impl Collector {
         let dir = TempDir::new("otelcol");
         let file = dir.path().join("collector.yaml");
         std::fs::write(&file, config).unwrap();
-        let [grpc, http, health, free_prom, xray_udp, xray_proxy] = [(); 6].map(|_| free_port());
-        let prom = options.prometheus_port.unwrap_or(free_prom);
-        let mut overrides = vec![
-            format!("receivers::otlp::protocols::grpc::endpoint: 127.0.0.1:{grpc}"),
-            format!("receivers::otlp::protocols::http::endpoint: 127.0.0.1:{http}"),
-            format!("extensions::health_check::endpoint: 127.0.0.1:{health}"),
-            format!("exporters::prometheus::endpoint: 127.0.0.1:{prom}"),
-            "service::telemetry::metrics::level: none".to_owned(),
-        ];
         let has_xray_receiver = serde_saphyr::from_str::<serde_json::Value>(config)
             .is_ok_and(|c| c["receivers"]["awsxray"].is_object());
-        if has_xray_receiver {
-            overrides.push(format!(
-                "receivers::awsxray::endpoint: 127.0.0.1:{xray_udp}"
-            ));
-            overrides.push(format!(
-                "receivers::awsxray::proxy_server::endpoint: 127.0.0.1:{xray_proxy}"
-            ));
-        }
-        let mut cmd = Command::new(tools::otelcol());
-        cmd.arg(format!("--config=file:{}", file.display()));
-        for o in &overrides {
-            cmd.arg(format!("--config=yaml:{o}"));
-        }
-        cmd.args(&options.flags);
-        cmd.env("AWS_EC2_METADATA_DISABLED", "true");
-        for (k, v) in &options.env {
-            cmd.env(k, v);
-        }
-        let mut process = Process::start("otelcol", cmd, dir.path().join("otelcol.log"));
-        wait_until("the collector to listen", Duration::from_secs(60), || {
-            process.assert_running();
-            listening(grpc) && listening(health)
-        });
+        let launch = || {
+            let [grpc, http, health, free_prom, xray_udp, xray_proxy] =
+                [(); 6].map(|_| free_port());
+            let prom = options.prometheus_port.unwrap_or(free_prom);
+            let mut overrides = vec![
+                format!("receivers::otlp::protocols::grpc::endpoint: 127.0.0.1:{grpc}"),
+                format!("receivers::otlp::protocols::http::endpoint: 127.0.0.1:{http}"),
+                format!("extensions::health_check::endpoint: 127.0.0.1:{health}"),
+                format!("exporters::prometheus::endpoint: 127.0.0.1:{prom}"),
+                "service::telemetry::metrics::level: none".to_owned(),
+            ];
+            if has_xray_receiver {
+                overrides.push(format!(
+                    "receivers::awsxray::endpoint: 127.0.0.1:{xray_udp}"
+                ));
+                overrides.push(format!(
+                    "receivers::awsxray::proxy_server::endpoint: 127.0.0.1:{xray_proxy}"
+                ));
+            }
+            let mut cmd = Command::new(tools::otelcol());
+            cmd.arg(format!("--config=file:{}", file.display()));
+            for o in &overrides {
+                cmd.arg(format!("--config=yaml:{o}"));
+            }
+            cmd.args(&options.flags);
+            cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+            for (k, v) in &options.env {
+                cmd.env(k, v);
+            }
+            let process = Process::start("otelcol", cmd, dir.path().join("otelcol.log"));
+            (process, (grpc, health, prom, xray_udp))
+        };
+        let (process, (grpc, _, prom, xray_udp)) = start_on_free_ports(
+            "the collector to listen",
+            Duration::from_secs(60),
+            launch,
+            |&(grpc, health, _, _)| listening(grpc) && listening(health),
+        );
         Self {
             config_file: file,
             otlp_grpc_url: format!("http://127.0.0.1:{grpc}"),

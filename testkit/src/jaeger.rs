@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::process::{Process, TempDir, free_port, listening, wait_until};
+use crate::process::{Process, TempDir, free_port, listening, start_on_free_ports};
 use crate::tools;
 
 /// A running Jaeger; stopped when dropped.
@@ -13,6 +13,8 @@ use crate::tools;
 pub struct Jaeger {
     /// OTLP/gRPC receiver, `127.0.0.1:<port>` (no scheme: what an OTLP exporter `endpoint` takes).
     pub otlp_grpc: String,
+    /// OTLP/HTTP receiver, `http://127.0.0.1:<port>` (append `/v1/traces`).
+    pub otlp_http: String,
     /// Query API and UI, `http://127.0.0.1:<port>`.
     pub query_url: String,
     process: Process,
@@ -27,13 +29,19 @@ impl Jaeger {
 
     /// Jaeger with its query API/UI on `ui_port` (free ports for the rest).
     pub fn start_with_ui_port(ui_port: Option<u16>) -> Self {
+        Self::start_binary(&tools::jaeger(), ui_port)
+    }
+
+    /// [`Jaeger::start_with_ui_port`] running `binary` (e.g. a Jaeger release, with its UI).
+    pub fn start_binary(binary: &std::path::Path, ui_port: Option<u16>) -> Self {
         let dir = TempDir::new("jaeger");
-        let [grpc, http, free_query, query_grpc, health] = [(); 5].map(|_| free_port());
-        let query = ui_port.unwrap_or(free_query);
-        // The all-in-one configuration, trimmed to what we use and with every port ours
-        // (its own telemetry off: its default 8888 would clash with a collector's).
-        let config = format!(
-            r#"service:
+        let launch = || {
+            let [grpc, http, free_query, query_grpc, health] = [(); 5].map(|_| free_port());
+            let query = ui_port.unwrap_or(free_query);
+            // The all-in-one configuration, trimmed to what we use and with every port ours
+            // (its own telemetry off: its default 8888 would clash with a collector's).
+            let config = format!(
+                r#"service:
   extensions: [jaeger_storage, jaeger_query, healthcheckv2]
   pipelines:
     traces:
@@ -75,18 +83,23 @@ exporters:
   jaeger_storage_exporter:
     trace_storage: memstore
 "#
+            );
+            let file = dir.path().join("jaeger.yaml");
+            std::fs::write(&file, config).unwrap();
+            let mut cmd = Command::new(binary);
+            cmd.arg(format!("--config=file:{}", file.display()));
+            let process = Process::start("jaeger", cmd, dir.path().join("jaeger.log"));
+            (process, (grpc, http, query))
+        };
+        let (process, (grpc, http, query)) = start_on_free_ports(
+            "jaeger to listen",
+            Duration::from_secs(60),
+            launch,
+            |&(grpc, _, query)| listening(grpc) && listening(query),
         );
-        let file = dir.path().join("jaeger.yaml");
-        std::fs::write(&file, config).unwrap();
-        let mut cmd = Command::new(tools::jaeger());
-        cmd.arg(format!("--config=file:{}", file.display()));
-        let mut process = Process::start("jaeger", cmd, dir.path().join("jaeger.log"));
-        wait_until("jaeger to listen", Duration::from_secs(60), || {
-            process.assert_running();
-            listening(grpc) && listening(query)
-        });
         Self {
             otlp_grpc: format!("127.0.0.1:{grpc}"),
+            otlp_http: format!("http://127.0.0.1:{http}"),
             query_url: format!("http://127.0.0.1:{query}"),
             process,
             _dir: dir,

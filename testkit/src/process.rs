@@ -103,6 +103,11 @@ impl Process {
         }
     }
 
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// The whole log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -127,6 +132,42 @@ impl Drop for Process {
             );
         }
     }
+}
+
+/// Starts a program on ports picked by [`free_port`] and waits until `ready(&ports)`. A picked
+/// port can be taken by another process (an outgoing connection's source port, say) before the
+/// program binds it, since `free_port` must release it first; when the program then stops
+/// because an address is in use, `launch` picks new ports and starts it again (3 tries).
+pub fn start_on_free_ports<T>(
+    what: &str,
+    timeout: Duration,
+    mut launch: impl FnMut() -> (Process, T),
+    ready: impl Fn(&T) -> bool,
+) -> (Process, T) {
+    const TRIES: u32 = 3;
+    for attempt in 1..=TRIES {
+        let (mut process, ports) = launch();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if ready(&ports) {
+                return (process, ports);
+            }
+            if process.exited() {
+                if attempt < TRIES && process.log().contains("address already in use") {
+                    eprintln!("{what}: a picked port was taken meanwhile; new ports");
+                    break;
+                }
+                process.assert_running();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; last log lines:\n{}",
+                process.log_tail(30)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    unreachable!("the last try returns or panics")
 }
 
 /// A free port on 127.0.0.1 (bound, then released for the program to take).

@@ -34,6 +34,10 @@ pub struct Options {
     /// Port of the collector's Prometheus exporter (the app's metrics).
     #[arg(long, default_value_t = 8889)]
     prometheus_port: u16,
+    /// A Jaeger v2 release binary, with its UI (the one built here from Go modules serves a
+    /// placeholder page instead); the demo then prints the UI's link to the trace.
+    #[arg(long, env = "TRACEDAPP_JAEGER")]
+    jaeger_bin: Option<std::path::PathBuf>,
 }
 
 fn check_free(port: u16, flag: &str) -> Result<()> {
@@ -65,7 +69,11 @@ pub fn run(o: &Options) -> Result<()> {
         "demo: starting Jaeger on :{} and moto (X-Ray, CloudWatch) ...",
         o.jaeger_port
     );
-    let jaeger = Jaeger::start_with_ui_port(Some(o.jaeger_port));
+    let jaeger = match &o.jaeger_bin {
+        Some(bin) if !bin.is_file() => bail!("--jaeger-bin {}: no such file", bin.display()),
+        Some(bin) => Jaeger::start_binary(bin, Some(o.jaeger_port)),
+        None => Jaeger::start_with_ui_port(Some(o.jaeger_port)),
+    };
     let aws = Moto::start();
 
     let mut app = tracedapp_api::load::from_yaml(&std::fs::read_to_string(EXAMPLE)?)
@@ -160,20 +168,21 @@ pub fn run(o: &Options) -> Result<()> {
     eprintln!(
         "demo: waiting for the /chain trace in Jaeger and X-Ray (the collector batches for up to 10 s) ..."
     );
-    let mut trace_id = None;
+    let mut jaeger_trace = None;
     wait_until("a /chain trace in Jaeger", Duration::from_secs(60), || {
-        trace_id = jaeger.traces(&service, 20).into_iter().find_map(|t| {
-            let chained = t["spans"]
-                .as_array()?
+        jaeger_trace = jaeger.traces(&service, 20).into_iter().find(|t| {
+            traceview::jaeger::spans(t)
                 .iter()
-                .any(|s| s["operationName"] == "GET /chain");
-            chained
-                .then(|| t["traceID"].as_str().map(str::to_owned))
-                .flatten()
+                .any(|s| s.name == "GET /chain")
+                && traceview::jaeger::spans(t).len() >= 3
         });
-        trace_id.is_some()
+        jaeger_trace.is_some()
     });
-    let trace_id = trace_id.unwrap_or_default();
+    let jaeger_trace = jaeger_trace.unwrap_or_default();
+    let trace_id = jaeger_trace["traceID"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let mut xray_trace = None;
     wait_until("the same trace in X-Ray", Duration::from_secs(60), || {
         xray_trace = aws.xray_traces(&region).into_iter().find(|t| {
@@ -195,27 +204,41 @@ pub fn run(o: &Options) -> Result<()> {
     println!();
     println!("TracedApp demo is running. Ctrl-C stops everything.");
     println!("  app:              {app_url}/   (try /chain, /metrics-test)");
-    println!("  Jaeger traces:    {ui}/api/traces?service={service}");
-    println!("  a /chain trace:   {ui}/api/traces/{trace_id}");
-    println!(
-        "                    (with a full Jaeger build, the UI: {ui}/trace/{trace_id}; the one built"
-    );
-    println!(
-        "                    here from Go modules serves a placeholder page: the UI assets are not in them)"
-    );
+    if o.jaeger_bin.is_some() {
+        println!("  Jaeger UI:        {ui}/search?service={service}");
+        println!("  a /chain trace:   {ui}/trace/{trace_id}");
+    } else {
+        println!("  Jaeger traces:    {ui}/api/traces?service={service}");
+        println!("  a /chain trace:   {ui}/api/traces/{trace_id}");
+        println!(
+            "                    drawn: cargo run -p tracedapp-cli -- trace {trace_id} --jaeger {ui}"
+        );
+        println!(
+            "                    (Jaeger's UI: give a release binary with --jaeger-bin; the one built"
+        );
+        println!("                    here from Go modules serves a placeholder page)");
+    }
     println!(
         "  Prometheus:       {}   (app_requests_total, app_request_duration_seconds)",
         collector.prometheus_url
     );
     println!("  collector config: {}", collector.config_file.display());
     println!("  AWS (moto):       {}   region {region}", aws.url);
+    let style = traceview::Style {
+        color: std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && std::env::var_os("NO_COLOR").is_none(),
+        ..traceview::Style::default()
+    };
+    println!();
+    println!("The /chain trace, from Jaeger:");
+    for line in traceview::draw(&trace_id, &traceview::jaeger::spans(&jaeger_trace), &style) {
+        println!("  {line}");
+    }
     if let Some(t) = &xray_trace {
         println!();
-        println!(
-            "The same /chain trace as X-Ray stored it ({}):",
-            t["Id"].as_str().unwrap_or("")
-        );
-        for line in segment_tree(t) {
+        println!("The same trace as X-Ray stored it (its segments):");
+        let id = t["Id"].as_str().unwrap_or_default();
+        for line in traceview::draw(id, &traceview::xray::spans(t), &style) {
             println!("  {line}");
         }
     }
@@ -234,66 +257,6 @@ pub fn run(o: &Options) -> Result<()> {
     }
     eprintln!("\ndemo: stopping ...");
     Ok(())
-}
-
-/// The segments of an X-Ray trace as an indented tree: segments and subsegments by parent,
-/// each with its name, namespace, HTTP method, URL and status, flags and duration.
-fn segment_tree(trace: &Value) -> Vec<String> {
-    let docs: Vec<Value> = trace["Segments"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| s["Document"].clone())
-        .collect();
-    let ids: Vec<&str> = docs.iter().filter_map(|d| d["id"].as_str()).collect();
-    let mut lines = Vec::new();
-    fn describe(d: &Value) -> String {
-        let http = &d["http"];
-        let mut parts = vec![d["name"].as_str().unwrap_or("?").to_owned()];
-        if let Some(ns) = d["namespace"].as_str() {
-            parts.push(format!("[{ns}]"));
-        }
-        if let Some(m) = http["request"]["method"].as_str() {
-            parts.push(m.to_owned());
-        }
-        if let Some(u) = http["request"]["url"].as_str() {
-            parts.push(u.to_owned());
-        }
-        if let Some(s) = http["response"]["status"].as_u64() {
-            parts.push(s.to_string());
-        }
-        for flag in ["error", "fault", "throttle"] {
-            if d[flag] == true {
-                parts.push(flag.to_owned());
-            }
-        }
-        if let (Some(a), Some(b)) = (d["start_time"].as_f64(), d["end_time"].as_f64()) {
-            parts.push(format!("{:.1} ms", (b - a) * 1000.0));
-        }
-        parts.join("  ")
-    }
-    fn walk(docs: &[Value], parent: &str, depth: usize, lines: &mut Vec<String>) {
-        for d in docs
-            .iter()
-            .filter(|d| d["parent_id"].as_str() == Some(parent))
-        {
-            lines.push(format!("{}└ {}", "  ".repeat(depth), describe(d)));
-            walk(docs, d["id"].as_str().unwrap_or_default(), depth + 1, lines);
-        }
-    }
-    for root in docs
-        .iter()
-        .filter(|d| d["parent_id"].as_str().is_none_or(|p| !ids.contains(&p)))
-    {
-        lines.push(describe(root));
-        walk(
-            &docs,
-            root["id"].as_str().unwrap_or_default(),
-            1,
-            &mut lines,
-        );
-    }
-    lines
 }
 
 /// One line per metric and dimension values in EMF records: the latest record's value (EMF

@@ -9,6 +9,7 @@
 
 mod bench;
 mod cluster;
+mod export;
 mod scenarios;
 
 use std::sync::Arc;

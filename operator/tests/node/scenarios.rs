@@ -30,14 +30,18 @@ pub const ALL: &[(&str, Scenario)] = &[
     ),
     ("failing_probe_and_stuck_rollout_are_reported", failures),
     (
+        "export_health_follows_jaeger_and_xray",
+        crate::export::export_health,
+    ),
+    (
         "deleting_the_tracedapp_removes_its_pods_and_children",
         deletion,
     ),
 ];
 
-const DEMO: &str = "demo";
-const APP: &str = "hello";
-const OPERATOR_NS: &str = "tracedapp-system";
+pub(crate) const DEMO: &str = "demo";
+pub(crate) const APP: &str = "hello";
+pub(crate) const OPERATOR_NS: &str = "tracedapp-system";
 
 /// The commands of the README's kind walk-through (the ```sh block under "A local cluster
 /// with kind"), continuation lines joined and comments dropped.
@@ -336,14 +340,14 @@ fn sidecar(rig: &Rig) -> Result<(), Failed> {
 }
 
 /// Requests sent to one address from a thread until stopped: answered (200) and failed.
-struct Load {
+pub(crate) struct Load {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<(u64, Vec<String>)>,
 }
 
 impl Load {
     /// About `per_second` GETs of `path` on `addr` per second.
-    fn start(addr: String, path: &'static str, per_second: u64) -> Self {
+    pub(crate) fn start(addr: String, path: &'static str, per_second: u64) -> Self {
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
@@ -364,7 +368,7 @@ impl Load {
     }
 
     /// Stops; `(answered, failures)`.
-    fn finish(self) -> (u64, Vec<String>) {
+    pub(crate) fn finish(self) -> (u64, Vec<String>) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.thread.join().expect("the load thread")
     }
@@ -406,11 +410,11 @@ fn assert_spans_arrive(
     }
 }
 
-fn cluster_ip(rig: &Rig, ns: &str, service: &str) -> String {
+pub(crate) fn cluster_ip(rig: &Rig, ns: &str, service: &str) -> String {
     rig.jsonpath(ns, &format!("svc/{service}"), "{.spec.clusterIP}")
 }
 
-fn rolled_out(rig: &Rig) -> Result<(), Failed> {
+pub(crate) fn rolled_out(rig: &Rig) -> Result<(), Failed> {
     rig.kubectl_ok(&[
         "rollout",
         "status",
@@ -544,12 +548,13 @@ fn operator_metric(rig: &Rig, pod: &str, sample: &str) -> f64 {
 }
 
 /// Writes to what only the operator writes: children and TracedApp status.
-fn child_writes(rig: &Rig) -> u64 {
+pub(crate) fn child_writes(rig: &Rig) -> u64 {
     [
         "configmaps",
         "serviceaccounts",
         "deployments",
         "services",
+        "networkpolicies",
         "tracedapps/status",
     ]
     .iter()
@@ -747,7 +752,7 @@ fn leader_election(rig: &Rig) -> Result<(), Failed> {
 }
 
 /// Event reasons and messages about TracedApp `name` in `demo`.
-fn events(rig: &Rig, name: &str) -> Vec<(String, String)> {
+pub(crate) fn events(rig: &Rig, name: &str) -> Vec<(String, String)> {
     let list = rig.json(&[
         "get",
         "events.events.k8s.io",
