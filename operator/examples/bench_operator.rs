@@ -8,15 +8,20 @@
 //!    answered minus the benchmark's own (its `apiserver_request_total`), and peak RSS.
 //! 4. Steady state: for S seconds, with one metadata-only change to every app at the start
 //!    (forcing a pass each), counts writes to children and status: the target is 0.
+//! 5. Export health (unless `EXPORT_HEALTH=off`): each app gets one Pod object, marked Ready
+//!    with the IP 127.0.0.1, where a real collector serves its own metrics; the operator reads
+//!    them every 5 s (window 20 s). Reported: reads, the operator's CPU seconds over the steady
+//!    state, and (with `EXPORT_HEALTH=off` for the baseline) what the reads add.
 //!
-//! Usage: bench_operator <tracedapp binary> [apps=200] [steady seconds=60]
+//! Usage: [EXPORT_HEALTH=off] bench_operator <tracedapp-operator binary> [apps=200] [steady s=60]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use testkit::kube::ControlPlane;
@@ -38,10 +43,24 @@ async fn main() {
     let cp = ControlPlane::with_tracedapp_crd(&[NS]);
     let client = client(&cp).await;
 
+    let export = std::env::var("EXPORT_HEALTH").as_deref() != Ok("off");
+    // A real collector serving its own metrics where every bench pod says it is.
+    let _collector = export.then(|| {
+        let config = tracedapp_api::collector::render(&bench_app(0).spec).to_yaml();
+        testkit::collector::Collector::start_with(
+            &config,
+            &testkit::collector::Options {
+                flags: vec!["--config=yaml:service::telemetry::metrics::level: normal".into()],
+                ..Default::default()
+            },
+        )
+    });
     let port = free_port();
     let mut cmd = std::process::Command::new(binary);
     cmd.args(["--namespace", NS])
         .arg(format!("--metrics-bind=127.0.0.1:{port}"))
+        .arg(format!("--export-health={export}"))
+        .args(["--export-interval-seconds=5", "--export-window-seconds=20"])
         .env("KUBECONFIG", &cp.kubeconfig)
         .env("RUST_LOG", "warn");
     let operator = Process::start("tracedapp", cmd, cp.dir().join("operator.log"));
@@ -57,17 +76,9 @@ async fn main() {
     let creates = (0..apps).map(|i| {
         let api = api.clone();
         async move {
-            let app: TracedApp = serde_json::from_value(serde_json::json!({
-                "apiVersion": "tracedapp.dev/v1alpha1",
-                "kind": "TracedApp",
-                "metadata": {"name": format!("app-{i:03}"), "namespace": NS},
-                "spec": {
-                    "app": {"image": "tracedapp/traced-service:0.1.0"},
-                    "exporters": {"jaeger": {"endpoint": "jaeger-collector.observability:4317", "tls": {"insecure": true}}}
-                }
-            }))
-            .unwrap();
-            api.create(&PostParams::default(), &app).await.unwrap();
+            api.create(&PostParams::default(), &bench_app(i))
+                .await
+                .unwrap();
         }
     });
     join_all(creates).await;
@@ -125,7 +136,15 @@ async fn main() {
         peak_rss_mib(operator.pid())
     );
 
+    if export {
+        eprintln!("export health: one Ready pod per app at 127.0.0.1...");
+        ready_pods(&client, apps).await;
+        // Past the operator's warm-up (one window) before the steady state is measured.
+        tokio::time::sleep(Duration::from_secs(25)).await;
+    }
     eprintln!("steady state: {steady} s, one metadata-only change to every app at the start...");
+    let cpu_before = cpu_seconds(operator.pid());
+    let reads_before = testkit::prom::sum(&metrics(port).unwrap(), "tracedapp_export_reads_total");
     let kinds = testkit::kube::OPERATOR_WRITE_RESOURCES;
     let writes_before: Vec<u64> = kinds.iter().map(|k| cp.writes(k)).collect();
     let passes_before = passes;
@@ -154,6 +173,19 @@ async fn main() {
         "steady state {steady} s: {} passes, operator writes {}, API server writes by resource {delta:?}",
         testkit::prom::sum(&m, "tracedapp_reconciles_total") - passes_before,
         testkit::prom::sum(&m, "tracedapp_api_writes_total") - op_writes_before,
+    );
+    let reads = testkit::prom::sum(&m, "tracedapp_export_reads_total") - reads_before;
+    let failed =
+        testkit::prom::sum_where(&m, "tracedapp_export_reads_total", &[("result", "error")]);
+    let cpu = cpu_seconds(operator.pid()) - cpu_before;
+    println!(
+        "export health {}: {reads} collector reads in {steady} s ({failed} failed in the run), operator CPU {cpu:.2} s ({:.1} ms per read)",
+        if export { "on" } else { "off" },
+        if reads > 0.0 {
+            cpu * 1000.0 / reads
+        } else {
+            0.0
+        }
     );
     println!(
         "operator peak RSS (whole run): {:.1} MiB",
@@ -194,6 +226,7 @@ async fn converged(client: &kube::Client) -> (usize, BTreeMap<&'static str, usiz
         ("serviceaccounts", count::<ServiceAccount>(client).await),
         ("deployments", count::<Deployment>(client).await),
         ("services", count::<Service>(client).await),
+        ("networkpolicies", count::<NetworkPolicy>(client).await),
     ]);
     (valid, counts)
 }
@@ -225,6 +258,62 @@ fn metrics(port: u16) -> Option<String> {
 /// Every request the API server has answered (all verbs, all resources).
 fn apiserver_requests(cp: &ControlPlane) -> u64 {
     testkit::prom::sum(&cp.metrics(), "apiserver_request_total") as u64
+}
+
+/// TracedApp number `i` of the benchmark.
+fn bench_app(i: usize) -> TracedApp {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "tracedapp.dev/v1alpha1",
+        "kind": "TracedApp",
+        "metadata": {"name": format!("app-{i:03}"), "namespace": NS},
+        "spec": {
+            "app": {"image": "tracedapp/traced-service:0.1.0"},
+            "exporters": {"jaeger": {"endpoint": "jaeger-collector.observability:4317", "tls": {"insecure": true}}}
+        }
+    }))
+    .unwrap()
+}
+
+/// One Pod object per app, labelled as its Deployment's pods are, with a status saying Ready
+/// at 127.0.0.1 (no kubelet runs here: the status is written as one would write it).
+async fn ready_pods(client: &kube::Client, apps: usize) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    join_all((0..apps).map(|i| {
+        let pods = pods.clone();
+        async move {
+            let name = format!("app-{i:03}-pod");
+            let pod: Pod = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "labels": {"tracedapp.dev/name": format!("app-{i:03}")}},
+                "spec": {"containers": [{"name": "app", "image": "tracedapp/traced-service:0.1.0"}]},
+            }))
+            .unwrap();
+            pods.create(&PostParams::default(), &pod).await.unwrap();
+            let status = serde_json::json!({"status": {
+                "podIP": "127.0.0.1",
+                "podIPs": [{"ip": "127.0.0.1"}],
+                "conditions": [{"type": "Ready", "status": "True"}],
+            }});
+            pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+                .unwrap();
+        }
+    }))
+    .await;
+}
+
+/// CPU seconds (user + system) the process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command (in parentheses): utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {

@@ -14,11 +14,12 @@ pub const ADMIN_TOKEN: &str = "tracedapp-test-admin-token";
 
 /// Every resource the operator writes (`resource[/subresource]`, as [`ControlPlane::writes`]
 /// takes them), for counting its writes from the API server's side.
-pub const OPERATOR_WRITE_RESOURCES: [&str; 6] = [
+pub const OPERATOR_WRITE_RESOURCES: [&str; 7] = [
     "configmaps",
     "serviceaccounts",
     "deployments",
     "services",
+    "networkpolicies",
     "tracedapps/status",
     "events",
 ];
