@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Benchmark of traced-service on `/`: throughput and latency with telemetry disabled vs enabled
-# (100% sampled, exported over OTLP/gRPC to a loopback sink in another process), then spans
-# received vs requests served after a clean SIGTERM.
+# Benchmark of traced-service on `/`: throughput and latency of a plain axum app answering the
+# same JSON (the baseline), the service with telemetry disabled, and enabled (100% sampled,
+# exported over OTLP/gRPC to a loopback sink in another process); then spans received vs
+# requests served after a clean SIGTERM.
 #
 # Usage: bench/service.sh [seconds=20] [connections=16]
 # Needs wrk (Debian package `wrk`). Prints a summary; paste it into BENCHMARKS.md.
@@ -15,9 +16,10 @@ STATS_PORT=${STATS_PORT:-4399}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 
 echo "building release binaries..." >&2
-cargo build --release -q -p traced-service --bin traced-service --example otlp_sink
+cargo build --release -q -p traced-service --bin traced-service --example otlp_sink --example plain_axum
 BIN=target/release/traced-service
 SINK=target/release/examples/otlp_sink
+PLAIN=target/release/examples/plain_axum
 OUT=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -27,9 +29,13 @@ trap cleanup EXIT
 cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
-run() { # $1 label, rest: env assignments
+run() { # $1 label, rest: env assignments (label `plain`: the plain axum app)
   local label=$1; shift
-  env "$@" LOG_FORMAT=json "$BIN" --port "$SVC_PORT" --bind 127.0.0.1 2>"$OUT/$label.log" &
+  if [ "$label" = plain ]; then
+    "$PLAIN" "$SVC_PORT" 2>"$OUT/$label.log" &
+  else
+    env "$@" LOG_FORMAT=json "$BIN" --port "$SVC_PORT" --bind 127.0.0.1 2>"$OUT/$label.log" &
+  fi
   local pid=$!; pids+=("$pid")
   wait_port "$SVC_PORT"
   wrk -t1 -c1 -d2s "http://127.0.0.1:$SVC_PORT/" >/dev/null   # warm-up
@@ -55,14 +61,17 @@ pids+=("$SINK_PID")
 wait_port "$SINK_PORT"; wait_port "$STATS_PORT"
 
 echo "machine: $(nproc) cores, $(uname -m); wrk and the sink share them with the service"
+run plain
 run disabled OTEL_SDK_DISABLED=true
 run enabled OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_TRACES_SAMPLER=always_on OTEL_SERVICE_NAME=bench
 sleep 1
 stats=$(curl -s "http://127.0.0.1:$STATS_PORT/stats")
 served=$(echo "$stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["app_requests"])')
 spans=$(echo "$stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["server_spans"])')
-ratio=$(python3 -c "print(f'{float(open(\"$OUT/enabled.rps\").read())/float(open(\"$OUT/disabled.rps\").read()):.3f}')")
-echo "enabled/disabled throughput: $ratio (target >= 0.85)"
+ratio_of() { python3 -c "print(f'{float(open(\"$OUT/$1.rps\").read())/float(open(\"$OUT/$2.rps\").read()):.3f}')"; }
+echo "enabled/disabled throughput: $(ratio_of enabled disabled) (target >= 0.90)"
+echo "disabled/plain throughput: $(ratio_of disabled plain) (target >= 0.95)"
+echo "enabled/plain throughput: $(ratio_of enabled plain)"
 echo "enabled run: requests served (app.requests, incl. warm-up) $served, server spans received $spans, lost $((served - spans))"
 grep -h '"spans are being dropped' "$OUT/enabled.log" | head -3 || true
 echo "raw wrk output and logs: $OUT"

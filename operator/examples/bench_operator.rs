@@ -69,6 +69,7 @@ async fn main() {
     });
 
     let requests_before = apiserver_requests(&cp);
+    let by_kind_before = apiserver_requests_by_kind(&cp);
     let mut own_requests = 0u64;
     eprintln!("creating {apps} TracedApps at once...");
     let started = Instant::now();
@@ -88,7 +89,7 @@ async fn main() {
     let mut last_print = Instant::now();
     loop {
         let (valid, children) = converged(&client).await;
-        own_requests += 5;
+        own_requests += 6; // the TracedApps and five child kinds listed
         if valid == apps && children.values().all(|&n| n == apps) {
             break;
         }
@@ -130,6 +131,21 @@ async fn main() {
     println!(
         "API requests by the operator (API server count minus the benchmark's): {apiserver} ({:.2} per pass)",
         apiserver as f64 / passes
+    );
+    let mut by_kind: Vec<(String, u64)> = apiserver_requests_by_kind(&cp)
+        .into_iter()
+        .map(|(k, n)| (k.clone(), n - by_kind_before.get(&k).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    by_kind.sort_by_key(|b| std::cmp::Reverse(b.1));
+    println!(
+        "API server requests by verb and resource (the benchmark's included): {}",
+        by_kind
+            .iter()
+            .take(12)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "operator peak RSS after convergence: {:.1} MiB",
@@ -176,7 +192,7 @@ async fn main() {
     );
     let reads = testkit::prom::sum(&m, "tracedapp_export_reads_total") - reads_before;
     let failed =
-        testkit::prom::sum_where(&m, "tracedapp_export_reads_total", &[("result", "error")]);
+        testkit::prom::sum_where(&m, "tracedapp_export_reads_total", &[("result", "error")]) as u64;
     let cpu = cpu_seconds(operator.pid()) - cpu_before;
     println!(
         "export health {}: {reads} collector reads in {steady} s ({failed} failed in the run), operator CPU {cpu:.2} s ({:.1} ms per read)",
@@ -258,6 +274,24 @@ fn metrics(port: u16) -> Option<String> {
 /// Every request the API server has answered (all verbs, all resources).
 fn apiserver_requests(cp: &ControlPlane) -> u64 {
     testkit::prom::sum(&cp.metrics(), "apiserver_request_total") as u64
+}
+
+/// The API server's request counts by `VERB resource[/subresource]`.
+fn apiserver_requests_by_kind(cp: &ControlPlane) -> BTreeMap<String, u64> {
+    let text = cp.metrics();
+    let mut counts = BTreeMap::new();
+    for (set, n) in testkit::prom::series(&text, "apiserver_request_total") {
+        let label = |k| testkit::prom::label(set, k).unwrap_or("");
+        let sub = label("subresource");
+        let key = format!(
+            "{} {}{}{sub}",
+            label("verb"),
+            label("resource"),
+            if sub.is_empty() { "" } else { "/" }
+        );
+        *counts.entry(key).or_insert(0) += n as u64;
+    }
+    counts
 }
 
 /// TracedApp number `i` of the benchmark.

@@ -139,7 +139,10 @@ fn kubectl_get_shows_the_printer_columns() {
     cp.kubectl_ok(&["apply", "--server-side", "-f", example.to_str().unwrap()]);
     let table = cp.kubectl_ok(&["get", "ta", "-n", "demo"]);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "REPLICAS", "EXPORT", "EXPORTERS", "AGE"]);
+    assert_eq!(
+        header,
+        ["NAME", "READY", "REPLICAS", "EXPORT", "EXPORTERS", "AGE"]
+    );
     assert!(
         table.lines().nth(1).unwrap().starts_with("shop "),
         "{table}"

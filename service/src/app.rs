@@ -19,6 +19,9 @@ pub struct AppState {
     pub downstream: Option<Downstream>,
     /// Instruments recorded by the observing middleware.
     pub metrics: HttpMetrics,
+    /// Whether requests are observed at all: with `OTEL_SDK_DISABLED=true` the middleware is
+    /// left out, so a disabled SDK costs nothing per request.
+    pub observed: bool,
 }
 
 impl AppState {
@@ -27,21 +30,28 @@ impl AppState {
         Self {
             downstream,
             metrics: HttpMetrics::new(&opentelemetry::global::meter("traced-service")),
+            observed: true,
         }
     }
 }
 
-/// The whole HTTP surface; every request, the 404s included, passes through [`observe`].
+/// The whole HTTP surface; every request, the 404s included, passes through [`observe`]
+/// (unless telemetry is disabled).
 pub fn app(state: AppState) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
+    let observed = state.observed;
+    let router = Router::new()
         .route("/", get(root))
         .route("/health", get(health))
         .route("/metrics-test", get(metrics_test))
         .route("/chain", get(chain))
         .fallback(not_found)
-        .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(metrics, observe))
+        .with_state(state);
+    if observed {
+        router.layer(axum::middleware::from_fn_with_state(metrics, observe))
+    } else {
+        router
+    }
 }
 
 async fn root() -> Json<Value> {

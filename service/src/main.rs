@@ -167,7 +167,10 @@ fn main() -> ExitCode {
         tracing::debug!(?limits, "connection limits");
         let served = serve(
             listener,
-            app(AppState::new(downstream)),
+            app(AppState {
+                observed: !config.disabled,
+                ..AppState::new(downstream)
+            }),
             shutdown_signal(),
             grace,
             limits,

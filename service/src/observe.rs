@@ -114,7 +114,15 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
         attributes.push(KeyValue::new("user_agent.original", ua.to_owned()));
     }
 
-    let parent = global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(req.headers())));
+    // Most requests carry no trace context: then there is nothing to extract.
+    let parent = global::get_text_map_propagator(|p| {
+        let headers = req.headers();
+        if p.fields().any(|f| headers.contains_key(f)) {
+            p.extract(&HeaderExtractor(headers))
+        } else {
+            opentelemetry::Context::current()
+        }
+    });
     let span = metrics
         .tracer
         .span_builder(name)

@@ -199,6 +199,11 @@ impl ControlPlane {
     }
 }
 
+/// Where this API server (which has no node) allocates Service IPs: large enough for the
+/// operator benchmark's 1,000 apps (a /24 ran out at 253), and never routed anywhere: no
+/// node, no kube-proxy. The one-node cluster has a range of its own (`node::SERVICE_CIDR`).
+const SERVICE_POOL: &str = "10.0.0.0/16";
+
 /// kube-apiserver on `port` over the etcd at `etcd_port`, with envtest's flags.
 fn start_apiserver(d: &Path, etcd_port: u16, port: u16) -> Process {
     let url = format!("https://127.0.0.1:{port}");
@@ -208,7 +213,7 @@ fn start_apiserver(d: &Path, etcd_port: u16, port: u16) -> Process {
         .arg(format!("--secure-port={port}"))
         .arg("--bind-address=127.0.0.1")
         .arg("--advertise-address=127.0.0.1")
-        .arg("--service-cluster-ip-range=10.0.0.0/24")
+        .arg(format!("--service-cluster-ip-range={SERVICE_POOL}"))
         .arg("--allow-privileged=true")
         .arg("--authorization-mode=RBAC")
         .arg(format!(

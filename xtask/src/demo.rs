@@ -47,20 +47,29 @@ fn check_free(port: u16, flag: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn run(o: &Options) -> Result<()> {
+/// Starts `cargo build --release -p traced-service` in the background; [`run`] waits for it.
+pub fn build_service() -> Result<std::process::Child> {
+    eprintln!("demo: building traced-service (release) while the tools are set up ...");
+    Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--release", "-p", "traced-service"])
+        .spawn()
+        .context("starting cargo build")
+}
+
+/// Fails at once when a port the demo needs is taken (before anything is built).
+pub fn check_ports(o: &Options) -> Result<()> {
     check_free(o.app_port, "--app-port")?;
     check_free(o.jaeger_port, "--jaeger-port")?;
-    check_free(o.prometheus_port, "--prometheus-port")?;
+    check_free(o.prometheus_port, "--prometheus-port")
+}
+
+pub fn run(o: &Options, mut build: std::process::Child) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
 
-    eprintln!("demo: building traced-service (release) ...");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--release", "-p", "traced-service"])
-        .status()?;
-    if !status.success() {
+    if !build.wait()?.success() {
         bail!("building traced-service failed");
     }
     let service_bin = std::env::current_dir()?.join("target/release/traced-service");

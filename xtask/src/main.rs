@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 mod cluster;
 mod codegen;
 mod demo;
+mod jobs;
 mod setup;
 
 #[derive(Debug, Parser)]
@@ -38,7 +39,7 @@ enum Cmd {
     /// packages of the one-node cluster (containerd, runc, CNI plugins, iptables, conntrack).
     Setup,
     /// The seed's system on this machine: Jaeger, the collector running the config rendered from
-    /// manifests/examples/shop.yaml, and two chained services; sends a little traffic, prints
+    /// manifests/examples/aws.yaml (with moto standing in for X-Ray and CloudWatch), and two chained services; sends a little traffic, prints
     /// where to look, stays up until Ctrl-C. Builds only what it runs.
     Demo(demo::Options),
     /// A local one-node Kubernetes (Linux, as root) with TracedApp's images loaded, for trying
@@ -61,8 +62,12 @@ fn main() -> Result<()> {
         Cmd::Codegen { check } => codegen::codegen(check),
         Cmd::Setup => setup::setup(setup::Scope::All),
         Cmd::Demo(options) => {
+            // The service compiles while the tools build: the cores are shared, the downloads
+            // and links overlap.
+            demo::check_ports(&options)?;
+            let build = demo::build_service()?;
             setup::setup(setup::Scope::Demo)?;
-            demo::run(&options)
+            demo::run(&options, build)
         }
         Cmd::Cluster(command) => cluster::run(command),
         Cmd::Test { cargo_args } => {

@@ -2,15 +2,19 @@
 //! in `testkit::tools`) and cached under `~/.cache/tracedapp/tools/<name>-<version>/`.
 //!
 //! Everything comes from the Go module proxy, PyPI and Debian's packages; nothing is
-//! downloaded from elsewhere. Each install prints what it does and how long it usually takes;
-//! a finished install is marked `.complete`, so an interrupted one is redone from scratch.
+//! downloaded from elsewhere. Independent installs run side by side (`jobs.rs`), each logging
+//! to `install.log` in its directory; progress names what is being built and how long it
+//! usually takes. A finished install is marked `.complete`, so an interrupted one is redone
+//! from scratch.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use testkit::tools::{self as t};
+
+use crate::jobs::{self, job, minutes, run};
 
 /// What to install: everything, or only what the demo runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,36 +30,51 @@ pub fn setup(scope: Scope) -> Result<()> {
     let tools = t::cache_dir();
     std::fs::create_dir_all(&tools)?;
     let started = Instant::now();
-    install_moto(&tools)?;
-    install_collector(&tools)?;
-    cached(&tools, "jaeger", t::JAEGER_VERSION, "4 min", build_jaeger)?;
+    let tools = tools.as_path();
+    // Chains of installs that need nothing from each other, each on a thread of its own.
+    let mut chains = vec![
+        job("moto", || install_moto(tools)),
+        job("collector", || install_collector(tools)),
+        job("jaeger", || {
+            cached(tools, "jaeger", t::JAEGER_VERSION, "4 min", build_jaeger).map(drop)
+        }),
+    ];
     if scope == Scope::All {
-        cached(&tools, "etcd", t::ETCD_VERSION, "40 s", build_etcd)?;
-        cached(
-            &tools,
-            "kubernetes",
-            t::KUBERNETES_VERSION,
-            "9 min",
-            build_kubernetes,
-        )?;
-        cached(&tools, "coredns", t::COREDNS_VERSION, "2 min", |dir| {
-            go_install(
-                dir,
-                &format!("github.com/coredns/coredns@v{}", t::COREDNS_VERSION),
+        chains.push(job("kubernetes", || {
+            cached(
+                tools,
+                "kubernetes",
+                t::KUBERNETES_VERSION,
+                "9 min",
+                build_kubernetes,
             )
-        })?;
-        install_helm(&tools)?;
-        install_hashed(&tools, &t::kind_config_check_dir_name(), "10 s", |dir| {
-            build_main(
-                dir,
-                "kind-config-check",
-                &t::kind_config_check_source(),
-                &[&format!("sigs.k8s.io/kind@v{}", t::KIND_VERSION)],
-            )
-        })?;
-        install_hashed(&tools, &t::pause_dir_name(), "5 s", |dir| {
-            build_main(dir, "pause", &t::pause_source(), &[])
-        })?;
+            .map(drop)
+        }));
+        chains.push(job("etcd, CoreDNS, helm, small tools", || {
+            cached(tools, "etcd", t::ETCD_VERSION, "40 s", build_etcd)?;
+            cached(tools, "coredns", t::COREDNS_VERSION, "2 min", |dir| {
+                go_install(
+                    dir,
+                    &format!("github.com/coredns/coredns@v{}", t::COREDNS_VERSION),
+                )
+            })?;
+            install_helm(tools)?;
+            install_hashed(tools, &t::kind_config_check_dir_name(), "10 s", |dir| {
+                build_main(
+                    dir,
+                    "kind-config-check",
+                    &t::kind_config_check_source(),
+                    &[&format!("sigs.k8s.io/kind@v{}", t::KIND_VERSION)],
+                )
+            })?;
+            install_hashed(tools, &t::pause_dir_name(), "5 s", |dir| {
+                build_main(dir, "pause", &t::pause_source(), &[])
+            })
+            .map(drop)
+        }));
+    }
+    jobs::run_all(chains)?;
+    if scope == Scope::All {
         node_packages()?;
     }
     eprintln!("setup: all tools ready ({:.0?})", started.elapsed());
@@ -163,7 +182,8 @@ fn cached(
     );
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    install(&dir).with_context(|| format!("installing {name} {version}"))?;
+    jobs::building(name, usually, &dir.join("install.log"), || install(&dir))
+        .with_context(|| format!("installing {name} {version}"))?;
     std::fs::write(&complete, version)?;
     eprintln!(
         "setup: {name} {version} ready in {}",
@@ -181,15 +201,6 @@ fn install_hashed(
 ) -> Result<PathBuf> {
     let (name, hash) = dir_name.rsplit_once('-').context("<name>-<hash>")?;
     cached(tools, name, hash, usually, install)
-}
-
-fn minutes(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 60 {
-        format!("{} min {} s", s / 60, s % 60)
-    } else {
-        format!("{s} s")
-    }
 }
 
 /// `go install <module@version>` into `<dir>/bin`, static.
@@ -428,14 +439,6 @@ fn node_packages() -> Result<()> {
     // A fresh machine may have no package lists yet.
     if !install(false)? && !install(true)? {
         bail!("`{command}` failed");
-    }
-    Ok(())
-}
-
-pub fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
-    if !status.success() {
-        bail!("{cmd:?} failed with {status}");
     }
     Ok(())
 }

@@ -80,28 +80,45 @@ impl DropCounter {
     }
 }
 
-/// Admits a span to the batch processor only while fewer than `capacity` spans wait for export,
-/// so that a full queue is a counted drop here rather than a silent one inside the SDK.
+/// Admits a span to the batch processors only while fewer than `capacity` spans wait for
+/// export, so that a full queue is a counted drop here rather than a silent one inside the SDK.
+///
+/// Spans are dealt round-robin to several lanes, each a batch processor with an exporter of
+/// its own: the SDK's processor exports one batch at a time, so its rate is a batch per round
+/// trip, and on a busy machine a round trip is slow (measured: one lane dropped spans at 60k
+/// spans/s on 2 cores). Lanes keep several batches in flight.
 #[derive(Debug)]
 pub(crate) struct BoundedProcessor {
-    inner: BatchSpanProcessor,
+    lanes: Vec<BatchSpanProcessor>,
+    next: AtomicUsize,
     capacity: usize,
     drops: Arc<DropCounter>,
 }
 
 impl BoundedProcessor {
-    pub(crate) fn new(inner: BatchSpanProcessor, capacity: usize, drops: Arc<DropCounter>) -> Self {
+    pub(crate) fn new(
+        lanes: Vec<BatchSpanProcessor>,
+        capacity: usize,
+        drops: Arc<DropCounter>,
+    ) -> Self {
+        assert!(!lanes.is_empty(), "at least one export lane");
         Self {
-            inner,
+            lanes,
+            next: AtomicUsize::new(0),
             capacity,
             drops,
         }
     }
+
+    fn lane(&self) -> &BatchSpanProcessor {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        &self.lanes[i]
+    }
 }
 
 impl SpanProcessor for BoundedProcessor {
-    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
-        self.inner.on_start(span, cx);
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &Context) {
+        // The batch processor does nothing at start.
     }
 
     fn on_end(&self, span: SpanData) {
@@ -113,7 +130,7 @@ impl SpanProcessor for BoundedProcessor {
             })
             .is_ok();
         if admitted {
-            self.inner.on_end(span);
+            self.lane().on_end(span);
         } else {
             let capacity = self.capacity;
             self.drops.dropped("queue_full", 1, &|| {
@@ -125,15 +142,36 @@ impl SpanProcessor for BoundedProcessor {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
+        let results: Vec<OTelSdkResult> = self.lanes.iter().map(|l| l.force_flush()).collect();
+        results.into_iter().collect()
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
+        // The lanes flush side by side, each within the whole timeout.
+        let results: Vec<OTelSdkResult> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .lanes
+                .iter()
+                .map(|l| s.spawn(move || l.shutdown_with_timeout(timeout)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
+                            "an export lane panicked at shutdown".into(),
+                        ))
+                    })
+                })
+                .collect()
+        });
+        results.into_iter().collect()
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
+        for l in &mut self.lanes {
+            l.set_resource(resource);
+        }
     }
 }
 

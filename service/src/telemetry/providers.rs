@@ -19,6 +19,9 @@ use super::export::{BoundedProcessor, CountingExporter, DropCounter};
 use super::{TelemetryError, TelemetryOptions};
 use crate::config::{PropagatorChoice, Protocol, SamplerChoice, TelemetryConfig};
 
+/// Batch processors exporting side by side (see [`BoundedProcessor`]).
+const EXPORT_LANES: usize = 2;
+
 pub(super) fn propagator(choices: &[PropagatorChoice]) -> TextMapCompositePropagator {
     let list = choices
         .iter()
@@ -68,32 +71,38 @@ pub(super) fn tracer_provider(
     drops: Arc<DropCounter>,
 ) -> Result<SdkTracerProvider, TelemetryError> {
     let endpoint = config.traces.endpoint.clone();
-    let built = match config.traces.protocol {
-        Protocol::Grpc => SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(&endpoint)
-            .build(),
-        Protocol::HttpProtobuf => SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(&endpoint)
-            .build(),
+    let exporter = || {
+        let built = match config.traces.protocol {
+            Protocol::Grpc => SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(&endpoint)
+                .build(),
+            Protocol::HttpProtobuf => SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(&endpoint)
+                .build(),
+        };
+        built.map_err(|source| TelemetryError::SpanExporter {
+            endpoint: endpoint.clone(),
+            source,
+        })
     };
-    let exporter = built.map_err(|source| TelemetryError::SpanExporter {
-        endpoint: endpoint.clone(),
-        source,
-    })?;
 
-    // The SDK's queue gets room for one extra batch so that it never drops on its own: our
-    // `BoundedProcessor` admits at most `span_queue_size` spans that are not yet exported.
-    let batch = BatchConfigBuilder::default()
-        .with_max_queue_size(config.span_queue_size + 512)
-        .build();
-    let inner =
-        BatchSpanProcessor::builder(CountingExporter::new(exporter, drops.clone(), endpoint))
-            .with_batch_config(batch)
-            .build();
-    let processor = BoundedProcessor::new(inner, config.span_queue_size, drops);
+    // Each lane's SDK queue has room for everything our `BoundedProcessor` admits (at most
+    // `span_queue_size` spans not yet exported) plus a batch, so the SDK never drops on its own.
+    let lanes = (0..EXPORT_LANES)
+        .map(|_| {
+            let batch = BatchConfigBuilder::default()
+                .with_max_queue_size(config.span_queue_size + 512)
+                .build();
+            let counted = CountingExporter::new(exporter()?, drops.clone(), endpoint.clone());
+            Ok(BatchSpanProcessor::builder(counted)
+                .with_batch_config(batch)
+                .build())
+        })
+        .collect::<Result<Vec<_>, TelemetryError>>()?;
+    let processor = BoundedProcessor::new(lanes, config.span_queue_size, drops);
 
     let builder = SdkTracerProvider::builder()
         .with_span_processor(processor)
