@@ -44,7 +44,12 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
         "hello",
         "-o=jsonpath={.spec.collector.memoryLimitMiB}",
     ]);
-    assert_eq!(limit, "512");
+    let default = tracedapp_api::spec::CollectorSpec::default().memory_limit_mib;
+    assert_eq!(
+        limit,
+        default.to_string(),
+        "the server fills in our default"
+    );
 
     // Every invalid spec that is a TracedApp at all is rejected by the API server too, and the
     // message is ours.

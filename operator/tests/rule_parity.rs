@@ -34,6 +34,10 @@ fn chars(c: &str, n: usize) -> String {
 
 /// `(JSON pointer, value)`: each sets one field to a value on, or just past, a boundary.
 fn mutations() -> Vec<(&'static str, Value)> {
+    // The collector container's default memory limit (MiB).
+    let limit = tracedapp_api::resources::collector_memory_limit_mib(
+        tracedapp_api::spec::CollectorSpec::default().memory_limit_mib,
+    );
     let role = "arn:aws:iam::123456789012:role/x";
     let env = |n: usize| -> Value {
         (0..n)
@@ -220,8 +224,9 @@ fn mutations() -> Vec<(&'static str, Value)> {
             json!({"image": ""}),
             json!({"image": "a b"}),
             json!({"resources": {"requests": {"memory": "1Gi"}}}),
-            json!({"resources": {"requests": {"memory": "640Mi"}}}),
-            json!({"resources": {"requests": {"memory": "641Mi"}}}),
+            // On and just past the default memory limit.
+            json!({"resources": {"requests": {"memory": format!("{limit}Mi")}}}),
+            json!({"resources": {"requests": {"memory": format!("{}Mi", limit + 1)}}}),
             json!({"distribution": "adot"}),
             json!({"distribution": "ADOT"}),
         ],

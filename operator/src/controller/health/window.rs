@@ -125,8 +125,9 @@ impl History {
                 }
             }
             if let Some(queued) = self.stalled(exporter, now, rules) {
+                let batches = if queued == 1 { "batch" } else { "batches" };
                 failing.push(format!(
-                    "{exporter}: nothing delivered in the last {}, {queued} batches waiting \
+                    "{exporter}: nothing delivered in the last {}, {queued} {batches} waiting \
                      to be retried",
                     words(rules.stall_after)
                 ));
