@@ -134,6 +134,80 @@ async fn collector_down_then_up_recovers_by_itself() {
     assert!(warnings[0]["dropped_total"].as_u64().unwrap() > 0);
 }
 
+/// A collector that accepts connections and never answers: requests are served as usual, at
+/// most `OTEL_BSP_MAX_QUEUE_SIZE` spans wait (across the export lanes), and every span that
+/// never left is counted — the ones refused by the full queue and the ones whose export timed
+/// out — in the line the service writes when it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_collector_bounds_the_queue_and_every_lost_span_is_counted() {
+    const REQUESTS: usize = 300;
+    const QUEUE: usize = 100;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    // Accept and hold every connection, answering nothing.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.extend(c.ok());
+        }
+    });
+    let queue = QUEUE.to_string();
+    let mut svc = Service::start(
+        &endpoint,
+        &[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", queue.as_str()),
+            // No batch leaves before the stop: the queue fills and stays full.
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
+        ],
+        &["--telemetry-flush-secs", "5"],
+    );
+    let started = Instant::now();
+    assert_eq!(load(&svc.url("/"), REQUESTS, 8).await, REQUESTS);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "requests do not wait on a silent collector"
+    );
+    let (code, svc) = tokio::task::spawn_blocking(move || {
+        let code = svc.terminate(Duration::from_secs(30));
+        (code, svc)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0));
+    let logs = svc.logs();
+    let first = logs
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("spans are being dropped"))
+        })
+        .expect("the full queue is reported");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("({QUEUE} spans)")),
+        "{first}"
+    );
+    let summary = logs
+        .iter()
+        .find(|l| l["message"] == "some spans were dropped during this run")
+        .expect("the stop reports the drops");
+    assert_eq!(
+        summary["queue_full"].as_u64(),
+        Some((REQUESTS - QUEUE) as u64),
+        "no more than the queue's {QUEUE} spans waited: {summary}"
+    );
+    assert_eq!(
+        summary["export_failed"].as_u64(),
+        Some(QUEUE as u64),
+        "the queued ones timed out at the stop: {summary}"
+    );
+    assert_eq!(summary["dropped_spans"].as_u64(), Some(REQUESTS as u64));
+}
+
 /// A bad `OTEL_*` value stops the process at start-up with one line naming the variable.
 #[test]
 fn bad_otel_values_fail_fast_with_one_clear_line() {

@@ -21,8 +21,6 @@ pub const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 pub(crate) struct DropCounter {
     queue_full: AtomicU64,
     export_failed: AtomicU64,
-    /// Spans admitted to the export queue and not yet exported (or failed).
-    in_flight: AtomicUsize,
     /// `queue_full + export_failed` at the time of the last warning.
     reported: AtomicU64,
     last_warning: std::sync::Mutex<Option<Instant>>,
@@ -31,6 +29,14 @@ pub(crate) struct DropCounter {
 impl DropCounter {
     pub(crate) fn total(&self) -> u64 {
         self.queue_full.load(Ordering::Relaxed) + self.export_failed.load(Ordering::Relaxed)
+    }
+
+    /// `(refused by the full queue, lost in a failed export)`.
+    pub(crate) fn by_reason(&self) -> (u64, u64) {
+        (
+            self.queue_full.load(Ordering::Relaxed),
+            self.export_failed.load(Ordering::Relaxed),
+        )
     }
 
     fn dropped(&self, reason: &'static str, n: u64, hint: &dyn Fn() -> String) {
@@ -80,27 +86,37 @@ impl DropCounter {
     }
 }
 
-/// Admits a span to the batch processors only while fewer than `capacity` spans wait for
-/// export, so that a full queue is a counted drop here rather than a silent one inside the SDK.
+/// One export lane: a batch processor, and how many of its spans are not yet exported (its
+/// exporter, a [`CountingExporter`], gives them back).
+#[derive(Debug)]
+pub(crate) struct Lane {
+    pub(crate) processor: BatchSpanProcessor,
+    pub(crate) in_flight: Arc<AtomicUsize>,
+}
+
+/// Admits a span to a lane's batch processor only while fewer than the lane's share of
+/// `capacity` spans wait there, so that a full queue is a counted drop here rather than a
+/// silent one inside the SDK (whose queue is sized to the share, plus a batch).
 ///
-/// Spans are dealt round-robin to several lanes, each a batch processor with an exporter of
-/// its own: the SDK's processor exports one batch at a time, so its rate is a batch per round
-/// trip, and on a busy machine a round trip is slow (measured: one lane dropped spans at 60k
-/// spans/s on 2 cores). Lanes keep several batches in flight.
+/// Spans are dealt round-robin to the lanes, each a batch processor with an exporter of its
+/// own: the SDK's processor exports one batch at a time, so its rate is a batch per round trip,
+/// and on a busy machine a round trip is slow (measured: one lane dropped spans at 60k spans/s
+/// on 2 cores). Lanes keep several batches in flight.
 #[derive(Debug)]
 pub(crate) struct BoundedProcessor {
-    lanes: Vec<BatchSpanProcessor>,
+    lanes: Vec<Lane>,
     next: AtomicUsize,
     capacity: usize,
     drops: Arc<DropCounter>,
 }
 
+/// Each lane's share of a queue of `capacity` spans.
+pub(crate) fn lane_share(capacity: usize, lanes: usize) -> usize {
+    capacity.div_ceil(lanes.max(1))
+}
+
 impl BoundedProcessor {
-    pub(crate) fn new(
-        lanes: Vec<BatchSpanProcessor>,
-        capacity: usize,
-        drops: Arc<DropCounter>,
-    ) -> Self {
+    pub(crate) fn new(lanes: Vec<Lane>, capacity: usize, drops: Arc<DropCounter>) -> Self {
         assert!(!lanes.is_empty(), "at least one export lane");
         Self {
             lanes,
@@ -110,9 +126,19 @@ impl BoundedProcessor {
         }
     }
 
-    fn lane(&self) -> &BatchSpanProcessor {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
-        &self.lanes[i]
+    /// The next lane in turn with room for a span (a slow lane is passed over), if any.
+    fn admit(&self) -> Option<&Lane> {
+        let share = lane_share(self.capacity, self.lanes.len());
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..self.lanes.len())
+            .map(|k| &self.lanes[(start + k) % self.lanes.len()])
+            .find(|lane| {
+                lane.in_flight
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < share).then_some(n + 1)
+                    })
+                    .is_ok()
+            })
     }
 }
 
@@ -122,15 +148,8 @@ impl SpanProcessor for BoundedProcessor {
     }
 
     fn on_end(&self, span: SpanData) {
-        let admitted = self
-            .drops
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.capacity).then_some(n + 1)
-            })
-            .is_ok();
-        if admitted {
-            self.lane().on_end(span);
+        if let Some(lane) = self.admit() {
+            lane.processor.on_end(span);
         } else {
             let capacity = self.capacity;
             self.drops.dropped("queue_full", 1, &|| {
@@ -142,7 +161,11 @@ impl SpanProcessor for BoundedProcessor {
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        let results: Vec<OTelSdkResult> = self.lanes.iter().map(|l| l.force_flush()).collect();
+        let results: Vec<OTelSdkResult> = self
+            .lanes
+            .iter()
+            .map(|l| l.processor.force_flush())
+            .collect();
         results.into_iter().collect()
     }
 
@@ -152,7 +175,7 @@ impl SpanProcessor for BoundedProcessor {
             let handles: Vec<_> = self
                 .lanes
                 .iter()
-                .map(|l| s.spawn(move || l.shutdown_with_timeout(timeout)))
+                .map(|l| s.spawn(move || l.processor.shutdown_with_timeout(timeout)))
                 .collect();
             handles
                 .into_iter()
@@ -170,7 +193,7 @@ impl SpanProcessor for BoundedProcessor {
 
     fn set_resource(&mut self, resource: &Resource) {
         for l in &mut self.lanes {
-            l.set_resource(resource);
+            l.processor.set_resource(resource);
         }
     }
 }
@@ -179,14 +202,22 @@ impl SpanProcessor for BoundedProcessor {
 pub(crate) struct CountingExporter<E> {
     inner: E,
     drops: Arc<DropCounter>,
+    /// The lane's count of spans not yet exported.
+    in_flight: Arc<AtomicUsize>,
     endpoint: String,
 }
 
 impl<E> CountingExporter<E> {
-    pub(crate) fn new(inner: E, drops: Arc<DropCounter>, endpoint: String) -> Self {
+    pub(crate) fn new(
+        inner: E,
+        drops: Arc<DropCounter>,
+        in_flight: Arc<AtomicUsize>,
+        endpoint: String,
+    ) -> Self {
         Self {
             inner,
             drops,
+            in_flight,
             endpoint,
         }
     }
@@ -206,7 +237,7 @@ impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanEx
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let n = batch.len();
         let result = self.inner.export(batch).await;
-        self.drops.in_flight.fetch_sub(n, Ordering::AcqRel);
+        self.in_flight.fetch_sub(n, Ordering::AcqRel);
         if let Err(e) = &result {
             self.drops.dropped("export_failed", n as u64, &|| {
                 format!("export to {} failed: {e}", self.endpoint)

@@ -144,8 +144,11 @@ impl Telemetry {
         }
         let dropped = self.drops.total();
         if dropped > 0 {
+            let (queue_full, export_failed) = self.drops.by_reason();
             tracing::warn!(
                 dropped_spans = dropped,
+                queue_full,
+                export_failed,
                 "some spans were dropped during this run"
             );
         }

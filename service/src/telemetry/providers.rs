@@ -3,6 +3,7 @@
 //! export of [`super::export`] on their way to the exporter.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
@@ -15,7 +16,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, RandomIdGenerator, Sampler, SdkTracerProvider,
 };
 
-use super::export::{BoundedProcessor, CountingExporter, DropCounter};
+use super::export::{BoundedProcessor, CountingExporter, DropCounter, Lane, lane_share};
 use super::{TelemetryError, TelemetryOptions};
 use crate::config::{PropagatorChoice, Protocol, SamplerChoice, TelemetryConfig};
 
@@ -89,17 +90,29 @@ pub(super) fn tracer_provider(
         })
     };
 
-    // Each lane's SDK queue has room for everything our `BoundedProcessor` admits (at most
-    // `span_queue_size` spans not yet exported) plus a batch, so the SDK never drops on its own.
+    // Each lane's SDK queue has room for everything our `BoundedProcessor` admits to it (its
+    // share of `span_queue_size`) plus a batch, so the SDK never drops on its own. The SDK
+    // allocates the whole queue up front: shares keep the total what one lane would take.
+    let share = lane_share(config.span_queue_size, EXPORT_LANES);
     let lanes = (0..EXPORT_LANES)
         .map(|_| {
             let batch = BatchConfigBuilder::default()
-                .with_max_queue_size(config.span_queue_size + 512)
+                .with_max_queue_size(share + 512)
                 .build();
-            let counted = CountingExporter::new(exporter()?, drops.clone(), endpoint.clone());
-            Ok(BatchSpanProcessor::builder(counted)
+            let in_flight = Arc::new(AtomicUsize::new(0));
+            let counted = CountingExporter::new(
+                exporter()?,
+                drops.clone(),
+                in_flight.clone(),
+                endpoint.clone(),
+            );
+            let processor = BatchSpanProcessor::builder(counted)
                 .with_batch_config(batch)
-                .build())
+                .build();
+            Ok(Lane {
+                processor,
+                in_flight,
+            })
         })
         .collect::<Result<Vec<_>, TelemetryError>>()?;
     let processor = BoundedProcessor::new(lanes, config.span_queue_size, drops);
