@@ -2,7 +2,8 @@
 # Benchmark of traced-service on `/`: throughput and latency of a plain axum app answering the
 # same JSON (the baseline), the service with telemetry disabled, and enabled (100% sampled,
 # exported over OTLP/gRPC to a loopback sink in another process); then spans received vs
-# requests served after a clean SIGTERM.
+# requests served after a clean SIGTERM; last, the common Rust setup (axum-tracing-opentelemetry
+# + tracing-opentelemetry, exporting the same way) for comparison.
 #
 # Usage: bench/service.sh [seconds=20] [connections=16]
 # Needs wrk (Debian package `wrk`). Prints a summary; paste it into BENCHMARKS.md.
@@ -16,10 +17,11 @@ STATS_PORT=${STATS_PORT:-4399}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 
 echo "building release binaries..." >&2
-cargo build --release -q -p traced-service --bin traced-service --example otlp_sink --example plain_axum
+cargo build --release -q -p traced-service --bin traced-service --example otlp_sink --example plain_axum --example common_axum_otel
 BIN=target/release/traced-service
 SINK=target/release/examples/otlp_sink
 PLAIN=target/release/examples/plain_axum
+COMMON=target/release/examples/common_axum_otel
 OUT=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -33,6 +35,8 @@ run() { # $1 label, rest: env assignments (label `plain`: the plain axum app)
   local label=$1; shift
   if [ "$label" = plain ]; then
     "$PLAIN" "$SVC_PORT" 2>"$OUT/$label.log" &
+  elif [ "$label" = common ]; then
+    env "$@" "$COMMON" "$SVC_PORT" 2>"$OUT/$label.log" &
   else
     env "$@" LOG_FORMAT=json "$BIN" --port "$SVC_PORT" --bind 127.0.0.1 2>"$OUT/$label.log" &
   fi
@@ -74,4 +78,7 @@ echo "disabled/plain throughput: $(ratio_of disabled plain) (target >= 0.95)"
 echo "enabled/plain throughput: $(ratio_of enabled plain)"
 echo "enabled run: requests served (app.requests, incl. warm-up) $served, server spans received $spans, lost $((served - spans))"
 grep -h '"spans are being dropped' "$OUT/enabled.log" | head -3 || true
+# After the counts above: its spans reach the same sink.
+run common OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_TRACES_SAMPLER=always_on
+echo "enabled/common throughput: $(ratio_of enabled common) (target >= 2)"
 echo "raw wrk output and logs: $OUT"
