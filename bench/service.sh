@@ -80,5 +80,10 @@ echo "enabled run: requests served (app.requests, incl. warm-up) $served, server
 grep -h '"spans are being dropped' "$OUT/enabled.log" | head -3 || true
 # After the counts above: its spans reach the same sink.
 run common OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" OTEL_TRACES_SAMPLER=always_on
+sleep 1
+common_spans=$(( $(curl -s "http://127.0.0.1:$STATS_PORT/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["server_spans"])') - spans ))
+common_requests=$(awk '/requests in/ {print $1}' "$OUT/common.wrk")
 echo "enabled/common throughput: $(ratio_of enabled common) (target >= 2)"
+echo "common run: $common_requests requests (without its warm-up), $common_spans server spans received"
+grep -h -i 'drop\|queue' "$OUT/common.log" | head -2 || true
 echo "raw wrk output and logs: $OUT"
