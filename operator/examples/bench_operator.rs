@@ -149,7 +149,7 @@ async fn main() {
     );
     println!(
         "operator peak RSS after convergence: {:.1} MiB",
-        peak_rss_mib(operator.pid())
+        testkit::process::memory_mib(operator.pid(), "VmHWM")
     );
 
     if export {
@@ -159,7 +159,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_secs(25)).await;
     }
     eprintln!("steady state: {steady} s, one metadata-only change to every app at the start...");
-    let cpu_before = cpu_seconds(operator.pid());
+    let cpu_before = testkit::process::cpu_seconds(operator.pid());
     let reads_before = testkit::prom::sum(&metrics(port).unwrap(), "tracedapp_export_reads_total");
     let kinds = testkit::kube::OPERATOR_WRITE_RESOURCES;
     let writes_before: Vec<u64> = kinds.iter().map(|k| cp.writes(k)).collect();
@@ -193,7 +193,7 @@ async fn main() {
     let reads = testkit::prom::sum(&m, "tracedapp_export_reads_total") - reads_before;
     let failed =
         testkit::prom::sum_where(&m, "tracedapp_export_reads_total", &[("result", "error")]) as u64;
-    let cpu = cpu_seconds(operator.pid()) - cpu_before;
+    let cpu = testkit::process::cpu_seconds(operator.pid()) - cpu_before;
     println!(
         "export health {}: {reads} collector reads in {steady} s ({failed} failed in the run), operator CPU {cpu:.2} s ({:.1} ms per read)",
         if export { "on" } else { "off" },
@@ -205,7 +205,7 @@ async fn main() {
     );
     println!(
         "operator peak RSS (whole run): {:.1} MiB",
-        peak_rss_mib(operator.pid())
+        testkit::process::memory_mib(operator.pid(), "VmHWM")
     );
     drop(operator);
 }
@@ -333,28 +333,4 @@ async fn ready_pods(client: &kube::Client, apps: usize) {
         }
     }))
     .await;
-}
-
-/// CPU seconds (user + system) the process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command (in parentheses): utime and stime are the 12th and 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }

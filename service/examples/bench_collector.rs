@@ -19,6 +19,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
 use testkit::collector::{Collector, Options};
 use testkit::jaeger::Jaeger;
+use testkit::process::{cpu_seconds, memory_mib};
 
 /// Spans per request: what the service's batch exporter sends under load is larger (512), but
 /// smaller requests give the rate control a finer grain.
@@ -76,7 +77,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     println!(
         "idle                 RSS {:>6.1} MiB",
-        status_mib(pid, "VmRSS")
+        memory_mib(pid, "VmRSS")
     );
     println!("phase                offered/s  refused   CPU (cores)  peak RSS");
     for rate in rates {
@@ -120,7 +121,7 @@ async fn run(
     let started = Instant::now();
     let cpu_before = cpu_seconds(pid);
     let (mut offered, mut refused) = (0u64, 0u64);
-    let mut peak: f64 = status_mib(pid, "VmRSS");
+    let mut peak: f64 = memory_mib(pid, "VmRSS");
     let mut last_sample = Instant::now();
     let mut n = 0u64;
     while started.elapsed() < length {
@@ -143,7 +144,7 @@ async fn run(
             Err(_) => refused += SPANS_PER_REQUEST as u64,
         }
         if last_sample.elapsed() >= Duration::from_millis(200) {
-            peak = peak.max(status_mib(pid, "VmRSS"));
+            peak = peak.max(memory_mib(pid, "VmRSS"));
             last_sample = Instant::now();
         }
     }
@@ -152,7 +153,7 @@ async fn run(
         refused,
         elapsed: started.elapsed(),
         cpu: cpu_seconds(pid) - cpu_before,
-        peak_mib: peak.max(status_mib(pid, "VmRSS")),
+        peak_mib: peak.max(memory_mib(pid, "VmRSS")),
     }
 }
 
@@ -217,32 +218,4 @@ fn batch(n: u64) -> ExportTraceServiceRequest {
             ..Default::default()
         }],
     }
-}
-
-/// A `/proc/<pid>/status` line in MiB (`VmRSS`, `VmHWM`).
-fn status_mib(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // After the `(comm)`: field 0 is the state; utime and stime are the 12th and 13th.
-    (ticks(11) + ticks(12)) / 100.0
 }

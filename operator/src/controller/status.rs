@@ -110,13 +110,7 @@ pub fn observed(
     TracedAppStatus {
         observed_generation: app.metadata.generation,
         conditions: vec![
-            condition(
-                app,
-                ConditionType::ConfigValid,
-                true,
-                "Valid",
-                "the spec passed validation",
-            ),
+            config_valid(app),
             progressing,
             match problem.filter(|_| !ready) {
                 None => condition(
@@ -172,19 +166,24 @@ pub fn invalid(app: &TracedApp, message: &str) -> TracedAppStatus {
     }
 }
 
+/// `ConfigValid=True`: the spec passed validation.
+fn config_valid(app: &TracedApp) -> Condition {
+    condition(
+        app,
+        ConditionType::ConfigValid,
+        true,
+        "Valid",
+        "the spec passed validation",
+    )
+}
+
 /// The status of an app some of whose children's names are taken by objects that are not its
 /// own: nothing is applied, so nothing of theirs is taken over.
 pub fn conflict(app: &TracedApp, message: &str) -> TracedAppStatus {
     TracedAppStatus {
         observed_generation: app.metadata.generation,
         conditions: vec![
-            condition(
-                app,
-                ConditionType::ConfigValid,
-                true,
-                "Valid",
-                "the spec passed validation",
-            ),
+            config_valid(app),
             condition(app, ConditionType::Ready, false, "ChildConflict", message),
             condition(app, ConditionType::Degraded, true, "ChildConflict", message),
         ],

@@ -12,18 +12,8 @@ use crate::cluster::{Rig, wait};
 const NS: &str = "bench";
 
 /// Resident memory of a process, in MiB.
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))?
-                .split_whitespace()
-                .next()?
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
+fn resident_mib(pid: u32) -> f64 {
+    testkit::process::memory_mib(pid, "VmRSS")
 }
 
 /// Memory charged to a pod's cgroup (cgroup v1 or v2), in MiB.
@@ -102,7 +92,7 @@ pub fn apply_to_ready(rig: &Rig, apps: usize) -> Result<f64, Failed> {
         .cluster
         .components()
         .into_iter()
-        .map(|(name, pid)| (name, rss_mib(pid)))
+        .map(|(name, pid)| (name, resident_mib(pid)))
         .collect();
     let node_total: f64 = components.iter().map(|(_, m)| m).sum();
     let shims: f64 = std::fs::read_dir("/proc")
@@ -114,7 +104,7 @@ pub fn apply_to_ready(rig: &Rig, apps: usize) -> Result<f64, Failed> {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.trim() == "containerd-shim")
         })
-        .map(rss_mib)
+        .map(resident_mib)
         .sum();
     let all_pods = rig
         .kubectl_ok(&["get", "pods", "-A", "-o=name"])

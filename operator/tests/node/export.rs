@@ -108,15 +108,7 @@ pub fn export_health(rig: &Rig) -> Result<(), Failed> {
         r#"{{"spec":{{"exporters":{{"xray":{{"region":"us-east-1","endpoint":"http://{}:1"}}}}}}}}"#,
         testkit::node::NODE_IP
     );
-    rig.kubectl_ok(&[
-        "patch",
-        "-n",
-        DEMO,
-        &format!("ta/{APP}"),
-        "--type=merge",
-        "-p",
-        &xray,
-    ]);
+    patch_app(rig, &xray);
     let xray_failing = wait(
         "ExportHealthy=False naming awsxray",
         Duration::from_secs(180),
@@ -125,6 +117,16 @@ pub fn export_health(rig: &Rig) -> Result<(), Failed> {
     .map_err(|e| format!("{e}: {:?} {}", export(), message()));
     eprintln!("export: {}", message());
     let text = message();
+    patch_app(rig, r#"{"spec":{"exporters":{"xray":null}}}"#);
+    let (answered, _) = load.finish();
+    xray_failing?;
+    assert!(!text.contains("otlp_grpc/jaeger"), "Jaeger is fine: {text}");
+    assert!(answered > 100, "the load ran ({answered} answered)");
+    crate::scenarios::rolled_out(rig)
+}
+
+/// A merge patch to the scenario's TracedApp.
+fn patch_app(rig: &Rig, patch: &str) {
     rig.kubectl_ok(&[
         "patch",
         "-n",
@@ -132,11 +134,6 @@ pub fn export_health(rig: &Rig) -> Result<(), Failed> {
         &format!("ta/{APP}"),
         "--type=merge",
         "-p",
-        r#"{"spec":{"exporters":{"xray":null}}}"#,
+        patch,
     ]);
-    let (answered, _) = load.finish();
-    xray_failing?;
-    assert!(!text.contains("otlp_grpc/jaeger"), "Jaeger is fine: {text}");
-    assert!(answered > 100, "the load ran ({answered} answered)");
-    crate::scenarios::rolled_out(rig)
 }
