@@ -81,9 +81,13 @@ async fn not_found_and_server_errors_are_recorded_as_such() {
         "{body}"
     );
 
+    // The spans of one request may leave in different batches (two export lanes): wait for
+    // all three.
     let spans = rx
         .wait_spans(WAIT, |s| {
-            s.iter().any(|s| s.name == "GET /chain") && s.iter().any(|s| s.name == "GET")
+            s.iter().any(|s| s.name == "GET /chain")
+                && s.iter().any(|s| s.name == "GET")
+                && s.iter().any(|s| s.kind == KIND_CLIENT)
         })
         .await;
     let not_found = spans
