@@ -29,15 +29,22 @@ impl Jaeger {
 
     /// Jaeger with its query API/UI on `ui_port` (free ports for the rest).
     pub fn start_with_ui_port(ui_port: Option<u16>) -> Self {
-        Self::start_binary(&tools::jaeger(), ui_port)
+        Self::start_binary(&tools::jaeger(), ui_port, None)
     }
 
-    /// [`Jaeger::start_with_ui_port`] running `binary` (e.g. a Jaeger release, with its UI).
-    pub fn start_binary(binary: &std::path::Path, ui_port: Option<u16>) -> Self {
+    /// [`Jaeger::start_with_ui_port`] running `binary` (e.g. a Jaeger release, with its UI),
+    /// its OTLP/gRPC receiver on `otlp_grpc_port` if given (a collector started earlier may
+    /// already be exporting there).
+    pub fn start_binary(
+        binary: &std::path::Path,
+        ui_port: Option<u16>,
+        otlp_grpc_port: Option<u16>,
+    ) -> Self {
         let dir = TempDir::new("jaeger");
         let launch = || {
-            let [grpc, http, free_query, query_grpc, health] = [(); 5].map(|_| free_port());
+            let [free_grpc, http, free_query, query_grpc, health] = [(); 5].map(|_| free_port());
             let query = ui_port.unwrap_or(free_query);
+            let grpc = otlp_grpc_port.unwrap_or(free_grpc);
             // The all-in-one configuration, trimmed to what we use and with every port ours
             // (its own telemetry off: its default 8888 would clash with a collector's).
             let config = format!(

@@ -28,7 +28,7 @@ fn up() -> Result<()> {
     if node::running() {
         bail!("a cluster is already running: `cargo xtask cluster down` stops it");
     }
-    crate::setup::setup(crate::setup::Scope::All)?;
+    crate::setup::setup()?;
     eprintln!("cluster: building traced-service and the operator (release) ...");
     let status = std::process::Command::new(env!("CARGO"))
         .args([

@@ -20,6 +20,8 @@ use testkit::jaeger::Jaeger;
 use testkit::moto::{self, Moto};
 use testkit::{Process, TempDir, free_port, wait_until};
 
+use crate::jobs;
+
 /// The example the demo renders.
 const EXAMPLE: &str = "manifests/examples/aws.yaml";
 
@@ -47,13 +49,24 @@ fn check_free(port: u16, flag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Starts `cargo build --release -p traced-service` in the background; [`run`] waits for it.
+/// Starts `cargo build -p traced-service` in the background; [`run`] waits for it.
+///
+/// The dev profile, like `cargo xtask` itself: the two share most of their compiled crates, so
+/// on a fresh machine this takes about 30 s of CPU instead of a release build's 4 minutes. A
+/// demo sends a handful of requests; the benchmarks use release builds.
 pub fn build_service() -> Result<std::process::Child> {
-    eprintln!("demo: building traced-service (release) while the tools are set up ...");
+    eprintln!("demo: building traced-service while the tools are set up ...");
     Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--release", "-p", "traced-service"])
+        .args(["build", "--quiet", "-p", "traced-service"])
         .spawn()
         .context("starting cargo build")
+}
+
+impl Options {
+    /// Whether the demo needs the Jaeger that `cargo xtask setup` builds (no `--jaeger-bin`).
+    pub fn builds_jaeger(&self) -> bool {
+        self.jaeger_bin.is_none()
+    }
 }
 
 /// Fails at once when a port the demo needs is taken (before anything is built).
@@ -63,7 +76,15 @@ pub fn check_ports(o: &Options) -> Result<()> {
     check_free(o.prometheus_port, "--prometheus-port")
 }
 
-pub fn run(o: &Options, mut build: std::process::Child) -> Result<()> {
+/// Runs the demo once the service is built (`build`) and moto and the collector are set up.
+/// `jaeger_build` is Jaeger's build when it is still going on in the background: then the
+/// collector starts exporting to the port Jaeger will listen on, the first trace is drawn from
+/// X-Ray, and the demo goes on once Jaeger is up.
+pub fn run(
+    o: &Options,
+    mut build: std::process::Child,
+    mut jaeger_build: Option<jobs::Background>,
+) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
@@ -72,17 +93,30 @@ pub fn run(o: &Options, mut build: std::process::Child) -> Result<()> {
     if !build.wait()?.success() {
         bail!("building traced-service failed");
     }
-    let service_bin = std::env::current_dir()?.join("target/release/traced-service");
-
-    eprintln!(
-        "demo: starting Jaeger on :{} and moto (X-Ray, CloudWatch) ...",
-        o.jaeger_port
-    );
-    let jaeger = match &o.jaeger_bin {
-        Some(bin) if !bin.is_file() => bail!("--jaeger-bin {}: no such file", bin.display()),
-        Some(bin) => Jaeger::start_binary(bin, Some(o.jaeger_port)),
-        None => Jaeger::start_with_ui_port(Some(o.jaeger_port)),
+    let service_bin = std::env::current_dir()?.join("target/debug/traced-service");
+    if let Some(done) = jaeger_build.take_if(|b| b.is_finished()) {
+        jobs::join(done)?;
+    }
+    if let Some(bin) = o.jaeger_bin.as_ref().filter(|b| !b.is_file()) {
+        bail!("--jaeger-bin {}: no such file", bin.display());
+    }
+    let start_jaeger = |otlp_grpc_port: Option<u16>| {
+        eprintln!("demo: starting Jaeger on :{} ...", o.jaeger_port);
+        match &o.jaeger_bin {
+            Some(bin) => Jaeger::start_binary(bin, Some(o.jaeger_port), otlp_grpc_port),
+            None => Jaeger::start_binary(
+                &testkit::tools::jaeger(),
+                Some(o.jaeger_port),
+                otlp_grpc_port,
+            ),
+        }
     };
+    // Where the collector sends traces for Jaeger: the running one's port, or one kept for it.
+    let (mut jaeger, jaeger_otlp_port) = match &jaeger_build {
+        None => (Some(start_jaeger(None)), None),
+        Some(_) => (None, Some(free_port())),
+    };
+    eprintln!("demo: starting moto (X-Ray, CloudWatch) ...");
     let aws = Moto::start();
 
     let mut app = tracedapp_api::load::from_yaml(&std::fs::read_to_string(EXAMPLE)?)
@@ -92,7 +126,10 @@ pub fn run(o: &Options, mut build: std::process::Child) -> Result<()> {
         .jaeger
         .as_mut()
         .context("the example exports to Jaeger")?;
-    j.endpoint = jaeger.otlp_grpc.clone();
+    j.endpoint = match (&jaeger, jaeger_otlp_port) {
+        (Some(jaeger), _) => jaeger.otlp_grpc.clone(),
+        (None, port) => format!("127.0.0.1:{}", port.unwrap_or_default()),
+    };
     j.tls.insecure = true;
     let xray = ex.xray.as_mut().context("the example exports to X-Ray")?;
     xray.endpoint = Some(aws.url.clone());
@@ -159,21 +196,41 @@ pub fn run(o: &Options, mut build: std::process::Child) -> Result<()> {
     );
 
     let app_url = format!("http://127.0.0.1:{}", o.app_port);
-    eprintln!("demo: sending traffic ...");
-    for path in [
-        "/",
-        "/health",
-        "/chain",
-        "/metrics-test",
-        "/chain",
-        "/no-such-page",
-        "/chain",
-    ] {
-        let status = reqwest::blocking::get(format!("{app_url}{path}"))
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0);
-        eprintln!("  GET {path} -> {status}");
+    send_traffic(&app_url);
+    let style = traceview::Style {
+        color: std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && std::env::var_os("NO_COLOR").is_none(),
+        ..traceview::Style::default()
+    };
+
+    if let Some(pending) = jaeger_build {
+        eprintln!(
+            "demo: Jaeger is still building; waiting for the first /chain trace in X-Ray (moto) ..."
+        );
+        let mut first = None;
+        wait_until("a /chain trace in X-Ray", Duration::from_secs(60), || {
+            first = aws.xray_traces(&region).into_iter().find(|t| {
+                let spans = traceview::xray::spans(t);
+                spans.len() >= 3 && spans.iter().any(|s| s.name == "GET /chain")
+            });
+            first.is_some()
+        });
+        let first = first.unwrap_or_default();
+        println!();
+        println!(
+            "Your first trace: /chain, through the collector into X-Ray (moto). Jaeger is still \
+             building; the same kind of trace from Jaeger follows when it is up."
+        );
+        let id = first["Id"].as_str().unwrap_or_default();
+        for line in traceview::draw(id, &traceview::xray::spans(&first), &style) {
+            println!("  {line}");
+        }
+        println!();
+        jobs::join(pending)?;
+        jaeger = Some(start_jaeger(jaeger_otlp_port));
+        send_traffic(&app_url);
     }
+    let jaeger = jaeger.context("Jaeger was started above")?;
     eprintln!(
         "demo: waiting for the /chain trace in Jaeger and X-Ray (the collector batches for up to 10 s) ..."
     );
@@ -233,11 +290,6 @@ pub fn run(o: &Options, mut build: std::process::Child) -> Result<()> {
     );
     println!("  collector config: {}", collector.config_file.display());
     println!("  AWS (moto):       {}   region {region}", aws.url);
-    let style = traceview::Style {
-        color: std::io::IsTerminal::is_terminal(&std::io::stdout())
-            && std::env::var_os("NO_COLOR").is_none(),
-        ..traceview::Style::default()
-    };
     println!();
     println!("The /chain trace, from Jaeger:");
     for line in traceview::draw(&trace_id, &traceview::jaeger::spans(&jaeger_trace), &style) {
@@ -266,6 +318,25 @@ pub fn run(o: &Options, mut build: std::process::Child) -> Result<()> {
     }
     eprintln!("\ndemo: stopping ...");
     Ok(())
+}
+
+/// A few requests to the front service: two chains, a 404, the metrics endpoint.
+fn send_traffic(app_url: &str) {
+    eprintln!("demo: sending traffic ...");
+    for path in [
+        "/",
+        "/health",
+        "/chain",
+        "/metrics-test",
+        "/chain",
+        "/no-such-page",
+        "/chain",
+    ] {
+        let status = reqwest::blocking::get(format!("{app_url}{path}"))
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        eprintln!("  GET {path} -> {status}");
+    }
 }
 
 /// One line per metric and dimension values in EMF records: the latest record's value (EMF

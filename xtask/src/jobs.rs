@@ -59,6 +59,44 @@ pub fn run_all(jobs: Vec<Job<'_>>) -> Result<()> {
     }
 }
 
+/// A job running in the background (see [`spawn`]).
+#[derive(Debug)]
+pub struct Background {
+    name: &'static str,
+    handle: std::thread::JoinHandle<Result<()>>,
+}
+
+impl Background {
+    /// Whether the job has ended (then [`join`] returns at once).
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
+
+/// Starts a job on a thread of its own and returns at once; [`join`] waits for it.
+pub fn spawn((name, work): Job<'static>) -> Background {
+    Background {
+        name,
+        handle: std::thread::spawn(work),
+    }
+}
+
+/// Waits for a background job, with the progress line meanwhile.
+pub fn join(job: Background) -> Result<()> {
+    let done = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        let ticker = s.spawn(|| progress(&done));
+        let result = job.handle.join();
+        done.store(true, Ordering::SeqCst);
+        let _ = ticker.join();
+        result
+    });
+    match result {
+        Ok(r) => r.with_context(|| job.name),
+        Err(_) => bail!("{}: the install panicked", job.name),
+    }
+}
+
 /// Marks `name` as being built (for the progress line) while `build` runs, with the commands
 /// it runs on this thread writing to `log` when the job runs beside others.
 pub fn building<T>(

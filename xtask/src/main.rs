@@ -60,18 +60,18 @@ fn main() -> Result<()> {
     std::env::set_current_dir(&root)?;
     match args.command {
         Cmd::Codegen { check } => codegen::codegen(check),
-        Cmd::Setup => setup::setup(setup::Scope::All),
+        Cmd::Setup => setup::setup(),
         Cmd::Demo(options) => {
             // The service compiles while the tools build: the cores are shared, the downloads
             // and links overlap.
             demo::check_ports(&options)?;
             let build = demo::build_service()?;
-            setup::setup(setup::Scope::Demo)?;
-            demo::run(&options, build)
+            let jaeger_build = setup::setup_demo(options.builds_jaeger())?;
+            demo::run(&options, build, jaeger_build)
         }
         Cmd::Cluster(command) => cluster::run(command),
         Cmd::Test { cargo_args } => {
-            setup::setup(setup::Scope::All)?;
+            setup::setup()?;
             let status = Command::new(env!("CARGO"))
                 .args(["test", "--workspace", "--locked"])
                 .args(&cargo_args)

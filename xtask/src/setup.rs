@@ -16,31 +16,20 @@ use testkit::tools::{self as t};
 
 use crate::jobs::{self, job, minutes, run};
 
-/// What to install: everything, or only what the demo runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Every tool the tests use, the one-node cluster's included.
-    All,
-    /// The collector, Jaeger and moto: what `cargo xtask demo` starts.
-    Demo,
-}
-
-/// Installs what `scope` needs (skipping what is cached) and says how long it took.
-pub fn setup(scope: Scope) -> Result<()> {
+/// Installs every tool the tests use (skipping what is cached) and says how long it took.
+pub fn setup() -> Result<()> {
     let tools = t::cache_dir();
     std::fs::create_dir_all(&tools)?;
     let started = Instant::now();
     let tools = tools.as_path();
     // Chains of installs that need nothing from each other, each on a thread of its own.
-    let mut chains = vec![
+    let chains = vec![
         job("moto", || install_moto(tools)),
         job("collector", || install_collector(tools)),
         job("jaeger", || {
-            cached(tools, "jaeger", t::JAEGER_VERSION, "4 min", build_jaeger).map(drop)
+            install_jaeger(tools, Priority::Normal).map(drop)
         }),
-    ];
-    if scope == Scope::All {
-        chains.push(job("kubernetes", || {
+        job("kubernetes", || {
             cached(
                 tools,
                 "kubernetes",
@@ -49,8 +38,8 @@ pub fn setup(scope: Scope) -> Result<()> {
                 build_kubernetes,
             )
             .map(drop)
-        }));
-        chains.push(job("etcd, CoreDNS, helm, small tools", || {
+        }),
+        job("etcd, CoreDNS, helm, small tools", || {
             cached(tools, "etcd", t::ETCD_VERSION, "40 s", build_etcd)?;
             cached(tools, "coredns", t::COREDNS_VERSION, "2 min", |dir| {
                 go_install(
@@ -71,15 +60,65 @@ pub fn setup(scope: Scope) -> Result<()> {
                 build_main(dir, "pause", &t::pause_source(), &[])
             })
             .map(drop)
-        }));
-    }
+        }),
+    ];
     jobs::run_all(chains)?;
-    if scope == Scope::All {
-        node_packages()?;
-    }
+    node_packages()?;
     eprintln!("setup: all tools ready ({:.0?})", started.elapsed());
     Ok(())
 }
+
+/// What `cargo xtask demo` runs: moto and the collector, installed before this returns, and
+/// Jaeger, unless `jaeger` is false (the demo was given a Jaeger binary).
+///
+/// Jaeger is the longest build (about 6 minutes of CPU, against 2.5 for the collector) and the
+/// demo needs it last: when it is not cached it builds in the background at low priority, so
+/// that the collector and the service get the cores first, and the demo draws its first trace
+/// from X-Ray meanwhile. The returned job is that build; [`jobs::join`] waits for it.
+pub fn setup_demo(jaeger: bool) -> Result<Option<jobs::Background>> {
+    let tools = t::cache_dir();
+    std::fs::create_dir_all(&tools)?;
+    let started = Instant::now();
+    let background = if !jaeger || is_cached(&tools, "jaeger", t::JAEGER_VERSION) {
+        None
+    } else {
+        let tools = tools.clone();
+        Some(jobs::spawn(job("jaeger", move || {
+            install_jaeger(&tools, Priority::Low).map(drop)
+        })))
+    };
+    let tools = tools.as_path();
+    jobs::run_all(vec![
+        job("moto", || install_moto(tools)),
+        job("collector", || install_collector(tools)),
+    ])?;
+    eprintln!(
+        "setup: moto and the collector ready ({}){}",
+        minutes(started.elapsed()),
+        if background.is_some() {
+            "; Jaeger goes on building in the background"
+        } else {
+            ""
+        }
+    );
+    Ok(background)
+}
+
+/// Whether a build shares the cores evenly, or takes what the others leave (`nice -n 19`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    Normal,
+    Low,
+}
+
+fn install_jaeger(tools: &Path, priority: Priority) -> Result<PathBuf> {
+    cached(tools, "jaeger", t::JAEGER_VERSION, JAEGER_USUALLY, |dir| {
+        build_jaeger(dir, priority)
+    })
+}
+
+/// Jaeger's cold build time on 2 cores when it has them to itself (3.1 min measured).
+const JAEGER_USUALLY: &str = "3 min";
 
 fn install_moto(tools: &Path) -> Result<()> {
     cached(tools, "moto", t::MOTO_VERSION, "30 s", |dir| {
@@ -160,6 +199,10 @@ pub fn helm() -> Result<PathBuf> {
     Ok(install_helm(&tools)?.join("bin/helm"))
 }
 
+fn is_cached(tools: &Path, name: &str, version: &str) -> bool {
+    tools.join(format!("{name}-{version}/.complete")).exists()
+}
+
 /// `<tools>/<name>-<version>`, installed by `install` unless a finished install is there.
 /// `usually` is the cold time on 2 cores, shown while it runs.
 fn cached(
@@ -171,7 +214,7 @@ fn cached(
 ) -> Result<PathBuf> {
     let dir = tools.join(format!("{name}-{version}"));
     let complete = dir.join(".complete");
-    if complete.exists() {
+    if is_cached(tools, name, version) {
         eprintln!("setup: {name} {version} cached");
         return Ok(dir);
     }
@@ -222,7 +265,20 @@ fn go_module(dir: &Path, name: &str) -> Result<PathBuf> {
 }
 
 fn go(src: &Path, args: &[&str]) -> Result<()> {
-    run(Command::new("go")
+    go_at(Priority::Normal, src, args)
+}
+
+/// `go <args>` in `src`, static, at `priority` (the compilers it starts inherit it).
+fn go_at(priority: Priority, src: &Path, args: &[&str]) -> Result<()> {
+    let mut cmd = match priority {
+        Priority::Normal => Command::new("go"),
+        Priority::Low => {
+            let mut nice = Command::new("nice");
+            nice.args(["-n", "19", "go"]);
+            nice
+        }
+    };
+    run(cmd
         .args(args)
         .current_dir(src)
         .env("CGO_ENABLED", "0")
@@ -277,7 +333,8 @@ fn build_etcd(dir: &Path) -> Result<()> {
 
 /// Jaeger v2 (all-in-one) from a wrapper module; Jaeger's go.mod replaces sarama, which a
 /// dependent module must repeat.
-fn build_jaeger(dir: &Path) -> Result<()> {
+fn build_jaeger(dir: &Path, priority: Priority) -> Result<()> {
+    let go = |src: &Path, args: &[&str]| go_at(priority, src, args);
     let src = go_module(dir, "jaeger")?;
     go(
         &src,
