@@ -121,7 +121,7 @@ fn install_jaeger(tools: &Path, priority: Priority) -> Result<PathBuf> {
 const JAEGER_USUALLY: &str = "3 min";
 
 fn install_moto(tools: &Path) -> Result<()> {
-    cached(tools, "moto", t::MOTO_VERSION, "30 s", |dir| {
+    cached(tools, "moto", t::MOTO_VERSION, "1 min", |dir| {
         run(Command::new("python3").args(["-m", "venv"]).arg(dir))?;
         // moto's X-Ray backend imports aws-xray-sdk; the legacy-SDK test sends with it too.
         run(Command::new(dir.join("bin/pip"))
@@ -143,7 +143,7 @@ fn install_collector(tools: &Path) -> Result<()> {
             ),
         )
     })?;
-    install_hashed(tools, &t::otelcol_dir_name(), "5 min", |dir| {
+    install_hashed(tools, &t::otelcol_dir_name(), "2 min", |dir| {
         run(Command::new(builder.join("bin/builder"))
             .arg(format!("--config={}", t::otelcol_manifest().display()))
             .arg(format!("--output-path={}", dir.display()))
