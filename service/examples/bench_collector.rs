@@ -41,6 +41,8 @@ async fn main() {
     let jaeger_export = app.spec.exporters.jaeger.as_mut().expect("Jaeger export");
     jaeger_export.endpoint = jaeger.as_ref().unwrap().otlp_grpc.clone();
     jaeger_export.tls.insecure = true;
+    // Traces to Jaeger only: the example's X-Ray exporter would call AWS.
+    app.spec.exporters.xray = None;
     // `MEMORY_LIMIT_MIB=256`: try another memory_limiter limit (spike: a quarter of it).
     if let Some(mib) = std::env::var("MEMORY_LIMIT_MIB")
         .ok()

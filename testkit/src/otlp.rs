@@ -56,8 +56,15 @@ impl Server {
         let service = Grpc(handler);
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(service.clone()))
-                .add_service(MetricsServiceServer::new(service))
+                // Collectors compress their exports (gzip by default); SDKs usually do not.
+                .add_service(
+                    TraceServiceServer::new(service.clone())
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .add_service(
+                    MetricsServiceServer::new(service)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(listener),
                     async {
