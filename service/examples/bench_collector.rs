@@ -1,5 +1,6 @@
 //! Sizing the collector sidecar: the real collector running the configuration TracedApp renders
-//! by default (OTLP receivers, `memory_limiter`, `batch`, traces to a real Jaeger), fed OTLP/gRPC
+//! by default (OTLP receivers, `memory_limiter`, `batch`, traces to a real Jaeger and to X-Ray,
+//! moto standing in for AWS), fed OTLP/gRPC
 //! span batches at fixed rates. Prints, per phase: spans offered and refused, the collector's
 //! CPU (cores) and peak resident memory.
 //!
@@ -19,6 +20,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
 use testkit::collector::{Collector, Options};
 use testkit::jaeger::Jaeger;
+use testkit::moto::{self, Moto};
 use testkit::process::{cpu_seconds, memory_mib};
 
 /// Spans per request: what the service's batch exporter sends under load is larger (512), but
@@ -41,8 +43,10 @@ async fn main() {
     let jaeger_export = app.spec.exporters.jaeger.as_mut().expect("Jaeger export");
     jaeger_export.endpoint = jaeger.as_ref().unwrap().otlp_grpc.clone();
     jaeger_export.tls.insecure = true;
-    // Traces to Jaeger only: the example's X-Ray exporter would call AWS.
-    app.spec.exporters.xray = None;
+    // X-Ray: moto on 127.0.0.1 stands in for AWS.
+    let aws = Moto::start();
+    let xray = app.spec.exporters.xray.as_mut().expect("X-Ray export");
+    xray.endpoint = Some(aws.url.clone());
     // `MEMORY_LIMIT_MIB=256`: try another memory_limiter limit (spike: a quarter of it).
     if let Some(mib) = std::env::var("MEMORY_LIMIT_MIB")
         .ok()
@@ -57,10 +61,14 @@ async fn main() {
         &Options {
             flags: tracedapp_api::collector::command_flags(spec),
             // As the Deployment sets it (see operator/src/manifests/deployment.rs).
-            env: vec![(
-                "GOMEMLIMIT".into(),
-                format!("{}MiB", spec.collector.memory_limit_mib * 4 / 5),
-            )],
+            env: moto::CREDENTIALS
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .chain([(
+                    "GOMEMLIMIT".into(),
+                    format!("{}MiB", spec.collector.memory_limit_mib * 4 / 5),
+                )])
+                .collect(),
             ..Default::default()
         },
     );
@@ -90,6 +98,12 @@ async fn main() {
     drop(jaeger.take());
     let r = run(&mut client, pid, None, Duration::from_secs(seconds * 2)).await;
     r.print("burst, Jaeger down");
+    let log = collector.log();
+    let xray_errors = log
+        .lines()
+        .filter(|l| l.contains("\terror\t") && l.contains("awsxray"))
+        .count();
+    println!("collector log: {xray_errors} error lines from the X-Ray exporter");
 }
 
 struct Phase {
@@ -183,7 +197,14 @@ fn batch(n: u64) -> ExportTraceServiceRequest {
         .map(|i| {
             let id = n * SPANS_PER_REQUEST as u64 + i + 1;
             Span {
-                trace_id: [id.to_be_bytes(), 1u64.to_be_bytes()].concat(),
+                // X-Ray's shape: the first 4 bytes are the epoch second (its exporter drops
+                // spans whose trace id does not start with a recent time).
+                trace_id: [
+                    &((now / 1_000_000_000) as u32).to_be_bytes()[..],
+                    &id.to_be_bytes(),
+                    &1u32.to_be_bytes(),
+                ]
+                .concat(),
                 span_id: id.to_be_bytes().to_vec(),
                 name: "GET /chain".into(),
                 kind: span::SpanKind::Server as i32,
