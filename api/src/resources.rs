@@ -39,6 +39,23 @@ pub fn collector_memory_limit_mib(memory_limit_mib: u32) -> u32 {
     memory_limit_mib + memory_limit_mib / 4
 }
 
+/// Memory a queued span takes in the collector, as this module budgets it (OTLP spans shaped
+/// like traced-service's, with their attributes, in the collector's in-memory form).
+const QUEUED_SPAN_BYTES: u64 = 1024;
+
+/// The OTLP exporter's sending queue, in batches: about a third of the `memory_limiter`'s
+/// limit at [`QUEUED_SPAN_BYTES`] a span, with batches of `batch_spans` (at least one batch).
+///
+/// The collector's own default (1,000 batches, up to 512,000 spans) can hold more than the
+/// container's memory: with the destination down and a burst arriving faster than the limiter
+/// checks (every second), a pod at the default limits was OOM-killed (BENCHMARKS.md). A queue
+/// this size fills first, and the exporter then refuses, which the sender counts.
+pub fn exporter_queue_batches(memory_limit_mib: u32, batch_spans: u32) -> u32 {
+    let budget = u64::from(memory_limit_mib) * 1024 * 1024 / 3;
+    let batch = u64::from(batch_spans.max(1)) * QUEUED_SPAN_BYTES;
+    u32::try_from(budget / batch).unwrap_or(u32::MAX).max(1)
+}
+
 /// The same in bytes, as a CEL expression over the collector spec (`self`). Numbers rather
 /// than a built quantity string: the API server's cost estimate of a string built at run time
 /// is unbounded, and it refused the rule.
@@ -100,6 +117,16 @@ mod tests {
     fn the_collector_limit_leaves_a_quarter_above_the_limiter() {
         assert_eq!(collector_memory_limit_mib(400), 500);
         assert_eq!(collector_memory_limit_mib(100), 125);
+    }
+
+    #[test]
+    fn the_exporter_queue_holds_about_a_third_of_the_limiter() {
+        // Defaults: 256 MiB, batches of 512 → 170 batches, 87,040 spans, 85 MiB at 1 KiB.
+        assert_eq!(exporter_queue_batches(256, 512), 170);
+        let held = u64::from(exporter_queue_batches(1024, 8192)) * 8192 * QUEUED_SPAN_BYTES;
+        assert!(held <= 1024 * 1024 * 1024 / 3, "{held}");
+        // A limiter too small for one batch still gets a queue of one.
+        assert_eq!(exporter_queue_batches(1, 100_000), 1);
     }
 
     #[test]

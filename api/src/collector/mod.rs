@@ -241,7 +241,18 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
             tls.insert("ca_file".into(), ca.clone().into());
         }
         let name = format!("{kind}/jaeger");
-        exporters.insert(name.clone(), json!({"endpoint": j.endpoint, "tls": tls}));
+        // Batches reach the exporter at most `send_batch_max_size` spans each (0: no limit,
+        // then about `send_batch_size`).
+        let batch_spans = match col.batch.send_batch_max_size {
+            0 => col.batch.send_batch_size,
+            max => max,
+        };
+        let queue_size =
+            crate::resources::exporter_queue_batches(col.memory_limit_mib, batch_spans);
+        exporters.insert(
+            name.clone(),
+            json!({"endpoint": j.endpoint, "tls": tls, "sending_queue": {"queue_size": queue_size}}),
+        );
         trace_exporters.push(name);
     }
     if let Some(x) = spec.exporters.xray.as_ref().filter(|x| x.enabled) {

@@ -51,18 +51,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// node's components and of each pod.
 pub fn apply_to_ready(rig: &Rig, apps: usize) -> Result<f64, Failed> {
     ensure_system(rig)?;
-    let image = rig
-        .json(&[
-            "get",
-            "deploy",
-            "-n",
-            "tracedapp-system",
-            "tracedapp-operator",
-        ])
-        .pointer("/spec/template/spec/containers/0/image")
-        .and_then(|v| v.as_str())
-        .map(|s| s.replace("tracedapp/operator", "tracedapp/traced-service"))
-        .ok_or("the operator's image")?;
+    let image = service_image(rig)?;
     rig.kubectl_ok(&["create", "namespace", NS]);
     let mut times = Vec::new();
     for i in 0..apps {
@@ -133,9 +122,25 @@ pub fn apply_to_ready(rig: &Rig, apps: usize) -> Result<f64, Failed> {
     Ok(median(times))
 }
 
+/// traced-service's image, imported beside the operator's (same registry and tag).
+pub(crate) fn service_image(rig: &Rig) -> Result<String, Failed> {
+    Ok(rig
+        .json(&[
+            "get",
+            "deploy",
+            "-n",
+            "tracedapp-system",
+            "tracedapp-operator",
+        ])
+        .pointer("/spec/template/spec/containers/0/image")
+        .and_then(|v| v.as_str())
+        .map(|s| s.replace("tracedapp/operator", "tracedapp/traced-service"))
+        .ok_or("the operator's image")?)
+}
+
 /// The operator (the chart with its defaults) and Jaeger, as the walk-through installs them,
-/// when the benchmark runs on its own (`--bench` runs no test).
-fn ensure_system(rig: &Rig) -> Result<(), Failed> {
+/// when the benchmark (or a scenario run on its own) finds them missing.
+pub(crate) fn ensure_system(rig: &Rig) -> Result<(), Failed> {
     let installed = rig
         .helm(&[
             "status",

@@ -8,6 +8,7 @@
 //! checked, after the last one: `cargo test -p tracedapp-operator --test node`.
 
 mod bench;
+mod burst;
 mod cluster;
 mod export;
 mod scenarios;

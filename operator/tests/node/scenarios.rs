@@ -34,6 +34,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         crate::export::export_health,
     ),
     (
+        "collector_burst_at_default_limits_is_refused_not_oom_killed",
+        crate::burst::burst_at_default_limits,
+    ),
+    (
         "deleting_the_tracedapp_removes_its_pods_and_children",
         deletion,
     ),
