@@ -226,7 +226,10 @@ pub fn run(
             println!("  {line}");
         }
         println!();
-        jobs::join(pending)?;
+        if !jobs::join_unless(pending, &stop)? {
+            eprintln!("\ndemo: stopping ...");
+            return Ok(());
+        }
         jaeger = Some(start_jaeger(jaeger_otlp_port));
         send_traffic(&app_url);
     }

@@ -83,16 +83,28 @@ pub fn spawn((name, work): Job<'static>) -> Background {
 
 /// Waits for a background job, with the progress line meanwhile.
 pub fn join(job: Background) -> Result<()> {
+    join_unless(job, &AtomicBool::new(false)).map(drop)
+}
+
+/// [`join`], unless `stop` is set first (Ctrl-C): then returns `Ok(false)` at once and leaves
+/// the job to end with the process.
+pub fn join_unless(job: Background, stop: &AtomicBool) -> Result<bool> {
     let done = AtomicBool::new(false);
-    let result = std::thread::scope(|s| {
+    let finished = std::thread::scope(|s| {
         let ticker = s.spawn(|| progress(&done));
-        let result = job.handle.join();
+        while !job.handle.is_finished() && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         done.store(true, Ordering::SeqCst);
         let _ = ticker.join();
-        result
+        job.handle.is_finished()
     });
-    match result {
-        Ok(r) => r.with_context(|| job.name),
+    // Ctrl-C reaches the job's commands too: a job that failed because of it is no failure.
+    if !finished || stop.load(Ordering::SeqCst) {
+        return Ok(false);
+    }
+    match job.handle.join() {
+        Ok(r) => r.with_context(|| job.name).map(|()| true),
         Err(_) => bail!("{}: the install panicked", job.name),
     }
 }
