@@ -39,6 +39,13 @@ pub fn collector_memory_limit_mib(memory_limit_mib: u32) -> u32 {
     memory_limit_mib + memory_limit_mib / 4
 }
 
+/// The collector's `GOMEMLIMIT` in MiB: the Go runtime's soft limit, below the
+/// `memory_limiter`'s limit (0.8 of it), so that the garbage collector works harder before
+/// the limiter has to refuse.
+pub fn collector_gomemlimit_mib(memory_limit_mib: u32) -> u32 {
+    memory_limit_mib * 4 / 5
+}
+
 /// Memory a queued span takes in the collector, as this module budgets it (OTLP spans shaped
 /// like traced-service's, with their attributes, in the collector's in-memory form).
 const QUEUED_SPAN_BYTES: u64 = 1024;

@@ -22,6 +22,7 @@ use testkit::collector::{Collector, Options};
 use testkit::jaeger::Jaeger;
 use testkit::moto::{self, Moto};
 use testkit::process::{cpu_seconds, memory_mib};
+use tracedapp_api::resources;
 
 /// Spans per request: what the service's batch exporter sends under load is larger (512), but
 /// smaller requests give the rate control a finer grain.
@@ -56,6 +57,7 @@ async fn main() {
         app.spec.collector.spike_limit_mib = mib / 4;
     }
     let spec = &app.spec;
+    let limiter = spec.collector.memory_limit_mib;
     let collector = Collector::start_with(
         &tracedapp_api::collector::render(spec).to_yaml(),
         &Options {
@@ -66,7 +68,7 @@ async fn main() {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .chain([(
                     "GOMEMLIMIT".into(),
-                    format!("{}MiB", spec.collector.memory_limit_mib * 4 / 5),
+                    format!("{}MiB", resources::collector_gomemlimit_mib(limiter)),
                 )])
                 .collect(),
             ..Default::default()
@@ -75,10 +77,10 @@ async fn main() {
     let pid = collector.pid();
     println!(
         "collector defaults: memory_limiter {} MiB (spike {} MiB), container limit {} MiB, GOMEMLIMIT {} MiB",
-        spec.collector.memory_limit_mib,
+        limiter,
         spec.collector.spike_limit_mib,
-        tracedapp_api::resources::collector_memory_limit_mib(spec.collector.memory_limit_mib),
-        spec.collector.memory_limit_mib * 4 / 5
+        resources::collector_memory_limit_mib(limiter),
+        resources::collector_gomemlimit_mib(limiter)
     );
     let mut client = TraceServiceClient::connect(collector.otlp_grpc_url.clone())
         .await

@@ -82,7 +82,12 @@ async fn main() {
                 flags: tracedapp_api::collector::command_flags(spec),
                 env: vec![(
                     "GOMEMLIMIT".into(),
-                    format!("{}MiB", spec.collector.memory_limit_mib * 4 / 5),
+                    format!(
+                        "{}MiB",
+                        tracedapp_api::resources::collector_gomemlimit_mib(
+                            spec.collector.memory_limit_mib
+                        )
+                    ),
                 )],
                 ..Default::default()
             },

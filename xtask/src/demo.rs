@@ -100,22 +100,16 @@ pub fn run(
     if let Some(bin) = o.jaeger_bin.as_ref().filter(|b| !b.is_file()) {
         bail!("--jaeger-bin {}: no such file", bin.display());
     }
-    let start_jaeger = |otlp_grpc_port: Option<u16>| {
+    // Jaeger's OTLP/gRPC port, chosen now: the collector exports there from its start, whether
+    // Jaeger starts now or once its build is done.
+    let jaeger_otlp_port = free_port();
+    let start_jaeger = || {
         eprintln!("demo: starting Jaeger on :{} ...", o.jaeger_port);
-        match &o.jaeger_bin {
-            Some(bin) => Jaeger::start_binary(bin, Some(o.jaeger_port), otlp_grpc_port),
-            None => Jaeger::start_binary(
-                &testkit::tools::jaeger(),
-                Some(o.jaeger_port),
-                otlp_grpc_port,
-            ),
-        }
+        // Looked up only now: the one built here may have just been finished.
+        let bin = o.jaeger_bin.clone().unwrap_or_else(testkit::tools::jaeger);
+        Jaeger::start_binary(&bin, Some(o.jaeger_port), Some(jaeger_otlp_port))
     };
-    // Where the collector sends traces for Jaeger: the running one's port, or one kept for it.
-    let (mut jaeger, jaeger_otlp_port) = match &jaeger_build {
-        None => (Some(start_jaeger(None)), None),
-        Some(_) => (None, Some(free_port())),
-    };
+    let mut jaeger = jaeger_build.is_none().then(start_jaeger);
     eprintln!("demo: starting moto (X-Ray, CloudWatch) ...");
     let aws = Moto::start();
 
@@ -126,10 +120,7 @@ pub fn run(
         .jaeger
         .as_mut()
         .context("the example exports to Jaeger")?;
-    j.endpoint = match (&jaeger, jaeger_otlp_port) {
-        (Some(jaeger), _) => jaeger.otlp_grpc.clone(),
-        (None, port) => format!("127.0.0.1:{}", port.unwrap_or_default()),
-    };
+    j.endpoint = format!("127.0.0.1:{jaeger_otlp_port}");
     j.tls.insecure = true;
     let xray = ex.xray.as_mut().context("the example exports to X-Ray")?;
     xray.endpoint = Some(aws.url.clone());
@@ -230,7 +221,7 @@ pub fn run(
             eprintln!("\ndemo: stopping ...");
             return Ok(());
         }
-        jaeger = Some(start_jaeger(jaeger_otlp_port));
+        jaeger = Some(start_jaeger());
         send_traffic(&app_url);
     }
     let jaeger = jaeger.context("Jaeger was started above")?;

@@ -167,7 +167,10 @@ fn collector_container(app: &TracedApp) -> Container {
     let mut env = vec![
         env_value(
             "GOMEMLIMIT",
-            &format!("{}MiB", spec.collector.memory_limit_mib * 4 / 5),
+            &format!(
+                "{}MiB",
+                resources::collector_gomemlimit_mib(spec.collector.memory_limit_mib)
+            ),
         ),
         field_env(POD_IP_ENV, "status.podIP"),
     ];

@@ -167,24 +167,24 @@ fn burst(rig: &Rig, image: &str) -> Result<(), Failed> {
     // The collector's own peak (its cgroup's figure above counts the page cache too).
     let process_peak = testkit::process::memory_mib(pid, "VmHWM");
     let status = rig.json(&["get", "pod", "-n", NS, &pod])["status"].clone();
-    let restarts: Vec<(String, u64)> = ["initContainerStatuses", "containerStatuses"]
+    let containers: Vec<&Value> = ["initContainerStatuses", "containerStatuses"]
         .iter()
         .filter_map(|k| status[*k].as_array())
         .flatten()
+        .collect();
+    let restarts: Vec<(&str, u64)> = containers
+        .iter()
         .map(|s| {
             (
-                s["name"].as_str().unwrap_or("?").to_owned(),
+                s["name"].as_str().unwrap_or("?"),
                 s["restartCount"].as_u64().unwrap_or(0),
             )
         })
         .collect();
     // A restarted container's cgroup is gone with its count: the pod says why it ended.
-    let ended: Vec<String> = ["initContainerStatuses", "containerStatuses"]
+    let ended: Vec<&str> = containers
         .iter()
-        .filter_map(|k| status[*k].as_array())
-        .flatten()
         .filter_map(|s| s.pointer("/lastState/terminated/reason")?.as_str())
-        .map(str::to_owned)
         .collect();
     let offered = n("accepted_spans") + n("refused_spans");
     eprintln!(
@@ -203,7 +203,7 @@ fn burst(rig: &Rig, image: &str) -> Result<(), Failed> {
         n("app_failed"),
     );
     assert!(
-        oom_kills == 0 && !ended.iter().any(|r| r == "OOMKilled"),
+        oom_kills == 0 && !ended.contains(&"OOMKilled"),
         "the kernel OOM-killed the collector ({ended:?})"
     );
     assert!(
