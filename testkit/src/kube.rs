@@ -194,6 +194,14 @@ impl ControlPlane {
     }
 
     /// A scratch directory that lives as long as the control plane.
+    /// CPU seconds used so far by kube-apiserver and by etcd, for benchmarks.
+    pub fn cpu_seconds(&self) -> (f64, f64) {
+        (
+            crate::process::cpu_seconds(self.apiserver.pid()),
+            crate::process::cpu_seconds(self._etcd.pid()),
+        )
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -6,6 +6,9 @@
 //! Expected flow: the object has had its schema defaults applied; [`check`] walks the schema
 //! and the object together and returns every violation with its field path.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use regex::Regex;
 use serde_json::Value;
 
@@ -104,6 +107,20 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>)
     }
 }
 
+/// `pattern` compiled once per process: compiling is most of a validation's cost (seen in the
+/// operator's profile: every pass validates its TracedApp), and the schema's patterns are few.
+fn compiled(pattern: &str) -> Result<Regex, regex::Error> {
+    static CACHE: LazyLock<Mutex<HashMap<String, Regex>>> = LazyLock::new(Default::default);
+    if let Some(re) = CACHE.lock().ok().and_then(|c| c.get(pattern).cloned()) {
+        return Ok(re);
+    }
+    let re = Regex::new(pattern)?;
+    if let Ok(mut cache) = CACHE.lock() {
+        cache.insert(pattern.to_owned(), re.clone());
+    }
+    Ok(re)
+}
+
 fn string(schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError>) {
     let chars = s.chars().count() as u64;
     if let Some(min) = schema["minLength"].as_u64()
@@ -126,7 +143,7 @@ fn string(schema: &Value, s: &str, path: &str, errors: &mut Vec<FieldError>) {
         );
     }
     if let Some(pattern) = schema["pattern"].as_str() {
-        match Regex::new(pattern) {
+        match compiled(pattern) {
             Ok(re) if re.is_match(s) => {}
             Ok(_) => {
                 let meaning = crate::spec::PATTERN_MEANINGS

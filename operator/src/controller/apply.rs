@@ -42,16 +42,18 @@ impl Context {
         children: &Children,
     ) -> Result<Option<String>, Error> {
         let c = &self.client;
-        let conflicts: Vec<String> = [
-            ownership::foreign(c, &self.config_maps, ns, &children.config_map).await?,
-            ownership::foreign(c, &self.accounts, ns, &children.service_account).await?,
-            ownership::foreign(c, &self.deployments, ns, &children.deployment).await?,
-            ownership::foreign(c, &self.services, ns, &children.service).await?,
-            ownership::foreign(c, &self.network_policies, ns, &children.network_policy).await?,
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        // At once: for a new app each is a read the API server answers in parallel.
+        let (config_map, account, deployment, service, policy) = futures::try_join!(
+            ownership::foreign(c, &self.config_maps, ns, &children.config_map),
+            ownership::foreign(c, &self.accounts, ns, &children.service_account),
+            ownership::foreign(c, &self.deployments, ns, &children.deployment),
+            ownership::foreign(c, &self.services, ns, &children.service),
+            ownership::foreign(c, &self.network_policies, ns, &children.network_policy),
+        )?;
+        let conflicts: Vec<String> = [config_map, account, deployment, service, policy]
+            .into_iter()
+            .flatten()
+            .collect();
         Ok((!conflicts.is_empty()).then(|| conflicts.join("; ")))
     }
 
