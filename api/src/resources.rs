@@ -46,6 +46,11 @@ pub fn collector_gomemlimit_mib(memory_limit_mib: u32) -> u32 {
     memory_limit_mib * 4 / 5
 }
 
+/// The collector's `GOMEMLIMIT` environment value, e.g. `204MiB`.
+pub fn collector_gomemlimit(memory_limit_mib: u32) -> String {
+    format!("{}MiB", collector_gomemlimit_mib(memory_limit_mib))
+}
+
 /// Memory a queued span takes in the collector, as this module budgets it (OTLP spans shaped
 /// like traced-service's, with their attributes, in the collector's in-memory form).
 const QUEUED_SPAN_BYTES: u64 = 1024;

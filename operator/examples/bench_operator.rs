@@ -50,9 +50,8 @@ async fn main() {
     let export = std::env::var("EXPORT_HEALTH").as_deref() != Ok("off");
     // A real collector serving its own metrics where every bench pod says it is.
     let _collector = export.then(|| {
-        let config = tracedapp_api::collector::render(&bench_app(0).spec).to_yaml();
-        testkit::collector::Collector::start_with(
-            &config,
+        testkit::collector::Collector::start_for(
+            &bench_app(0).spec,
             &testkit::collector::Options {
                 flags: vec!["--config=yaml:service::telemetry::metrics::level: normal".into()],
                 ..Default::default()

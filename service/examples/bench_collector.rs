@@ -58,19 +58,10 @@ async fn main() {
     }
     let spec = &app.spec;
     let limiter = spec.collector.memory_limit_mib;
-    let collector = Collector::start_with(
-        &tracedapp_api::collector::render(spec).to_yaml(),
+    let collector = Collector::start_for(
+        spec,
         &Options {
-            flags: tracedapp_api::collector::command_flags(spec),
-            // As the Deployment sets it (see operator/src/manifests/deployment.rs).
-            env: moto::CREDENTIALS
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .chain([(
-                    "GOMEMLIMIT".into(),
-                    format!("{}MiB", resources::collector_gomemlimit_mib(limiter)),
-                )])
-                .collect(),
+            env: moto::credentials(),
             ..Default::default()
         },
     );

@@ -75,23 +75,7 @@ async fn main() {
         export.tls.insecure = true;
         // Traces to Jaeger only: the example's X-Ray exporter would call AWS.
         app.spec.exporters.xray = None;
-        let spec = &app.spec;
-        let collector = Collector::start_with(
-            &tracedapp_api::collector::render(spec).to_yaml(),
-            &Options {
-                flags: tracedapp_api::collector::command_flags(spec),
-                env: vec![(
-                    "GOMEMLIMIT".into(),
-                    format!(
-                        "{}MiB",
-                        tracedapp_api::resources::collector_gomemlimit_mib(
-                            spec.collector.memory_limit_mib
-                        )
-                    ),
-                )],
-                ..Default::default()
-            },
-        );
+        let collector = Collector::start_for(&app.spec, &Options::default());
 
         let dir = TempDir::new("stall");
         let port = free_port();

@@ -39,13 +39,6 @@ fn example(jaeger: &Jaeger, moto: &Moto) -> TracedApp {
     app
 }
 
-fn aws_env() -> Vec<(String, String)> {
-    moto::CREDENTIALS
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
-}
-
 /// Every segment and subsegment of an X-Ray trace, flattened: (document, parent segment id).
 fn segments(trace: &Value) -> Vec<Value> {
     fn walk(doc: &Value, out: &mut Vec<Value>) {
@@ -80,13 +73,11 @@ fn traces_reach_jaeger_and_xray_and_metrics_reach_cloudwatch() {
     let moto = Moto::start();
     let jaeger = Jaeger::start();
     let app = example(&jaeger, &moto);
-    let config = tracedapp_api::collector::render(&app.spec).to_yaml();
-    let collector = Collector::start_with(
-        &config,
+    let collector = Collector::start_for(
+        &app.spec,
         &Options {
-            flags: tracedapp_api::collector::command_flags(&app.spec),
-            env: aws_env(),
-            prometheus_port: None,
+            env: moto::credentials(),
+            ..Default::default()
         },
     );
     let service = app.spec.service_name.clone().unwrap();
@@ -271,13 +262,11 @@ fn legacy_xray_sdk_segments_reach_xray_and_jaeger() {
     let moto = Moto::start();
     let jaeger = Jaeger::start();
     let app = example(&jaeger, &moto);
-    let config = tracedapp_api::collector::render(&app.spec).to_yaml();
-    let collector = Collector::start_with(
-        &config,
+    let collector = Collector::start_for(
+        &app.spec,
         &Options {
-            flags: tracedapp_api::collector::command_flags(&app.spec),
-            env: aws_env(),
-            prometheus_port: None,
+            env: moto::credentials(),
+            ..Default::default()
         },
     );
     let daemon = collector

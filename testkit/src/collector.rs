@@ -52,6 +52,27 @@ impl Collector {
         )
     }
 
+    /// Runs the collector as a TracedApp's pod runs it: the config rendered from `spec`, the
+    /// flags it needs (`command_flags`) and `GOMEMLIMIT` as the Deployment sets it; `options`
+    /// adds flags and environment (e.g. moto's [`crate::moto::credentials`]).
+    pub fn start_for(spec: &tracedapp_api::spec::TracedAppSpec, options: &Options) -> Self {
+        let mut flags = tracedapp_api::collector::command_flags(spec);
+        flags.extend(options.flags.iter().cloned());
+        let mut env = vec![(
+            "GOMEMLIMIT".to_owned(),
+            tracedapp_api::resources::collector_gomemlimit(spec.collector.memory_limit_mib),
+        )];
+        env.extend(options.env.iter().cloned());
+        Self::start_with(
+            &tracedapp_api::collector::render(spec).to_yaml(),
+            &Options {
+                flags,
+                env,
+                prometheus_port: options.prometheus_port,
+            },
+        )
+    }
+
     /// As [`Collector::start`], with `options`.
     pub fn start_with(config: &str, options: &Options) -> Self {
         let dir = TempDir::new("otelcol");
@@ -119,12 +140,12 @@ impl Collector {
         self.process.log()
     }
 
-    /// Stops the collector (what SIGTERM does in a pod, without waiting); drops its state.
     /// The collector's process id (for its memory and CPU in benchmarks).
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }
 
+    /// Stops the collector (what SIGTERM does in a pod, without waiting); drops its state.
     pub fn stop(&mut self) {
         self.process.stop();
     }

@@ -19,6 +19,14 @@ pub const CREDENTIALS: [(&str, &str); 2] = [
     ("AWS_SECRET_ACCESS_KEY", "testing"),
 ];
 
+/// [`CREDENTIALS`] as environment variables for a process.
+pub fn credentials() -> Vec<(String, String)> {
+    CREDENTIALS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// A running moto server; stopped when dropped.
 #[derive(Debug)]
 pub struct Moto {

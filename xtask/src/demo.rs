@@ -131,17 +131,13 @@ pub fn run(
         .context("the example exports to CloudWatch")?;
     cw.endpoint = Some(aws.url.clone());
     let (namespace, log_group) = (cw.namespace.clone(), cw.log_group.clone());
-    let config = tracedapp_api::collector::render(&app.spec).to_yaml();
     eprintln!("demo: starting the collector with the config rendered from {EXAMPLE} ...");
-    let collector = Collector::start_with(
-        &config,
+    let collector = Collector::start_for(
+        &app.spec,
         &CollectorOptions {
-            flags: tracedapp_api::collector::command_flags(&app.spec),
-            env: moto::CREDENTIALS
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            env: moto::credentials(),
             prometheus_port: Some(o.prometheus_port),
+            ..Default::default()
         },
     );
 

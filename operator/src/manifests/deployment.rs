@@ -167,10 +167,7 @@ fn collector_container(app: &TracedApp) -> Container {
     let mut env = vec![
         env_value(
             "GOMEMLIMIT",
-            &format!(
-                "{}MiB",
-                resources::collector_gomemlimit_mib(spec.collector.memory_limit_mib)
-            ),
+            &resources::collector_gomemlimit(spec.collector.memory_limit_mib),
         ),
         field_env(POD_IP_ENV, "status.podIP"),
     ];
