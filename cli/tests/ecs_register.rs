@@ -57,6 +57,20 @@ fn stdout(o: &Output) -> String {
 
 /// Register; the same spec again registers nothing; a changed spec registers a new revision;
 /// describe shows both containers and the collector's config variable.
+/// An ECS client of moto in `region`, with the credentials moto accepts.
+async fn ecs_client(moto: &Moto, region: &str) -> aws_sdk_ecs::Client {
+    let [(_, key_id), (_, secret)] = testkit::moto::CREDENTIALS;
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .endpoint_url(&moto.url)
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
+            key_id, secret, None, None, "moto",
+        ))
+        .load()
+        .await;
+    aws_sdk_ecs::Client::new(&config)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_is_idempotent_against_moto() {
     let moto = Moto::start();
@@ -94,15 +108,7 @@ async fn register_is_idempotent_against_moto() {
         "{changed}"
     );
 
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&moto.url)
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_ecs::Client::new(&config);
+    let client = ecs_client(&moto, "us-east-1").await;
     let (td, arn, revision) = describe_latest(&client, "shop-task")
         .await
         .unwrap()
@@ -218,15 +224,7 @@ async fn the_region_flag_sets_the_tasks_region_and_its_logs() {
         out.starts_with("registered arn:aws:ecs:eu-west-1:"),
         "{out}"
     );
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .endpoint_url(&moto.url)
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            "testing", "testing", None, None, "test",
-        ))
-        .load()
-        .await;
-    let client = aws_sdk_ecs::Client::new(&config);
+    let client = ecs_client(&moto, "eu-west-1").await;
     let (td, _, _) = describe_latest(&client, "shop-task")
         .await
         .unwrap()

@@ -163,13 +163,6 @@ pub(crate) fn ensure_system(rig: &Rig) -> Result<(), Failed> {
         ]);
     }
     rig.kubectl_ok(&["apply", "-f", "manifests/jaeger.yaml"]);
-    rig.kubectl_ok(&[
-        "rollout",
-        "status",
-        "-n",
-        "observability",
-        "deploy/jaeger",
-        "--timeout=120s",
-    ]);
+    rig.wait_jaeger_rolled_out();
     Ok(())
 }

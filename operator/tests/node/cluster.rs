@@ -172,6 +172,38 @@ impl Rig {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `helm upgrade` of the operator's release (installed by the README's walk-through), its
+    /// values kept and `values` (`key=value`) set on top; waits for the rollout when `wait`.
+    pub fn set_operator_values(&self, values: &[&str], wait: bool) -> String {
+        let mut args = vec![
+            "upgrade",
+            "tracedapp-operator",
+            "charts/tracedapp-operator",
+            "--namespace",
+            crate::scenarios::OPERATOR_NS,
+            "--reuse-values",
+        ];
+        for v in values {
+            args.extend(["--set", v]);
+        }
+        if wait {
+            args.push("--wait");
+        }
+        self.helm_ok(&args)
+    }
+
+    /// Waits until the in-cluster Jaeger (`manifests/jaeger.yaml`) has rolled out.
+    pub fn wait_jaeger_rolled_out(&self) {
+        self.kubectl_ok(&[
+            "rollout",
+            "status",
+            "-n",
+            "observability",
+            "deploy/jaeger",
+            "--timeout=120s",
+        ]);
+    }
+
     /// Names of the pods in `ns` matching `selector`.
     pub fn pods(&self, ns: &str, selector: &str) -> Vec<String> {
         self.kubectl_ok(&["get", "pods", "-n", ns, "-l", selector, "-o=name"])

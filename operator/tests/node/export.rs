@@ -7,7 +7,7 @@ use std::time::Duration;
 use libtest_mimic::Failed;
 
 use crate::cluster::{Rig, wait};
-use crate::scenarios::{APP, DEMO, Load, OPERATOR_NS, cluster_ip, events};
+use crate::scenarios::{APP, DEMO, Load, cluster_ip, events};
 
 /// Seconds between rounds, the window, and the stall time the scenario runs the operator with
 /// (the chart's defaults are 30, 300 and 120: minutes for a test).
@@ -16,21 +16,14 @@ const WINDOW: &str = "20";
 const STALL: &str = "8";
 
 pub fn export_health(rig: &Rig) -> Result<(), Failed> {
-    rig.helm_ok(&[
-        "upgrade",
-        "tracedapp-operator",
-        "charts/tracedapp-operator",
-        "--namespace",
-        OPERATOR_NS,
-        "--reuse-values",
-        "--set",
-        &format!("exportHealth.intervalSeconds={INTERVAL}"),
-        "--set",
-        &format!("exportHealth.windowSeconds={WINDOW}"),
-        "--set",
-        &format!("exportHealth.stallSeconds={STALL}"),
-        "--wait",
-    ]);
+    rig.set_operator_values(
+        &[
+            &format!("exportHealth.intervalSeconds={INTERVAL}"),
+            &format!("exportHealth.windowSeconds={WINDOW}"),
+            &format!("exportHealth.stallSeconds={STALL}"),
+        ],
+        true,
+    );
     let load = Load::start(format!("{}:3000", cluster_ip(rig, DEMO, APP)), "/", 20);
     let export = || rig.condition(DEMO, APP, "ExportHealthy");
     let message = || {
@@ -90,14 +83,7 @@ pub fn export_health(rig: &Rig) -> Result<(), Failed> {
     })?;
 
     // Jaeger is back: True again.
-    rig.kubectl_ok(&[
-        "rollout",
-        "status",
-        "-n",
-        "observability",
-        "deploy/jaeger",
-        "--timeout=120s",
-    ]);
+    rig.wait_jaeger_rolled_out();
     wait("ExportHealthy=True again", Duration::from_secs(150), || {
         export().0 == "True"
     })

@@ -646,16 +646,7 @@ fn operator_replaced(rig: &Rig) -> Result<(), Failed> {
 /// another replica leads within the lease duration; kill the new leader's process outright,
 /// and within the lease duration exactly one replica leads again.
 fn leader_election(rig: &Rig) -> Result<(), Failed> {
-    rig.helm_ok(&[
-        "upgrade",
-        "tracedapp-operator",
-        "charts/tracedapp-operator",
-        "--namespace",
-        OPERATOR_NS,
-        "--reuse-values",
-        "--set",
-        "replicaCount=2",
-    ]);
+    rig.set_operator_values(&["replicaCount=2"], false);
     let pods = wait_operator_ready(rig, 2)?;
     let lease_duration: u64 = rig
         .jsonpath(
@@ -741,16 +732,7 @@ fn leader_election(rig: &Rig) -> Result<(), Failed> {
         took.as_secs() <= lease_duration + 5,
         "took {took:?}, lease {lease_duration} s"
     );
-    rig.helm_ok(&[
-        "upgrade",
-        "tracedapp-operator",
-        "charts/tracedapp-operator",
-        "--namespace",
-        OPERATOR_NS,
-        "--reuse-values",
-        "--set",
-        "replicaCount=1",
-    ]);
+    rig.set_operator_values(&["replicaCount=1"], false);
     wait_operator_ready(rig, 1)?;
     Ok(())
 }
