@@ -137,9 +137,10 @@ async fn main() {
     }
     let converged_in = started.elapsed();
     watching.abort();
+    let (apiserver_now, etcd_now) = cp.cpu_seconds();
     let cpu = (
-        cp.cpu_seconds().0 - apiserver_cpu,
-        cp.cpu_seconds().1 - etcd_cpu,
+        apiserver_now - apiserver_cpu,
+        etcd_now - etcd_cpu,
         testkit::process::cpu_seconds(operator.pid()) - operator_cpu,
     );
     tokio::time::sleep(Duration::from_secs(3)).await; // passes triggered by our own writes
