@@ -5,17 +5,19 @@
 //! error status on 5xx. Metrics: `http.server.request.duration`, `app.requests` and
 //! `app.request.duration`, labelled by the route template (never the raw path).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use opentelemetry::KeyValue;
 use opentelemetry::global::{self, BoxedTracer};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::trace::{FutureExt, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{KeyValue, StringValue};
 use opentelemetry_http::HeaderExtractor;
 
 /// Label used for requests that matched no route, so a flood of 404s adds one series, not many.
@@ -26,20 +28,36 @@ const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
-/// The tracer and metric instruments the middleware records into.
+/// The tracer and metric instruments the middleware records into (shared: cloning is one
+/// reference count, as axum clones its state for every request).
 #[derive(Debug, Clone)]
-pub struct HttpMetrics {
-    tracer: Arc<BoxedTracer>,
+pub struct HttpMetrics(Arc<Instruments>);
+
+#[derive(Debug)]
+struct Instruments {
+    tracer: BoxedTracer,
     server_duration: Histogram<f64>,
     requests: Counter<u64>,
     request_duration: Histogram<f64>,
+    /// The headers the global propagator reads, looked up once: most requests carry none,
+    /// and then the propagator (behind a global lock) is not asked at all.
+    trace_headers: Vec<http::HeaderName>,
+    routes: RouteTexts,
 }
 
 impl HttpMetrics {
-    /// Instruments from the global tracer and meter providers (no-ops when telemetry is off).
+    /// Instruments from the global tracer, meter and propagator (no-ops when telemetry is
+    /// off); made after `Telemetry::init` has installed them.
     pub fn new(meter: &Meter) -> Self {
-        Self {
-            tracer: Arc::new(global::tracer("traced-service")),
+        let trace_headers = global::get_text_map_propagator(|p| {
+            p.fields()
+                .filter_map(|f| http::HeaderName::try_from(f).ok())
+                .collect()
+        });
+        Self(Arc::new(Instruments {
+            trace_headers,
+            routes: RouteTexts::default(),
+            tracer: global::tracer("traced-service"),
             server_duration: meter
                 .f64_histogram("http.server.request.duration")
                 .with_description("Duration of HTTP server requests")
@@ -57,7 +75,58 @@ impl HttpMetrics {
                 .with_unit("s")
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
+        }))
+    }
+}
+
+/// The peer of a connection, its address formatted once for every request on it
+/// (`client.address`): what `ConnectInfo` carries into the middleware.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    ip: Arc<str>,
+}
+
+impl Connected<SocketAddr> for Peer {
+    fn connect_info(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            ip: addr.ip().to_string().into(),
         }
+    }
+}
+
+/// The span names and `http.route` values of the routes seen, made once per route template.
+/// Templates come from the router (never raw paths) and verbs from a closed list, so the set
+/// is bounded; its strings live as long as the process.
+#[derive(Debug, Default)]
+struct RouteTexts(RwLock<HashMap<String, &'static RouteText>>);
+
+#[derive(Debug)]
+struct RouteText {
+    route: &'static str,
+    /// `"{verb} {route}"` for each of [`VERBS`].
+    span_names: [&'static str; VERBS.len()],
+}
+
+/// Span-name verbs: the known methods, and `HTTP` for any other (as the conventions say).
+const VERBS: [&str; 10] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "HTTP",
+];
+
+impl RouteTexts {
+    fn get(&self, route: &str) -> &'static RouteText {
+        if let Some(text) = self.0.read().ok().and_then(|m| m.get(route).copied()) {
+            return text;
+        }
+        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(route.to_owned()).or_insert_with(|| {
+            let route: &'static str = Box::leak(route.into());
+            Box::leak(Box::new(RouteText {
+                route,
+                span_names: VERBS.map(|v| &*Box::leak(format!("{v} {route}").into_boxed_str())),
+            }))
+        })
     }
 }
 
@@ -67,22 +136,24 @@ impl HttpMetrics {
 /// this hot path and gives exact control of kind and attributes. The span's context is attached
 /// while the handler runs, so `tracing` spans and log lines inside it join the same trace.
 pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
+    let metrics = &*metrics.0;
     let started = Instant::now();
     let method = known_method(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
+        .map(|p| metrics.routes.get(p.as_str()));
     // The conventions name a span of an unknown method `HTTP`.
     let verb = if method == OTHER_METHOD {
         "HTTP"
     } else {
         method
     };
-    let name = match &route {
-        Some(r) => format!("{verb} {r}"),
-        None => verb.to_owned(),
-    };
+    let verb_index = VERBS
+        .iter()
+        .position(|v| *v == verb)
+        .unwrap_or(VERBS.len() - 1);
+    let name = route.map_or(verb, |r| r.span_names[verb_index]);
 
     let mut attributes = Vec::with_capacity(13);
     attributes.push(KeyValue::new("http.request.method", method));
@@ -92,8 +163,8 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
             req.method().as_str().to_owned(),
         ));
     }
-    if let Some(r) = &route {
-        attributes.push(KeyValue::new("http.route", r.clone()));
+    if let Some(r) = route {
+        attributes.push(KeyValue::new("http.route", r.route));
     }
     attributes.push(KeyValue::new("url.path", req.uri().path().to_owned()));
     attributes.push(KeyValue::new("url.scheme", "http"));
@@ -103,8 +174,11 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
             attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
     }
-    if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        attributes.push(KeyValue::new("client.address", addr.ip().to_string()));
+    if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<Peer>>() {
+        attributes.push(KeyValue::new(
+            "client.address",
+            StringValue::from(peer.ip.clone()),
+        ));
     }
     if let Some(ua) = req
         .headers()
@@ -115,20 +189,22 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
     }
 
     // Most requests carry no trace context: then there is nothing to extract.
-    let parent = global::get_text_map_propagator(|p| {
-        let headers = req.headers();
-        if p.fields().any(|f| headers.contains_key(f)) {
-            p.extract(&HeaderExtractor(headers))
-        } else {
-            opentelemetry::Context::current()
-        }
-    });
+    let headers = req.headers();
+    let parent = if metrics
+        .trace_headers
+        .iter()
+        .any(|h| headers.contains_key(h))
+    {
+        global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+    } else {
+        opentelemetry::Context::current()
+    };
     let span = metrics
         .tracer
         .span_builder(name)
         .with_kind(SpanKind::Server)
         .with_attributes(attributes)
-        .start_with_context(metrics.tracer.as_ref(), &parent);
+        .start_with_context(&metrics.tracer, &parent);
     let cx = parent.with_span(span);
 
     let response = next.run(req).with_context(cx.clone()).await;
@@ -154,14 +230,14 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
     }
     span.end();
 
-    let endpoint = route.unwrap_or_else(|| UNMATCHED_ENDPOINT.to_owned());
+    let endpoint = route.map_or(UNMATCHED_ENDPOINT, |r| r.route);
     let mut attrs = vec![
         KeyValue::new("http.request.method", method),
         KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
         KeyValue::new("url.scheme", "http"),
     ];
-    if endpoint != UNMATCHED_ENDPOINT {
-        attrs.push(KeyValue::new("http.route", endpoint.clone()));
+    if let Some(r) = route {
+        attrs.push(KeyValue::new("http.route", r.route));
     }
     if status.is_server_error() {
         attrs.push(KeyValue::new("error.type", status.as_str().to_owned()));

@@ -12,7 +12,6 @@
 //! backlog at worst until a slow one times out, instead of the whole server failing.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,7 +69,7 @@ pub async fn serve(
     grace: Duration,
     limits: Limits,
 ) -> std::io::Result<()> {
-    let mut make = app.into_make_service_with_connect_info::<SocketAddr>();
+    let mut make = app.into_make_service_with_connect_info::<crate::observe::Peer>();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
