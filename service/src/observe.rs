@@ -278,3 +278,37 @@ fn host_and_port(req: &Request) -> Option<http::uri::Authority> {
         .and_then(|h| h.parse::<http::uri::Authority>().ok())
         .or_else(|| req.uri().authority().cloned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_texts_are_made_once_per_route() {
+        let routes = RouteTexts::default();
+        let chain = routes.get("/chain");
+        assert!(std::ptr::eq(chain, routes.get("/chain")), "made once");
+        assert_eq!(chain.route, "/chain");
+        assert_eq!(chain.span_names[0], "GET /chain");
+        assert_eq!(chain.span_names[VERBS.len() - 1], "HTTP /chain");
+        assert_eq!(routes.get("/").span_names[2], "POST /");
+        assert_eq!(routes.0.read().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn every_known_method_has_its_span_verb() {
+        for m in [
+            http::Method::GET,
+            http::Method::HEAD,
+            http::Method::POST,
+            http::Method::PUT,
+            http::Method::DELETE,
+            http::Method::CONNECT,
+            http::Method::OPTIONS,
+            http::Method::TRACE,
+            http::Method::PATCH,
+        ] {
+            assert!(VERBS.contains(&known_method(&m)), "{m}");
+        }
+    }
+}
