@@ -28,7 +28,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 # CPU seconds (user + system) a process has used so far.
-cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 wait_port() { for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 
 run() { # $1 label, rest: env assignments (label `plain`: the plain axum app)
@@ -44,7 +44,11 @@ run() { # $1 label, rest: env assignments (label `plain`: the plain axum app)
   wait_port "$SVC_PORT"
   wrk -t1 -c1 -d2s "http://127.0.0.1:$SVC_PORT/" >/dev/null   # warm-up
   echo "running $label: wrk -t2 -c$CONNS -d${DURATION}s --latency /" >&2
+  local cpu_before; cpu_before=$(cpu_secs "$pid")
   wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$SVC_PORT/" >"$OUT/$label.wrk"
+  # The service's CPU per request during the run: steadier than req/s on a shared machine.
+  local us_per_req; us_per_req=$(awk -v a="$cpu_before" -v b="$(cpu_secs "$pid")" \
+    '/requests in/ {printf "%.1f", (b - a) * 1e6 / $1}' "$OUT/$label.wrk")
   local rss_kb; rss_kb=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
   local cpu_svc; cpu_svc=$(cpu_secs "$pid"); local cpu_sink; cpu_sink=$(cpu_secs "$SINK_PID")
   kill -TERM "$pid"
@@ -53,10 +57,11 @@ run() { # $1 label, rest: env assignments (label `plain`: the plain axum app)
   rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/$label.wrk")
   p50=$(awk '$1=="50%" {print $2}' "$OUT/$label.wrk")
   p99=$(awk '$1=="99%" {print $2}' "$OUT/$label.wrk")
-  printf '%-9s %12s req/s   p50 %-9s p99 %-9s peak RSS %s MiB   exit %s   CPU s: service %s, sink %s\n' \
-    "$label" "$rps" "$p50" "$p99" "$((rss_kb / 1024))" "$rc" "$cpu_svc" "$(awk "BEGIN {print $cpu_sink - ${SINK_CPU_BEFORE:-0}}")"
+  printf '%-9s %12s req/s   p50 %-9s p99 %-9s peak RSS %s MiB   exit %s   CPU s: service %s, sink %s   service CPU per request %s µs\n' \
+    "$label" "$rps" "$p50" "$p99" "$((rss_kb / 1024))" "$rc" "$cpu_svc" "$(awk "BEGIN {print $cpu_sink - ${SINK_CPU_BEFORE:-0}}")" "$us_per_req"
   SINK_CPU_BEFORE=$cpu_sink
   echo "$rps" >"$OUT/$label.rps"
+  echo "$us_per_req" >"$OUT/$label.us"
 }
 
 "$SINK" "$SINK_PORT" "$STATS_PORT" 2>"$OUT/sink.log" &
@@ -86,4 +91,5 @@ common_requests=$(awk '/requests in/ {print $1}' "$OUT/common.wrk")
 echo "enabled/common throughput: $(ratio_of enabled common) (target >= 2)"
 echo "common run: $common_requests requests (without its warm-up), $common_spans server spans received"
 grep -h -i 'drop\|queue' "$OUT/common.log" | head -2 || true
+echo "service CPU per request (µs): plain $(cat "$OUT/plain.us"), disabled $(cat "$OUT/disabled.us"), enabled $(cat "$OUT/enabled.us"), common $(cat "$OUT/common.us")"
 echo "raw wrk output and logs: $OUT"
