@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use libtest_mimic::Failed;
 
+use crate::cgroup::MemoryCgroup;
 use crate::cluster::{Rig, wait};
 
 const NS: &str = "bench";
@@ -14,26 +15,6 @@ const NS: &str = "bench";
 /// Resident memory of a process, in MiB.
 fn resident_mib(pid: u32) -> f64 {
     testkit::process::memory_mib(pid, "VmRSS")
-}
-
-/// Memory charged to a pod's cgroup (cgroup v1 or v2), in MiB.
-fn pod_cgroup_mib(uid: &str) -> f64 {
-    let uid = uid.replace('-', "_");
-    let dash = uid.replace('_', "-");
-    let roots = ["/sys/fs/cgroup/memory/kubepods", "/sys/fs/cgroup/kubepods"];
-    for root in roots {
-        for qos in ["", "/burstable", "/besteffort"] {
-            for id in [&uid, &dash] {
-                let dir = format!("{root}{qos}/pod{id}");
-                for file in ["memory.usage_in_bytes", "memory.current"] {
-                    if let Ok(v) = std::fs::read_to_string(format!("{dir}/{file}")) {
-                        return v.trim().parse::<f64>().unwrap_or(0.0) / 1024.0 / 1024.0;
-                    }
-                }
-            }
-        }
-    }
-    0.0
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -75,7 +56,7 @@ pub fn apply_to_ready(rig: &Rig, apps: usize) -> Result<f64, Failed> {
         .into_iter()
         .flatten()
         .filter_map(|p| p["metadata"]["uid"].as_str())
-        .map(pod_cgroup_mib)
+        .map(|uid| MemoryCgroup::of_pod(uid).map_or(0.0, |c| c.usage_mib()))
         .collect();
     let components: Vec<(String, f64)> = rig
         .cluster

@@ -9,13 +9,13 @@
 //! twice a second, then reads the collector's own counters. The TracedApp exports to a name
 //! that does not resolve, so nothing leaves the collector.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use libtest_mimic::Failed;
 use serde_json::Value;
 
+use crate::cgroup::MemoryCgroup;
 use crate::cluster::{Rig, wait};
 
 const NS: &str = "burst";
@@ -129,7 +129,7 @@ fn burst(rig: &Rig, image: &str) -> Result<(), Failed> {
         .and_then(Value::as_str)
         .ok_or("the pod's IP")?
         .to_owned();
-    let cgroup = MemoryCgroup::of(pid)?;
+    let cgroup = MemoryCgroup::of_process(pid)?;
 
     let mut loader = Command::new("nsenter")
         .arg(format!("--net=/proc/{pid}/ns/net"))
@@ -236,58 +236,4 @@ fn collector_memory_limit_mib(pod: &Value) -> Result<f64, Failed> {
         .and_then(|m| m.parse::<f64>().ok())
         .ok_or_else(|| format!("a limit in Mi: {limit}"))?;
     Ok(mib)
-}
-
-/// The memory accounting of a container's cgroup, v1 or v2.
-struct MemoryCgroup {
-    /// Memory charged now.
-    usage: PathBuf,
-    /// The file holding the `oom_kill` count.
-    events: PathBuf,
-}
-
-impl MemoryCgroup {
-    /// From `/proc/<pid>/cgroup`: the v1 `memory` controller's line, else the v2 line.
-    fn of(pid: u32) -> Result<Self, Failed> {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-        let line = |prefix: &str| {
-            text.lines()
-                .find_map(|l| l.split_once(prefix).map(|(_, p)| p.trim_start_matches('/')))
-        };
-        let found = if let Some(path) = line(":memory:") {
-            let dir = Path::new("/sys/fs/cgroup/memory").join(path);
-            Self {
-                usage: dir.join("memory.usage_in_bytes"),
-                events: dir.join("memory.oom_control"),
-            }
-        } else {
-            let dir = Path::new("/sys/fs/cgroup").join(line("0::").ok_or("no cgroup")?);
-            Self {
-                usage: dir.join("memory.current"),
-                events: dir.join("memory.events"),
-            }
-        };
-        if !found.usage.exists() {
-            return Err(format!("no {}", found.usage.display()).into());
-        }
-        Ok(found)
-    }
-
-    fn usage_mib(&self) -> f64 {
-        std::fs::read_to_string(&self.usage)
-            .ok()
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-            / 1024.0
-    }
-
-    /// Processes the kernel's OOM killer killed in this cgroup.
-    fn oom_kills(&self) -> u64 {
-        std::fs::read_to_string(&self.events)
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
-            .unwrap_or(0)
-    }
 }

@@ -9,6 +9,7 @@
 
 mod bench;
 mod burst;
+mod cgroup;
 mod cluster;
 mod export;
 mod scenarios;
