@@ -86,8 +86,8 @@ async fn main() {
         t.elapsed().as_secs_f64()
     );
 
-    let requests_before = apiserver_requests(&cp);
-    let by_kind_before = apiserver_requests_by_kind(&cp);
+    // One scrape before and one after: every figure about the API server is a difference of
+    // the two.
     let metrics_before = cp.metrics();
     // The benchmark follows the TracedApps with one watch, not repeated lists: a list of
     // 1,000 apps every 100 ms was a load on the API server it measures.
@@ -147,7 +147,9 @@ async fn main() {
     let m = metrics(port).unwrap();
     let passes = testkit::prom::sum(&m, "tracedapp_reconciles_total");
     let writes = testkit::prom::sum(&m, "tracedapp_api_writes_total");
-    let apiserver = apiserver_requests(&cp) - requests_before - own_requests;
+    let metrics_after = cp.metrics();
+    let apiserver =
+        apiserver_requests(&metrics_after) - apiserver_requests(&metrics_before) - own_requests;
 
     println!("apps: {apps}");
     println!("created (concurrent POSTs): {:.2} s", created.as_secs_f64());
@@ -173,7 +175,8 @@ async fn main() {
         "API requests by the operator (API server count minus the benchmark's): {apiserver} ({:.2} per pass)",
         apiserver as f64 / passes
     );
-    let mut by_kind: Vec<(String, u64)> = apiserver_requests_by_kind(&cp)
+    let by_kind_before = apiserver_requests_by_kind(&metrics_before);
+    let mut by_kind: Vec<(String, u64)> = apiserver_requests_by_kind(&metrics_after)
         .into_iter()
         .map(|(k, n)| (k.clone(), n - by_kind_before.get(&k).copied().unwrap_or(0)))
         .filter(|(_, n)| *n > 0)
@@ -190,7 +193,7 @@ async fn main() {
     );
     println!(
         "API server mean time per request (ms; WATCH left out): {}",
-        apiserver_latency_ms(&metrics_before, &cp.metrics())
+        apiserver_latency_ms(&metrics_before, &metrics_after)
             .iter()
             .take(12)
             .map(|(k, n, ms)| format!("{k} {ms:.1} (x{n})"))
@@ -325,13 +328,13 @@ fn metrics(port: u16) -> Option<String> {
 }
 
 /// Every request the API server has answered (all verbs, all resources).
-fn apiserver_requests(cp: &ControlPlane) -> u64 {
-    testkit::prom::sum(&cp.metrics(), "apiserver_request_total") as u64
+fn apiserver_requests(metrics: &str) -> u64 {
+    testkit::prom::sum(metrics, "apiserver_request_total") as u64
 }
 
 /// The API server's request counts by `VERB resource[/subresource]`.
-fn apiserver_requests_by_kind(cp: &ControlPlane) -> BTreeMap<String, u64> {
-    by_kind(&cp.metrics(), "apiserver_request_total")
+fn apiserver_requests_by_kind(metrics: &str) -> BTreeMap<String, u64> {
+    by_kind(metrics, "apiserver_request_total")
         .into_iter()
         .map(|(k, n)| (k, n as u64))
         .collect()

@@ -83,14 +83,12 @@ impl HttpMetrics {
 /// (`client.address`): what `ConnectInfo` carries into the middleware.
 #[derive(Debug, Clone)]
 pub struct Peer {
-    pub addr: SocketAddr,
     ip: Arc<str>,
 }
 
 impl Connected<SocketAddr> for Peer {
     fn connect_info(addr: SocketAddr) -> Self {
         Self {
-            addr,
             ip: addr.ip().to_string().into(),
         }
     }
@@ -109,10 +107,31 @@ struct RouteText {
     span_names: [&'static str; VERBS.len()],
 }
 
-/// Span-name verbs: the known methods, and `HTTP` for any other (as the conventions say).
+/// The nine methods the HTTP semantic conventions know, then `HTTP`: the span-name verb of
+/// any other method. `http.request.method` and span names both come from this one list.
 const VERBS: [&str; 10] = [
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "HTTP",
 ];
+
+/// Where in [`VERBS`] any method the conventions do not know goes.
+const OTHER_VERB: usize = VERBS.len() - 1;
+
+/// `method`'s place in [`VERBS`].
+fn verb_index(method: &http::Method) -> usize {
+    VERBS[..OTHER_VERB]
+        .iter()
+        .position(|v| *v == method.as_str())
+        .unwrap_or(OTHER_VERB)
+}
+
+/// `http.request.method` for the method at `verb` in [`VERBS`].
+fn method_name(verb: usize) -> &'static str {
+    if verb == OTHER_VERB {
+        OTHER_METHOD
+    } else {
+        VERBS[verb]
+    }
+}
 
 impl RouteTexts {
     fn get(&self, route: &str) -> &'static RouteText {
@@ -138,22 +157,13 @@ impl RouteTexts {
 pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Next) -> Response {
     let metrics = &*metrics.0;
     let started = Instant::now();
-    let method = known_method(req.method());
+    let verb = verb_index(req.method());
+    let method = method_name(verb);
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| metrics.routes.get(p.as_str()));
-    // The conventions name a span of an unknown method `HTTP`.
-    let verb = if method == OTHER_METHOD {
-        "HTTP"
-    } else {
-        method
-    };
-    let verb_index = VERBS
-        .iter()
-        .position(|v| *v == verb)
-        .unwrap_or(VERBS.len() - 1);
-    let name = route.map_or(verb, |r| r.span_names[verb_index]);
+    let name = route.map_or(VERBS[verb], |r| r.span_names[verb]);
 
     let mut attributes = Vec::with_capacity(13);
     attributes.push(KeyValue::new("http.request.method", method));
@@ -255,19 +265,7 @@ pub const OTHER_METHOD: &str = "_OTHER";
 /// `http.request.method` as the HTTP semantic conventions define it: one of the nine known
 /// methods, else `_OTHER`. A client sending made-up methods cannot grow metric cardinality.
 pub fn known_method(method: &http::Method) -> &'static str {
-    use http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::CONNECT => "CONNECT",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::PATCH => "PATCH",
-        _ => OTHER_METHOD,
-    }
+    method_name(verb_index(method))
 }
 
 /// `server.address` and `server.port` from the `Host` header (or the URI for HTTP/2).
@@ -290,13 +288,13 @@ mod tests {
         assert!(std::ptr::eq(chain, routes.get("/chain")), "made once");
         assert_eq!(chain.route, "/chain");
         assert_eq!(chain.span_names[0], "GET /chain");
-        assert_eq!(chain.span_names[VERBS.len() - 1], "HTTP /chain");
+        assert_eq!(chain.span_names[OTHER_VERB], "HTTP /chain");
         assert_eq!(routes.get("/").span_names[2], "POST /");
         assert_eq!(routes.0.read().unwrap().len(), 2);
     }
 
     #[test]
-    fn every_known_method_has_its_span_verb() {
+    fn known_methods_keep_their_names_and_others_become_other() {
         for m in [
             http::Method::GET,
             http::Method::HEAD,
@@ -308,7 +306,13 @@ mod tests {
             http::Method::TRACE,
             http::Method::PATCH,
         ] {
-            assert!(VERBS.contains(&known_method(&m)), "{m}");
+            assert_eq!(known_method(&m), m.as_str());
+            assert_eq!(VERBS[verb_index(&m)], m.as_str());
+        }
+        for other in ["FOO", "get", "HTTP", "_OTHER"] {
+            let m = http::Method::from_bytes(other.as_bytes()).unwrap();
+            assert_eq!(known_method(&m), OTHER_METHOD, "{other}");
+            assert_eq!(VERBS[verb_index(&m)], "HTTP", "{other}");
         }
     }
 }

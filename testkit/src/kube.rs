@@ -32,7 +32,7 @@ pub struct ControlPlane {
     /// A kubeconfig for the admin user.
     pub kubeconfig: PathBuf,
     apiserver: Process,
-    _etcd: Process,
+    etcd: Process,
     etcd_port: u16,
     port: u16,
     controller_manager: Option<Process>,
@@ -88,7 +88,7 @@ impl ControlPlane {
             url,
             kubeconfig,
             apiserver,
-            _etcd: etcd,
+            etcd,
             etcd_port,
             port,
             controller_manager: None,
@@ -193,15 +193,15 @@ impl ControlPlane {
         ]);
     }
 
-    /// A scratch directory that lives as long as the control plane.
     /// CPU seconds used so far by kube-apiserver and by etcd, for benchmarks.
     pub fn cpu_seconds(&self) -> (f64, f64) {
         (
             crate::process::cpu_seconds(self.apiserver.pid()),
-            crate::process::cpu_seconds(self._etcd.pid()),
+            crate::process::cpu_seconds(self.etcd.pid()),
         )
     }
 
+    /// A scratch directory that lives as long as the control plane.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

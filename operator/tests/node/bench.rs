@@ -9,6 +9,7 @@ use libtest_mimic::Failed;
 
 use crate::cgroup::MemoryCgroup;
 use crate::cluster::{Rig, wait};
+use crate::scenarios::OPERATOR_NS;
 
 const NS: &str = "bench";
 
@@ -106,13 +107,7 @@ pub fn apply_to_ready(rig: &Rig, apps: usize) -> Result<f64, Failed> {
 /// traced-service's image, imported beside the operator's (same registry and tag).
 pub(crate) fn service_image(rig: &Rig) -> Result<String, Failed> {
     Ok(rig
-        .json(&[
-            "get",
-            "deploy",
-            "-n",
-            "tracedapp-system",
-            "tracedapp-operator",
-        ])
+        .json(&["get", "deploy", "-n", OPERATOR_NS, "tracedapp-operator"])
         .pointer("/spec/template/spec/containers/0/image")
         .and_then(|v| v.as_str())
         .map(|s| s.replace("tracedapp/operator", "tracedapp/traced-service"))
@@ -123,12 +118,7 @@ pub(crate) fn service_image(rig: &Rig) -> Result<String, Failed> {
 /// when the benchmark (or a scenario run on its own) finds them missing.
 pub(crate) fn ensure_system(rig: &Rig) -> Result<(), Failed> {
     let installed = rig
-        .helm(&[
-            "status",
-            "tracedapp-operator",
-            "--namespace",
-            "tracedapp-system",
-        ])
+        .helm(&["status", "tracedapp-operator", "--namespace", OPERATOR_NS])
         .status
         .success();
     if !installed {
@@ -137,7 +127,7 @@ pub(crate) fn ensure_system(rig: &Rig) -> Result<(), Failed> {
             "tracedapp-operator",
             "charts/tracedapp-operator",
             "--namespace",
-            "tracedapp-system",
+            OPERATOR_NS,
             "--create-namespace",
             "--wait",
             "--timeout=120s",
