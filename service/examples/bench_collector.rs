@@ -1,8 +1,7 @@
 //! Sizing the collector sidecar: the real collector running the configuration TracedApp renders
 //! by default (OTLP receivers, `memory_limiter`, `batch`, traces to a real Jaeger and to X-Ray,
-//! moto standing in for AWS), fed OTLP/gRPC
-//! span batches at fixed rates. Prints, per phase: spans offered and refused, the collector's
-//! CPU (cores) and peak resident memory.
+//! moto standing in for AWS), fed OTLP/gRPC span batches at fixed rates. Prints, per phase:
+//! spans offered and refused, the collector's CPU (cores) and peak resident memory.
 //!
 //! Phases: idle (10 s), then each rate for `seconds`, then a burst: Jaeger stopped and spans
 //! sent as fast as one client can, to see the `memory_limiter` refuse data before the
