@@ -66,7 +66,29 @@ pub struct SignalExport {
     pub protocol: Protocol,
     /// Full URL: for gRPC the collector's address, for HTTP the signal path (`/v1/traces`).
     pub endpoint: String,
+    /// Sent with every export (`OTEL_EXPORTER_OTLP_HEADERS`, or the signal's own variable).
+    pub headers: Headers,
+    /// How long one export may take, retries included (`OTEL_EXPORTER_OTLP_TIMEOUT`, ms).
+    pub timeout: Duration,
+    /// Compress each export with gzip (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`).
+    pub gzip: bool,
 }
+
+/// Export headers, checked as HTTP header names and values. They often carry credentials, so
+/// their values never appear in a log line, an error, or `Debug` output.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers(pub Vec<(http::HeaderName, http::HeaderValue)>);
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, _)| (k.as_str(), "<redacted>")))
+            .finish()
+    }
+}
+
+/// The OTLP exporter's own default timeout.
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the telemetry set-up needs, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,8 +141,8 @@ impl TelemetryConfig {
             .or(from_attributes)
             .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned());
 
-        let traces = signal_export(&get, "TRACES", "/v1/traces")?;
-        let metrics = signal_export(&get, "METRICS", "/v1/metrics")?;
+        let traces = signal_export(&get, &TRACES)?;
+        let metrics = signal_export(&get, &METRICS)?;
 
         let sampler = parse_sampler(get("OTEL_TRACES_SAMPLER"), get("OTEL_TRACES_SAMPLER_ARG"))?;
 
@@ -237,46 +259,125 @@ fn parse_protocol(var: &'static str, value: &str) -> Result<Protocol, ConfigErro
     }
 }
 
-/// Resolves one signal's protocol and endpoint the way the OTLP exporter spec says: the
-/// signal-specific endpoint is used as is; the generic one gets `/v1/<signal>` appended for HTTP.
+/// The variables that configure one signal's export, the signal's own first.
+struct SignalVars {
+    protocol: &'static str,
+    endpoint: &'static str,
+    headers: &'static str,
+    timeout: &'static str,
+    compression: &'static str,
+    /// The path the generic endpoint gets for HTTP.
+    http_path: &'static str,
+}
+
+const TRACES: SignalVars = SignalVars {
+    protocol: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    endpoint: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    headers: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    timeout: "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    compression: "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    http_path: "/v1/traces",
+};
+
+const METRICS: SignalVars = SignalVars {
+    protocol: "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    endpoint: "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    headers: "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+    timeout: "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+    compression: "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+    http_path: "/v1/metrics",
+};
+
+/// Resolves one signal's export the way the OTLP exporter spec says: a signal-specific variable
+/// wins over the generic one; the signal-specific endpoint is used as is, the generic one gets
+/// `/v1/<signal>` appended for HTTP.
 fn signal_export<'a>(
     get: &impl Fn(&str) -> Option<&'a str>,
-    signal: &'static str,
-    http_path: &str,
+    vars: &SignalVars,
 ) -> Result<SignalExport, ConfigError> {
-    let (protocol_var, endpoint_var): (&'static str, &'static str) = match signal {
-        "TRACES" => (
-            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        ),
-        _ => (
-            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-        ),
+    // The signal's own variable if set, else the generic one; with the name that was used.
+    let pick = |own: &'static str, generic: &'static str| {
+        get(own)
+            .map(|v| (own, v))
+            .or_else(|| get(generic).map(|v| (generic, v)))
     };
-    let protocol = match get(protocol_var) {
-        Some(v) => parse_protocol(protocol_var, v)?,
-        None => match get("OTEL_EXPORTER_OTLP_PROTOCOL") {
-            Some(v) => parse_protocol("OTEL_EXPORTER_OTLP_PROTOCOL", v)?,
-            None => Protocol::Grpc,
-        },
+    let protocol = match pick(vars.protocol, "OTEL_EXPORTER_OTLP_PROTOCOL") {
+        Some((var, v)) => parse_protocol(var, v)?,
+        None => Protocol::Grpc,
     };
-    let endpoint = if let Some(v) = get(endpoint_var) {
-        check_url(endpoint_var, v)?;
+    let endpoint = if let Some(v) = get(vars.endpoint) {
+        check_url(vars.endpoint, v)?;
         v.to_owned()
     } else if let Some(v) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
         check_url("OTEL_EXPORTER_OTLP_ENDPOINT", v)?;
         match protocol {
             Protocol::Grpc => v.to_owned(),
-            Protocol::HttpProtobuf => format!("{}{http_path}", v.trim_end_matches('/')),
+            Protocol::HttpProtobuf => format!("{}{}", v.trim_end_matches('/'), vars.http_path),
         }
     } else {
         match protocol {
             Protocol::Grpc => "http://localhost:4317".to_owned(),
-            Protocol::HttpProtobuf => format!("http://localhost:4318{http_path}"),
+            Protocol::HttpProtobuf => format!("http://localhost:4318{}", vars.http_path),
         }
     };
-    Ok(SignalExport { protocol, endpoint })
+    let headers = match pick(vars.headers, "OTEL_EXPORTER_OTLP_HEADERS") {
+        Some((var, v)) => parse_headers(var, v)?,
+        None => Headers::default(),
+    };
+    let timeout = match pick(vars.timeout, "OTEL_EXPORTER_OTLP_TIMEOUT") {
+        Some((var, v)) => Duration::from_millis(parse_positive(var, v)?),
+        None => DEFAULT_EXPORT_TIMEOUT,
+    };
+    let gzip = match pick(vars.compression, "OTEL_EXPORTER_OTLP_COMPRESSION") {
+        None => false,
+        Some((var, v)) => match v {
+            "gzip" => true,
+            "none" => false,
+            _ => return Err(ConfigError::new(var, v, "expected gzip or none")),
+        },
+    };
+    Ok(SignalExport {
+        protocol,
+        endpoint,
+        headers,
+        timeout,
+        gzip,
+    })
+}
+
+/// `key1=value1,key2=value2`, values percent-encoded, as the OTLP exporter spec says. An error
+/// names the key, never the value.
+fn parse_headers(var: &'static str, value: &str) -> Result<Headers, ConfigError> {
+    const HIDDEN: &str = "(not shown: headers may hold credentials)";
+    let mut out = Vec::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(ConfigError::new(
+                var,
+                HIDDEN,
+                "expected comma-separated key=value pairs; one entry has no '='",
+            ));
+        };
+        let key = k.trim();
+        let name = http::HeaderName::from_bytes(key.as_bytes()).map_err(|_| {
+            ConfigError::new(
+                var,
+                HIDDEN,
+                format!("{key:?} is not a valid header name (letters, digits and -)"),
+            )
+        })?;
+        let decoded = percent_decode(v.trim())
+            .and_then(|v| http::HeaderValue::from_str(&v).ok())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    var,
+                    HIDDEN,
+                    format!("the value of {key:?} is not valid percent-encoded header text"),
+                )
+            })?;
+        out.push((name, decoded));
+    }
+    Ok(Headers(out))
 }
 
 fn check_url(var: &'static str, value: &str) -> Result<(), ConfigError> {
@@ -481,6 +582,14 @@ mod tests {
             ("OTEL_METRIC_EXPORT_INTERVAL", "5s", "whole number"),
             ("OTEL_RESOURCE_ATTRIBUTES", "team", "key=value"),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "-1", "whole number"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "whole number"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0", "greater than 0"),
+            (
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+                "zstd",
+                "expected gzip or none",
+            ),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "token", "key=value"),
         ];
         for (var, value, expected) in cases {
             let e = parse(&[(var, value)]).unwrap_err();
@@ -490,6 +599,64 @@ mod tests {
             assert!(line.contains(expected), "{var}={value}: {line}");
             assert!(!line.contains('\n'));
         }
+    }
+
+    #[test]
+    fn export_headers_timeout_and_compression_follow_the_spec() {
+        let c = parse(&[
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "Authorization=Basic%20dXNlcg%3D%3D , x-scope=shop,,",
+            ),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-scope=metrics"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"),
+        ])
+        .unwrap();
+        let headers: Vec<_> = c
+            .traces
+            .headers
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            headers,
+            [("authorization", "Basic dXNlcg=="), ("x-scope", "shop")]
+        );
+        assert_eq!(
+            c.metrics.headers.0.len(),
+            1,
+            "the signal's own variable wins"
+        );
+        assert_eq!(c.traces.timeout, Duration::from_millis(2500));
+        assert_eq!(c.metrics.timeout, Duration::from_millis(2500));
+        assert!(c.traces.gzip);
+        assert!(!c.metrics.gzip);
+        let d = parse(&[]).unwrap();
+        assert_eq!(d.traces.timeout, DEFAULT_EXPORT_TIMEOUT);
+        assert!(d.traces.headers.0.is_empty() && !d.traces.gzip);
+    }
+
+    #[test]
+    fn header_values_never_appear_in_errors_or_debug_output() {
+        for bad in [
+            "api key=s3cret",
+            "x-key=s3cret%zz",
+            "x-key=s3cret%0A",
+            "=s3cret",
+            "x-key",
+        ] {
+            let e = parse(&[("OTEL_EXPORTER_OTLP_TRACES_HEADERS", bad)]).unwrap_err();
+            assert_eq!(e.var, "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+            assert!(!e.to_string().contains("s3cret"), "{bad}: {e}");
+        }
+        let c = parse(&[("OTEL_EXPORTER_OTLP_HEADERS", "x-key=s3cret")]).unwrap();
+        let debug = format!("{c:?}");
+        assert!(
+            debug.contains("x-key") && !debug.contains("s3cret"),
+            "{debug}"
+        );
     }
 
     #[test]

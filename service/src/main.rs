@@ -23,7 +23,13 @@ TELEMETRY (standard OpenTelemetry environment variables; empty counts as unset):
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT    full URL for traces only (used as is)
   OTEL_EXPORTER_OTLP_METRICS_ENDPOINT   full URL for metrics only (used as is)
   OTEL_EXPORTER_OTLP_PROTOCOL           grpc (default) | http/protobuf; also _TRACES_/_METRICS_
-  OTEL_EXPORTER_OTLP_TIMEOUT, _HEADERS  export timeout (ms) and headers, read by the SDK
+  OTEL_EXPORTER_OTLP_HEADERS            k=v,k2=v2 (percent-encoded values) sent with every
+                                        export, e.g. authorization=Bearer%20<token>; values
+                                        are never logged
+  OTEL_EXPORTER_OTLP_TIMEOUT            ms one export may take, retries included (default
+                                        10000)
+  OTEL_EXPORTER_OTLP_COMPRESSION        gzip | none (default); each of these three also
+                                        has _TRACES_/_METRICS_ variants
   OTEL_TRACES_SAMPLER                   always_on | always_off | traceidratio |
                                         parentbased_always_on (default) |
                                         parentbased_always_off | parentbased_traceidratio

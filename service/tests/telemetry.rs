@@ -324,3 +324,77 @@ async fn http_protobuf_export_works() {
     rx.wait_points(WAIT, |p| p.iter().any(|p| p.metric == "app.requests"))
         .await;
 }
+
+/// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_EXPORTER_OTLP_COMPRESSION=gzip` reach the collector
+/// over both protocols, and a header's value (often a credential) is never logged.
+#[tokio::test]
+async fn export_headers_and_gzip_reach_the_collector() {
+    for (protocol, rx, compressed_by) in [
+        ("grpc", Receiver::grpc().await, "grpc-encoding"),
+        ("http/protobuf", Receiver::http().await, "content-encoding"),
+    ] {
+        let mut svc = Service::start(
+            &rx.endpoint(),
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "authorization=Bearer%20s3cret-token, x-tenant=shop",
+                ),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ],
+            &[],
+        );
+        get(&svc.url("/health"), &[]).await;
+        let spans = rx.wait_spans(WAIT, |s| !s.is_empty()).await;
+        assert_eq!(spans[0].name, "GET /health", "{protocol}");
+        let headers = rx.trace_request_headers();
+        let first = &headers[0];
+        assert_eq!(first["authorization"], "Bearer s3cret-token", "{protocol}");
+        assert_eq!(first["x-tenant"], "shop", "{protocol}");
+        assert_eq!(first[compressed_by], "gzip", "{protocol}");
+        svc.terminate(Duration::from_secs(10));
+        let logs = serde_json::to_string(&svc.logs()).unwrap();
+        assert!(
+            !logs.contains("s3cret"),
+            "{protocol}: a header value was logged"
+        );
+    }
+}
+
+/// A collector that refuses exports for a moment (as under memory pressure) gets them again:
+/// the spans arrive and none is counted as dropped.
+#[tokio::test]
+async fn refused_exports_are_retried() {
+    for (protocol, rx) in [
+        ("grpc", Receiver::grpc().await),
+        ("http/protobuf", Receiver::http().await),
+    ] {
+        rx.refuse_traces(2);
+        let mut svc = Service::start(
+            &rx.endpoint(),
+            &[("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)],
+            &[],
+        );
+        get(&svc.url("/health"), &[]).await;
+        let spans = rx.wait_spans(WAIT, |s| !s.is_empty()).await;
+        assert_eq!(spans[0].name, "GET /health", "{protocol}");
+        assert_eq!(
+            rx.trace_request_headers().len(),
+            3,
+            "{protocol}: two refusals, then one"
+        );
+        assert_eq!(
+            svc.terminate(Duration::from_secs(10)),
+            Some(0),
+            "{protocol}"
+        );
+        let logs = svc.logs();
+        assert!(
+            !logs
+                .iter()
+                .any(|l| l["message"].as_str().is_some_and(|m| m.contains("dropped"))),
+            "{protocol}: {logs:?}"
+        );
+    }
+}

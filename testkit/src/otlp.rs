@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,26 @@ pub trait Handler: Send + Sync + 'static {
 pub struct Server {
     pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    gate: Arc<Gate>,
+}
+
+/// What the receiver saw of trace requests besides their spans, and the refusals asked of it.
+#[derive(Debug, Default)]
+struct Gate {
+    /// The headers (gRPC metadata) of every trace request, refused ones included.
+    headers: Mutex<Vec<http::HeaderMap>>,
+    /// Trace requests still to refuse as unavailable (gRPC `UNAVAILABLE`, HTTP 503).
+    refuse: AtomicUsize,
+}
+
+impl Gate {
+    /// Notes a trace request; false if it is to be refused.
+    fn admit(&self, headers: http::HeaderMap) -> bool {
+        self.headers.lock().unwrap().push(headers);
+        self.refuse
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_err()
+    }
 }
 
 impl Server {
@@ -53,7 +74,8 @@ impl Server {
             .expect("bind the OTLP/gRPC port");
         let addr = listener.local_addr().expect("a bound address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let service = Grpc(handler);
+        let gate = Arc::new(Gate::default());
+        let service = Grpc(handler, gate.clone());
         tokio::spawn(
             tonic::transport::Server::builder()
                 // Collectors compress their exports (gzip by default); SDKs usually do not.
@@ -75,6 +97,7 @@ impl Server {
         Self {
             addr,
             stop: Some(stop),
+            gate,
         }
     }
 
@@ -84,11 +107,24 @@ impl Server {
         use axum::http::StatusCode;
         use axum::routing::post;
         let (h1, h2) = (handler.clone(), handler);
+        let gate = Arc::new(Gate::default());
+        let g = gate.clone();
         let app = axum::Router::new()
             .route(
                 "/v1/traces",
-                post(move |body: Bytes| async move {
-                    let request = ExportTraceServiceRequest::decode(body)
+                post(move |headers: http::HeaderMap, body: Bytes| async move {
+                    let gzipped = headers
+                        .get(http::header::CONTENT_ENCODING)
+                        .is_some_and(|v| v == "gzip");
+                    if !g.admit(headers) {
+                        return Err((StatusCode::SERVICE_UNAVAILABLE, "refused".to_owned()));
+                    }
+                    let body = if gzipped {
+                        gunzip(&body)?
+                    } else {
+                        body.to_vec()
+                    };
+                    let request = ExportTraceServiceRequest::decode(body.as_slice())
                         .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
                     h1.traces(request);
                     Ok::<_, (StatusCode, String)>(
@@ -122,6 +158,7 @@ impl Server {
         Self {
             addr,
             stop: Some(stop),
+            gate,
         }
     }
 
@@ -129,6 +166,31 @@ impl Server {
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// The headers (gRPC metadata) of every trace request so far, refused ones included.
+    pub fn trace_request_headers(&self) -> Vec<http::HeaderMap> {
+        self.gate.headers.lock().unwrap().clone()
+    }
+
+    /// Refuses the next `n` trace requests as unavailable, as a collector under memory
+    /// pressure does (gRPC `UNAVAILABLE`, HTTP 503).
+    pub fn refuse_traces(&self, n: usize) {
+        self.gate.refuse.store(n, Ordering::Release);
+    }
+}
+
+fn gunzip(body: &[u8]) -> Result<Vec<u8>, (axum::http::StatusCode, String)> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            (
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("bad gzip: {e}"),
+            )
+        })?;
+    Ok(out)
 }
 
 impl Drop for Server {
@@ -140,7 +202,7 @@ impl Drop for Server {
 }
 
 #[derive(Clone)]
-struct Grpc(Arc<dyn Handler>);
+struct Grpc(Arc<dyn Handler>, Arc<Gate>);
 
 #[tonic::async_trait]
 impl TraceService for Grpc {
@@ -148,6 +210,9 @@ impl TraceService for Grpc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        if !self.1.admit(request.metadata().clone().into_headers()) {
+            return Err(tonic::Status::unavailable("refused by the test"));
+        }
         self.0.traces(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }

@@ -39,7 +39,7 @@ impl DropCounter {
         )
     }
 
-    fn dropped(&self, reason: &'static str, n: u64, hint: &dyn Fn() -> String) {
+    pub(crate) fn dropped(&self, reason: &'static str, n: u64, hint: &dyn Fn() -> String) {
         let counter = match reason {
             "queue_full" => &self.queue_full,
             _ => &self.export_failed,

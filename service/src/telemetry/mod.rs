@@ -23,7 +23,9 @@ use crate::config::TelemetryConfig;
 
 mod export;
 mod logs;
+mod otlp;
 mod providers;
+mod wire;
 
 pub use export::DROP_LOG_INTERVAL;
 use export::DropCounter;
@@ -58,7 +60,7 @@ pub enum TelemetryError {
     #[error("cannot build the OTLP span exporter for {endpoint}: {source}")]
     SpanExporter {
         endpoint: String,
-        source: opentelemetry_otlp::ExporterBuildError,
+        source: otlp::BuildError,
     },
     #[error("cannot build the OTLP metric exporter for {endpoint}: {source}")]
     MetricExporter {

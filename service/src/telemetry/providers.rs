@@ -8,7 +8,9 @@ use std::sync::atomic::AtomicUsize;
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry_aws::trace::{XrayIdGenerator, XrayPropagator};
-use opentelemetry_otlp::{MetricExporter, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{
+    Compression, MetricExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
@@ -16,7 +18,10 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, RandomIdGenerator, Sampler, SdkTracerProvider,
 };
 
+use tonic::metadata::MetadataMap;
+
 use super::export::{BoundedProcessor, CountingExporter, DropCounter, Lane, lane_share};
+use super::otlp::OtlpSpanExporter;
 use super::{TelemetryError, TelemetryOptions};
 use crate::config::{PropagatorChoice, Protocol, SamplerChoice, TelemetryConfig};
 
@@ -73,20 +78,11 @@ pub(super) fn tracer_provider(
 ) -> Result<SdkTracerProvider, TelemetryError> {
     let endpoint = config.traces.endpoint.clone();
     let exporter = || {
-        let built = match config.traces.protocol {
-            Protocol::Grpc => SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(&endpoint)
-                .build(),
-            Protocol::HttpProtobuf => SpanExporter::builder()
-                .with_http()
-                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_endpoint(&endpoint)
-                .build(),
-        };
-        built.map_err(|source| TelemetryError::SpanExporter {
-            endpoint: endpoint.clone(),
-            source,
+        OtlpSpanExporter::new(&config.traces, drops.clone()).map_err(|source| {
+            TelemetryError::SpanExporter {
+                endpoint: endpoint.clone(),
+                source,
+            }
         })
     };
 
@@ -133,17 +129,38 @@ pub(super) fn meter_provider(
     config: &TelemetryConfig,
     resource: Resource,
 ) -> Result<SdkMeterProvider, TelemetryError> {
-    let endpoint = config.metrics.endpoint.clone();
-    let built = match config.metrics.protocol {
-        Protocol::Grpc => MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(&endpoint)
-            .build(),
-        Protocol::HttpProtobuf => MetricExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(&endpoint)
-            .build(),
+    let export = &config.metrics;
+    let endpoint = export.endpoint.clone();
+    let compression = export.gzip.then_some(Compression::Gzip);
+    let built = match export.protocol {
+        Protocol::Grpc => {
+            let headers: http::HeaderMap = export.headers.0.iter().cloned().collect();
+            let builder = MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(&endpoint)
+                .with_timeout(export.timeout)
+                .with_metadata(MetadataMap::from_headers(headers));
+            match compression {
+                Some(c) => builder.with_compression(c).build(),
+                None => builder.build(),
+            }
+        }
+        Protocol::HttpProtobuf => {
+            let headers = export.headers.0.iter().map(|(k, v)| {
+                let v = v.to_str().unwrap_or_default();
+                (k.as_str().to_owned(), v.to_owned())
+            });
+            let builder = MetricExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(&endpoint)
+                .with_timeout(export.timeout)
+                .with_headers(headers.collect());
+            match compression {
+                Some(c) => builder.with_compression(c).build(),
+                None => builder.build(),
+            }
+        }
     };
     let exporter = built.map_err(|source| TelemetryError::MetricExporter { endpoint, source })?;
     let reader = PeriodicReader::builder(exporter)

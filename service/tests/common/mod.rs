@@ -45,6 +45,16 @@ impl Receiver {
         self.server.endpoint()
     }
 
+    /// The headers of every trace request so far (see [`Server::trace_request_headers`]).
+    pub fn trace_request_headers(&self) -> Vec<http::HeaderMap> {
+        self.server.trace_request_headers()
+    }
+
+    /// Refuses the next `n` trace requests as unavailable (see [`Server::refuse_traces`]).
+    pub fn refuse_traces(&self, n: usize) {
+        self.server.refuse_traces(n);
+    }
+
     /// The largest `sum` seen for a histogram's data point with this `endpoint` (cumulative).
     pub fn recorded_histogram_sum(&self, metric: &str, endpoint: &str) -> f64 {
         self.points()

@@ -1,0 +1,345 @@
+//! Our OTLP span exporter: each batch is encoded by [`TraceEncoder`] straight from the SDK's
+//! spans, then sent over gRPC (tonic) or HTTP (reqwest), retried as the OTLP spec says.
+//!
+//! The batch processor calls [`OtlpSpanExporter::export`] on a thread of its own; the request
+//! itself runs as a task on the service's Tokio runtime, so both transports work the same way
+//! and the timeout covers every attempt.
+
+use std::fmt;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf as _, BufMut as _, Bytes};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::SpanData;
+use prost::Message as _;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+use super::export::DropCounter;
+use super::wire::TraceEncoder;
+use crate::config::{Protocol, SignalExport};
+
+/// The gRPC method every OTLP trace receiver serves.
+const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+/// Retries after the first attempt, and their backoff (the OTLP exporters' recommended policy).
+const MAX_RETRIES: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_millis(1600);
+const MAX_JITTER_NANOS: u32 = 100_000_000;
+
+/// Why the exporter could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "gRPC export over TLS (https://) is not built in; use http:// to the sidecar, or http/protobuf"
+    )]
+    GrpcTls,
+    #[error("not a valid gRPC endpoint: {0}")]
+    Endpoint(#[from] tonic::transport::Error),
+    #[error("must be built inside a Tokio runtime")]
+    NoRuntime,
+}
+
+pub(crate) struct OtlpSpanExporter {
+    encoder: TraceEncoder,
+    transport: Transport,
+    timeout: Duration,
+    runtime: tokio::runtime::Handle,
+    drops: Arc<DropCounter>,
+    endpoint: String,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Grpc {
+        client: tonic::client::Grpc<tonic::transport::Channel>,
+        metadata: tonic::metadata::MetadataMap,
+    },
+    Http {
+        client: reqwest::Client,
+        url: String,
+        headers: http::HeaderMap,
+        /// Bodies are gzipped before the first attempt (tonic compresses gRPC messages itself).
+        gzip: bool,
+    },
+}
+
+impl fmt::Debug for OtlpSpanExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpSpanExporter")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpSpanExporter {
+    /// Builds the exporter; the connection is made at the first export, so an unreachable
+    /// collector is not an error here. Must run inside a Tokio runtime.
+    pub(crate) fn new(export: &SignalExport, drops: Arc<DropCounter>) -> Result<Self, BuildError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let headers: http::HeaderMap = export.headers.0.iter().cloned().collect();
+        let transport = match export.protocol {
+            Protocol::Grpc => {
+                if export.endpoint.starts_with("https://") {
+                    return Err(BuildError::GrpcTls);
+                }
+                let channel = tonic::transport::Endpoint::from_shared(export.endpoint.clone())?
+                    .connect_timeout(export.timeout)
+                    .connect_lazy();
+                let mut client = tonic::client::Grpc::new(channel);
+                if export.gzip {
+                    client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                }
+                Transport::Grpc {
+                    client,
+                    metadata: tonic::metadata::MetadataMap::from_headers(headers),
+                }
+            }
+            Protocol::HttpProtobuf => Transport::Http {
+                client: reqwest::Client::new(),
+                url: export.endpoint.clone(),
+                headers,
+                gzip: export.gzip,
+            },
+        };
+        Ok(Self {
+            encoder: TraceEncoder::default(),
+            transport,
+            timeout: export.timeout,
+            runtime,
+            drops,
+            endpoint: export.endpoint.clone(),
+        })
+    }
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for OtlpSpanExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let mut body = self.encoder.encode(&batch);
+        drop(batch);
+        if let Transport::Http { gzip: true, .. } = self.transport {
+            body = gzip(&body);
+        }
+        let body = Bytes::from(body);
+        let transport = self.transport.clone();
+        let timeout = self.timeout;
+        let task = self
+            .runtime
+            .spawn(async move { with_retries(timeout, || transport.send(body.clone())).await });
+        match task.await {
+            Ok(Ok(rejected)) => {
+                if let Some((count, message)) = rejected {
+                    self.drops.dropped("export_failed", count, &|| {
+                        format!("{} refused {count} spans: {message}", self.endpoint)
+                    });
+                }
+                Ok(())
+            }
+            Ok(Err(message)) => Err(OTelSdkError::InternalFailure(message)),
+            Err(join) => Err(OTelSdkError::InternalFailure(join.to_string())),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.encoder = TraceEncoder::new(resource);
+    }
+}
+
+/// Spans the receiver accepted the request but refused (OTLP partial success), and why.
+type Rejected = Option<(u64, String)>;
+
+/// One failed attempt.
+struct Failure {
+    retryable: bool,
+    /// How long the server asked us to wait (HTTP `Retry-After`).
+    retry_after: Option<Duration>,
+    message: String,
+}
+
+impl Transport {
+    async fn send(&self, body: Bytes) -> Result<Rejected, Failure> {
+        match self {
+            Transport::Grpc { client, metadata } => {
+                let mut client = client.clone();
+                client.ready().await.map_err(|e| Failure {
+                    retryable: true,
+                    retry_after: None,
+                    message: error_chain(&e),
+                })?;
+                let mut request = tonic::Request::new(body);
+                *request.metadata_mut() = metadata.clone();
+                let path = http::uri::PathAndQuery::from_static(GRPC_EXPORT_PATH);
+                match client.unary(request, path, RawCodec).await {
+                    Ok(response) => Ok(partial_success(response.into_inner())),
+                    Err(status) => Err(grpc_failure(&status)),
+                }
+            }
+            Transport::Http {
+                client,
+                url,
+                headers,
+                gzip,
+            } => {
+                let mut request = client
+                    .post(url)
+                    .headers(headers.clone())
+                    .header(http::header::CONTENT_TYPE, "application/x-protobuf");
+                if *gzip {
+                    request = request.header(http::header::CONTENT_ENCODING, "gzip");
+                }
+                let response = request.body(body).send().await.map_err(|e| Failure {
+                    retryable: true,
+                    retry_after: None,
+                    message: error_chain(&e),
+                })?;
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get(http::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                    .map(|s| Duration::from_secs(s.min(60)));
+                let answer = response.bytes().await.unwrap_or_default();
+                if status.is_success() {
+                    Ok(partial_success(answer))
+                } else {
+                    Err(Failure {
+                        retryable: matches!(status.as_u16(), 429 | 502 | 503 | 504),
+                        retry_after,
+                        message: format!("HTTP {status}"),
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Tries `send` until it succeeds, fails for good, or `timeout` runs out.
+async fn with_retries<F, Fut>(timeout: Duration, mut send: F) -> Result<Rejected, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Rejected, Failure>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut backoff = FIRST_BACKOFF;
+    let mut attempt = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let failure = match tokio::time::timeout(left, send()).await {
+            Ok(Ok(rejected)) => return Ok(rejected),
+            Ok(Err(failure)) => failure,
+            Err(_) => return Err(format!("no answer within {timeout:?}")),
+        };
+        let wait = failure.retry_after.unwrap_or(backoff + jitter());
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !failure.retryable || attempt == MAX_RETRIES || wait >= left {
+            let tries = attempt + 1;
+            return Err(format!("{} ({tries} attempts)", failure.message));
+        }
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+fn jitter() -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    Duration::from_nanos(u64::from(nanos % MAX_JITTER_NANOS))
+}
+
+/// gRPC codes the OTLP spec says to retry. The status message is left out: a server may echo
+/// a request's credentials in it.
+fn grpc_failure(status: &tonic::Status) -> Failure {
+    use tonic::Code;
+    let code = status.code();
+    let local = std::error::Error::source(status).map(|s| format!(": {}", error_chain(s)));
+    Failure {
+        retryable: matches!(
+            code,
+            Code::Cancelled
+                | Code::DeadlineExceeded
+                | Code::Aborted
+                | Code::OutOfRange
+                | Code::Unavailable
+                | Code::DataLoss
+        ),
+        retry_after: None,
+        message: format!("gRPC status {code:?}{}", local.unwrap_or_default()),
+    }
+}
+
+fn partial_success(answer: Bytes) -> Rejected {
+    let partial = ExportTraceServiceResponse::decode(answer)
+        .ok()?
+        .partial_success?;
+    (partial.rejected_spans > 0).then(|| {
+        (
+            u64::try_from(partial.rejected_spans).unwrap_or(0),
+            partial.error_message,
+        )
+    })
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder
+        .write_all(body)
+        .expect("writing to a Vec cannot fail");
+    encoder.finish().expect("writing to a Vec cannot fail")
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Passes already-encoded protobuf through tonic unchanged.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Self::Error> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
