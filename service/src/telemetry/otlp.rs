@@ -235,8 +235,11 @@ where
         let wait = failure.retry_after.unwrap_or(backoff + jitter());
         let left = deadline.saturating_duration_since(Instant::now());
         if !failure.retryable || attempt == MAX_RETRIES || wait >= left {
-            let tries = attempt + 1;
-            return Err(format!("{} ({tries} attempts)", failure.message));
+            let tries = match attempt {
+                0 => "1 attempt".to_owned(),
+                n => format!("{} attempts", n + 1),
+            };
+            return Err(format!("{} ({tries})", failure.message));
         }
         tokio::time::sleep(wait).await;
         attempt += 1;
@@ -341,5 +344,120 @@ impl Decoder for RawCodec {
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Self::Error> {
         Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
+
+    use super::*;
+
+    fn failure(retryable: bool) -> Failure {
+        Failure {
+            retryable,
+            retry_after: Some(Duration::from_millis(1)),
+            message: "refused".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn retryable_failures_are_tried_again_until_one_succeeds() {
+        let calls = Cell::new(0);
+        let result = with_retries(Duration::from_secs(5), || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { if n < 3 { Err(failure(true)) } else { Ok(None) } }
+        })
+        .await;
+        assert_eq!(result, Ok(None));
+        assert_eq!(calls.get(), 3);
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_a_permanent_failure_or_after_three() {
+        let calls = Cell::new(0);
+        let result = with_retries(Duration::from_secs(5), || {
+            calls.set(calls.get() + 1);
+            async { Err(failure(false)) }
+        })
+        .await;
+        assert_eq!(result, Err("refused (1 attempt)".to_owned()));
+        assert_eq!(calls.get(), 1);
+
+        calls.set(0);
+        let result = with_retries(Duration::from_secs(5), || {
+            calls.set(calls.get() + 1);
+            async { Err(failure(true)) }
+        })
+        .await;
+        assert_eq!(result, Err("refused (4 attempts)".to_owned()));
+        assert_eq!(calls.get(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_timeout_covers_every_attempt() {
+        let result = with_retries(Duration::from_millis(300), || async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(None)
+        })
+        .await;
+        assert_eq!(result, Err("no answer within 300ms".to_owned()));
+
+        // A wait the server asks for that would outlast the timeout ends the export at once.
+        let result = with_retries(Duration::from_millis(300), || async {
+            Err(Failure {
+                retry_after: Some(Duration::from_secs(30)),
+                ..failure(true)
+            })
+        })
+        .await;
+        assert_eq!(result, Err("refused (1 attempt)".to_owned()));
+    }
+
+    #[test]
+    fn refused_spans_in_a_partial_success_are_reported() {
+        let answer = |rejected_spans: i64, error_message: &str| {
+            Bytes::from(
+                ExportTraceServiceResponse {
+                    partial_success: Some(ExportTracePartialSuccess {
+                        rejected_spans,
+                        error_message: error_message.to_owned(),
+                    }),
+                }
+                .encode_to_vec(),
+            )
+        };
+        assert_eq!(
+            partial_success(answer(7, "too old")),
+            Some((7, "too old".to_owned()))
+        );
+        assert_eq!(partial_success(answer(0, "a warning only")), None);
+        assert_eq!(
+            partial_success(Bytes::new()),
+            None,
+            "an empty answer is success"
+        );
+        assert_eq!(partial_success(Bytes::from_static(b"\xff\xff")), None);
+    }
+
+    #[test]
+    fn only_transient_grpc_codes_are_retried() {
+        use tonic::Code;
+        for (code, retry) in [
+            (Code::Unavailable, true),
+            (Code::DeadlineExceeded, true),
+            (Code::Aborted, true),
+            (Code::ResourceExhausted, false),
+            (Code::InvalidArgument, false),
+            (Code::Unauthenticated, false),
+            (Code::PermissionDenied, false),
+        ] {
+            let f = grpc_failure(&tonic::Status::new(code, "Bearer s3cret echoed back"));
+            assert_eq!(f.retryable, retry, "{code:?}");
+            assert!(!f.message.contains("s3cret"), "{}", f.message);
+        }
     }
 }
