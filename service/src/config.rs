@@ -366,6 +366,13 @@ fn parse_headers(var: &'static str, value: &str) -> Result<Headers, ConfigError>
                 format!("{key:?} is not a valid header name (letters, digits and -)"),
             )
         })?;
+        if is_transport_header(&name) {
+            return Err(ConfigError::new(
+                var,
+                HIDDEN,
+                format!("{key:?} is set by the exporter itself and cannot be overridden"),
+            ));
+        }
         let decoded = percent_decode(v.trim())
             .and_then(|v| http::HeaderValue::from_str(&v).ok())
             .ok_or_else(|| {
@@ -378,6 +385,22 @@ fn parse_headers(var: &'static str, value: &str) -> Result<Headers, ConfigError>
         out.push((name, decoded));
     }
     Ok(Headers(out))
+}
+
+/// Headers the OTLP transports set themselves: overriding one would break every export.
+fn is_transport_header(name: &http::HeaderName) -> bool {
+    use http::header;
+    [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::TRANSFER_ENCODING,
+        header::TE,
+        header::HOST,
+        header::CONNECTION,
+    ]
+    .contains(name)
+        || name.as_str().starts_with("grpc-")
 }
 
 fn check_url(var: &'static str, value: &str) -> Result<(), ConfigError> {
@@ -590,6 +613,16 @@ mod tests {
                 "expected gzip or none",
             ),
             ("OTEL_EXPORTER_OTLP_HEADERS", "token", "key=value"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "Content-Type=text/plain",
+                "set by the exporter itself",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+                "grpc-timeout=1S",
+                "set by the exporter itself",
+            ),
         ];
         for (var, value, expected) in cases {
             let e = parse(&[(var, value)]).unwrap_err();
