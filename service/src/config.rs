@@ -87,6 +87,12 @@ impl std::fmt::Debug for Headers {
     }
 }
 
+impl Headers {
+    pub fn to_header_map(&self) -> http::HeaderMap {
+        self.0.iter().cloned().collect()
+    }
+}
+
 /// The OTLP exporter's own default timeout.
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 

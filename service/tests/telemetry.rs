@@ -326,7 +326,8 @@ async fn http_protobuf_export_works() {
 }
 
 /// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_EXPORTER_OTLP_COMPRESSION=gzip` reach the collector
-/// over both protocols, and a header's value (often a credential) is never logged.
+/// with both signals over both protocols, and a header's value (often a credential) is never
+/// logged.
 #[tokio::test]
 async fn export_headers_and_gzip_reach_the_collector() {
     for (protocol, rx, compressed_by) in [
@@ -348,11 +349,19 @@ async fn export_headers_and_gzip_reach_the_collector() {
         get(&svc.url("/health"), &[]).await;
         let spans = rx.wait_spans(WAIT, |s| !s.is_empty()).await;
         assert_eq!(spans[0].name, "GET /health", "{protocol}");
-        let headers = rx.trace_request_headers();
-        let first = &headers[0];
-        assert_eq!(first["authorization"], "Bearer s3cret-token", "{protocol}");
-        assert_eq!(first["x-tenant"], "shop", "{protocol}");
-        assert_eq!(first[compressed_by], "gzip", "{protocol}");
+        rx.wait_points(WAIT, |p| !p.is_empty()).await;
+        for (signal, headers) in [
+            ("traces", rx.trace_request_headers()),
+            ("metrics", rx.metric_request_headers()),
+        ] {
+            let first = &headers[0];
+            assert_eq!(
+                first["authorization"], "Bearer s3cret-token",
+                "{protocol} {signal}"
+            );
+            assert_eq!(first["x-tenant"], "shop", "{protocol} {signal}");
+            assert_eq!(first[compressed_by], "gzip", "{protocol} {signal}");
+        }
         svc.terminate(Duration::from_secs(10));
         let logs = serde_json::to_string(&svc.logs()).unwrap();
         assert!(

@@ -47,22 +47,28 @@ pub struct Server {
     gate: Arc<Gate>,
 }
 
-/// What the receiver saw of trace requests besides their spans, and the refusals asked of it.
+/// What the receiver saw of requests besides their contents, and the refusals asked of it.
 #[derive(Debug, Default)]
 struct Gate {
     /// The headers (gRPC metadata) of every trace request, refused ones included.
-    headers: Mutex<Vec<http::HeaderMap>>,
+    trace_headers: Mutex<Vec<http::HeaderMap>>,
+    /// The headers of every metrics request.
+    metric_headers: Mutex<Vec<http::HeaderMap>>,
     /// Trace requests still to refuse as unavailable (gRPC `UNAVAILABLE`, HTTP 503).
     refuse: AtomicUsize,
 }
 
 impl Gate {
     /// Notes a trace request; false if it is to be refused.
-    fn admit(&self, headers: http::HeaderMap) -> bool {
-        self.headers.lock().unwrap().push(headers);
+    fn admit_traces(&self, headers: http::HeaderMap) -> bool {
+        self.trace_headers.lock().unwrap().push(headers);
         self.refuse
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_err()
+    }
+
+    fn note_metrics(&self, headers: http::HeaderMap) {
+        self.metric_headers.lock().unwrap().push(headers);
     }
 }
 
@@ -108,22 +114,15 @@ impl Server {
         use axum::routing::post;
         let (h1, h2) = (handler.clone(), handler);
         let gate = Arc::new(Gate::default());
-        let g = gate.clone();
+        let (g, g2) = (gate.clone(), gate.clone());
         let app = axum::Router::new()
             .route(
                 "/v1/traces",
                 post(move |headers: http::HeaderMap, body: Bytes| async move {
-                    let gzipped = headers
-                        .get(http::header::CONTENT_ENCODING)
-                        .is_some_and(|v| v == "gzip");
-                    if !g.admit(headers) {
+                    let body = unpack(&headers, &body)?;
+                    if !g.admit_traces(headers) {
                         return Err((StatusCode::SERVICE_UNAVAILABLE, "refused".to_owned()));
                     }
-                    let body = if gzipped {
-                        gunzip(&body)?
-                    } else {
-                        body.to_vec()
-                    };
                     let request = ExportTraceServiceRequest::decode(body.as_slice())
                         .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
                     h1.traces(request);
@@ -134,8 +133,10 @@ impl Server {
             )
             .route(
                 "/v1/metrics",
-                post(move |body: Bytes| async move {
-                    let request = ExportMetricsServiceRequest::decode(body)
+                post(move |headers: http::HeaderMap, body: Bytes| async move {
+                    let body = unpack(&headers, &body)?;
+                    g2.note_metrics(headers);
+                    let request = ExportMetricsServiceRequest::decode(body.as_slice())
                         .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
                     h2.metrics(request);
                     Ok::<_, (StatusCode, String)>(
@@ -169,7 +170,12 @@ impl Server {
 
     /// The headers (gRPC metadata) of every trace request so far, refused ones included.
     pub fn trace_request_headers(&self) -> Vec<http::HeaderMap> {
-        self.gate.headers.lock().unwrap().clone()
+        self.gate.trace_headers.lock().unwrap().clone()
+    }
+
+    /// The headers (gRPC metadata) of every metrics request so far.
+    pub fn metric_request_headers(&self) -> Vec<http::HeaderMap> {
+        self.gate.metric_headers.lock().unwrap().clone()
     }
 
     /// Refuses the next `n` trace requests as unavailable, as a collector under memory
@@ -179,8 +185,18 @@ impl Server {
     }
 }
 
-fn gunzip(body: &[u8]) -> Result<Vec<u8>, (axum::http::StatusCode, String)> {
+/// An HTTP request's body, gunzipped if its `Content-Encoding` says gzip.
+fn unpack(
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Result<Vec<u8>, (axum::http::StatusCode, String)> {
     use std::io::Read as _;
+    if headers
+        .get(http::header::CONTENT_ENCODING)
+        .is_none_or(|v| v != "gzip")
+    {
+        return Ok(body.to_vec());
+    }
     let mut out = Vec::new();
     flate2::read::GzDecoder::new(body)
         .read_to_end(&mut out)
@@ -210,7 +226,10 @@ impl TraceService for Grpc {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        if !self.1.admit(request.metadata().clone().into_headers()) {
+        if !self
+            .1
+            .admit_traces(request.metadata().clone().into_headers())
+        {
             return Err(tonic::Status::unavailable("refused by the test"));
         }
         self.0.traces(request.into_inner());
@@ -224,6 +243,8 @@ impl MetricsService for Grpc {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.1
+            .note_metrics(request.metadata().clone().into_headers());
         self.0.metrics(request.into_inner());
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }

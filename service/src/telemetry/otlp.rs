@@ -80,7 +80,7 @@ impl OtlpSpanExporter {
     /// collector is not an error here. Must run inside a Tokio runtime.
     pub(crate) fn new(export: &SignalExport, drops: Arc<DropCounter>) -> Result<Self, BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
-        let headers: http::HeaderMap = export.headers.0.iter().cloned().collect();
+        let headers = export.headers.to_header_map();
         let transport = match export.protocol {
             Protocol::Grpc => {
                 if export.endpoint.starts_with("https://") {

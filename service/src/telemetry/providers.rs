@@ -134,7 +134,7 @@ pub(super) fn meter_provider(
     let compression = export.gzip.then_some(Compression::Gzip);
     let built = match export.protocol {
         Protocol::Grpc => {
-            let headers: http::HeaderMap = export.headers.0.iter().cloned().collect();
+            let headers = export.headers.to_header_map();
             let builder = MetricExporter::builder()
                 .with_tonic()
                 .with_endpoint(&endpoint)

@@ -50,6 +50,11 @@ impl Receiver {
         self.server.trace_request_headers()
     }
 
+    /// The headers of every metrics request so far.
+    pub fn metric_request_headers(&self) -> Vec<http::HeaderMap> {
+        self.server.metric_request_headers()
+    }
+
     /// Refuses the next `n` trace requests as unavailable (see [`Server::refuse_traces`]).
     pub fn refuse_traces(&self, n: usize) {
         self.server.refuse_traces(n);
