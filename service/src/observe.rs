@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use opentelemetry::global::{self, BoxedTracer};
-use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
 use opentelemetry::trace::{FutureExt, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{KeyValue, StringValue};
 use opentelemetry_http::HeaderExtractor;
@@ -37,12 +37,30 @@ pub struct HttpMetrics(Arc<Instruments>);
 struct Instruments {
     tracer: BoxedTracer,
     server_duration: Histogram<f64>,
-    requests: Counter<u64>,
-    request_duration: Histogram<f64>,
     /// The headers the global propagator reads, looked up once: most requests carry none,
     /// and then the propagator (behind a global lock) is not asked at all.
     trace_headers: Vec<http::HeaderName>,
     routes: RouteTexts,
+    /// The by-endpoint metrics of requests that matched no route.
+    unmatched: ByEndpoint,
+}
+
+/// `app.requests` and `app.request.duration` bound to one `endpoint`: a record goes straight to
+/// its series, without the SDK hashing the attributes to find it.
+#[derive(Debug)]
+struct ByEndpoint {
+    requests: BoundCounter<u64>,
+    duration: BoundHistogram<f64>,
+}
+
+impl ByEndpoint {
+    fn new(requests: &Counter<u64>, duration: &Histogram<f64>, endpoint: &'static str) -> Self {
+        let attributes = [KeyValue::new("endpoint", endpoint)];
+        Self {
+            requests: requests.bind(&attributes),
+            duration: duration.bind(&attributes),
+        }
+    }
 }
 
 impl HttpMetrics {
@@ -54,24 +72,25 @@ impl HttpMetrics {
                 .filter_map(|f| http::HeaderName::try_from(f).ok())
                 .collect()
         });
+        let requests = meter
+            .u64_counter("app.requests")
+            .with_description("Requests served, by endpoint (route template)")
+            .with_unit("{request}")
+            .build();
+        let request_duration = meter
+            .f64_histogram("app.request.duration")
+            .with_description("Whole-request duration, by endpoint (route template)")
+            .with_unit("s")
+            .with_boundaries(DURATION_BUCKETS.to_vec())
+            .build();
         Self(Arc::new(Instruments {
             trace_headers,
-            routes: RouteTexts::default(),
+            unmatched: ByEndpoint::new(&requests, &request_duration, UNMATCHED_ENDPOINT),
+            routes: RouteTexts::new(requests, request_duration),
             tracer: global::tracer("traced-service"),
             server_duration: meter
                 .f64_histogram("http.server.request.duration")
                 .with_description("Duration of HTTP server requests")
-                .with_unit("s")
-                .with_boundaries(DURATION_BUCKETS.to_vec())
-                .build(),
-            requests: meter
-                .u64_counter("app.requests")
-                .with_description("Requests served, by endpoint (route template)")
-                .with_unit("{request}")
-                .build(),
-            request_duration: meter
-                .f64_histogram("app.request.duration")
-                .with_description("Whole-request duration, by endpoint (route template)")
                 .with_unit("s")
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
@@ -94,17 +113,22 @@ impl Connected<SocketAddr> for Peer {
     }
 }
 
-/// The span names and `http.route` values of the routes seen, made once per route template.
-/// Templates come from the router (never raw paths) and verbs from a closed list, so the set
-/// is bounded; its strings live as long as the process.
-#[derive(Debug, Default)]
-struct RouteTexts(RwLock<HashMap<String, &'static RouteText>>);
+/// The span names, `http.route` values and by-endpoint metrics of the routes seen, made once per
+/// route template. Templates come from the router (never raw paths) and verbs from a closed
+/// list, so the set is bounded; it lives as long as the process.
+#[derive(Debug)]
+struct RouteTexts {
+    seen: RwLock<HashMap<String, &'static RouteText>>,
+    requests: Counter<u64>,
+    request_duration: Histogram<f64>,
+}
 
 #[derive(Debug)]
 struct RouteText {
     route: &'static str,
     /// `"{verb} {route}"` for each of [`VERBS`].
     span_names: [&'static str; VERBS.len()],
+    by_endpoint: ByEndpoint,
 }
 
 /// The nine methods the HTTP semantic conventions know, then `HTTP`: the span-name verb of
@@ -134,16 +158,25 @@ fn method_name(verb: usize) -> &'static str {
 }
 
 impl RouteTexts {
+    fn new(requests: Counter<u64>, request_duration: Histogram<f64>) -> Self {
+        Self {
+            seen: RwLock::default(),
+            requests,
+            request_duration,
+        }
+    }
+
     fn get(&self, route: &str) -> &'static RouteText {
-        if let Some(text) = self.0.read().ok().and_then(|m| m.get(route).copied()) {
+        if let Some(text) = self.seen.read().ok().and_then(|m| m.get(route).copied()) {
             return text;
         }
-        let mut map = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.seen.write().unwrap_or_else(|e| e.into_inner());
         map.entry(route.to_owned()).or_insert_with(|| {
             let route: &'static str = Box::leak(route.into());
             Box::leak(Box::new(RouteText {
                 route,
                 span_names: VERBS.map(|v| &*Box::leak(format!("{v} {route}").into_boxed_str())),
+                by_endpoint: ByEndpoint::new(&self.requests, &self.request_duration, route),
             }))
         })
     }
@@ -240,7 +273,6 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
     }
     span.end();
 
-    let endpoint = route.map_or(UNMATCHED_ENDPOINT, |r| r.route);
     let mut attrs = vec![
         KeyValue::new("http.request.method", method),
         KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
@@ -253,9 +285,9 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
         attrs.push(KeyValue::new("error.type", status.as_str().to_owned()));
     }
     metrics.server_duration.record(elapsed, &attrs);
-    let by_endpoint = [KeyValue::new("endpoint", endpoint)];
-    metrics.requests.add(1, &by_endpoint);
-    metrics.request_duration.record(elapsed, &by_endpoint);
+    let by_endpoint = route.map_or(&metrics.unmatched, |r| &r.by_endpoint);
+    by_endpoint.requests.add(1);
+    by_endpoint.duration.record(elapsed);
     response
 }
 
@@ -283,14 +315,18 @@ mod tests {
 
     #[test]
     fn route_texts_are_made_once_per_route() {
-        let routes = RouteTexts::default();
+        let meter = global::meter("test");
+        let routes = RouteTexts::new(
+            meter.u64_counter("c").build(),
+            meter.f64_histogram("h").build(),
+        );
         let chain = routes.get("/chain");
         assert!(std::ptr::eq(chain, routes.get("/chain")), "made once");
         assert_eq!(chain.route, "/chain");
         assert_eq!(chain.span_names[0], "GET /chain");
         assert_eq!(chain.span_names[OTHER_VERB], "HTTP /chain");
         assert_eq!(routes.get("/").span_names[2], "POST /");
-        assert_eq!(routes.0.read().unwrap().len(), 2);
+        assert_eq!(routes.seen.read().unwrap().len(), 2);
     }
 
     #[test]
