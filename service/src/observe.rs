@@ -263,7 +263,7 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
         span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
         span.set_status(Status::error(""));
     }
-    {
+    if tracing::enabled!(tracing::Level::DEBUG) {
         let _guard = cx.clone().attach();
         tracing::debug!(
             status = status.as_u16(),
