@@ -207,15 +207,15 @@ fn parse_positive(var: &'static str, value: &str) -> Result<u64, ConfigError> {
 fn parse_resource_attributes(value: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     const VAR: &str = "OTEL_RESOURCE_ATTRIBUTES";
     let mut out = BTreeMap::new();
-    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((k, v)) = pair.split_once('=') else {
-            return Err(ConfigError::new(
+    for entry in entries(value) {
+        let (key, raw) = entry.map_err(|pair| {
+            ConfigError::new(
                 VAR,
                 value,
                 format!("expected comma-separated key=value pairs, got {pair:?}"),
-            ));
-        };
-        let key = k.trim();
+            )
+        })?;
+        let pair = format!("{key}={raw}");
         if key.is_empty() {
             return Err(ConfigError::new(
                 VAR,
@@ -223,12 +223,25 @@ fn parse_resource_attributes(value: &str) -> Result<BTreeMap<String, String>, Co
                 format!("expected a key before '=' in {pair:?}"),
             ));
         }
-        let decoded = percent_decode(v.trim()).ok_or_else(|| {
+        let decoded = percent_decode(raw).ok_or_else(|| {
             ConfigError::new(VAR, value, format!("bad percent-encoding in {pair:?}"))
         })?;
         out.insert(key.to_owned(), decoded);
     }
     Ok(out)
+}
+
+/// The entries of a `key1=value1,key2=value2` list, empty ones skipped: `Ok((key, raw value))`,
+/// both trimmed, or `Err(entry)` for an entry without `=`.
+fn entries(list: &str) -> impl Iterator<Item = Result<(&str, &str), &str>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            e.split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim()))
+                .ok_or(e)
+        })
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -356,15 +369,14 @@ fn signal_export<'a>(
 fn parse_headers(var: &'static str, value: &str) -> Result<Headers, ConfigError> {
     const HIDDEN: &str = "(not shown: headers may hold credentials)";
     let mut out = Vec::new();
-    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((k, v)) = pair.split_once('=') else {
-            return Err(ConfigError::new(
+    for entry in entries(value) {
+        let (key, raw) = entry.map_err(|_| {
+            ConfigError::new(
                 var,
                 HIDDEN,
                 "expected comma-separated key=value pairs; one entry has no '='",
-            ));
-        };
-        let key = k.trim();
+            )
+        })?;
         let name = http::HeaderName::from_bytes(key.as_bytes()).map_err(|_| {
             ConfigError::new(
                 var,
@@ -379,7 +391,7 @@ fn parse_headers(var: &'static str, value: &str) -> Result<Headers, ConfigError>
                 format!("{key:?} is set by the exporter itself and cannot be overridden"),
             ));
         }
-        let decoded = percent_decode(v.trim())
+        let decoded = percent_decode(raw)
             .and_then(|v| http::HeaderValue::from_str(&v).ok())
             .ok_or_else(|| {
                 ConfigError::new(

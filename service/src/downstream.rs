@@ -8,6 +8,8 @@ use opentelemetry_http::HeaderInjector;
 use reqwest::Url;
 use serde_json::Value;
 
+use crate::error_chain;
+
 /// Another HTTP service that `/chain` calls (often another instance of this one).
 #[derive(Debug, Clone)]
 pub struct Downstream {
@@ -164,16 +166,4 @@ impl Downstream {
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         Ok(Reply { status, body })
     }
-}
-
-/// `reqwest`'s top-level message hides the cause ("error sending request"); show the chain.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }

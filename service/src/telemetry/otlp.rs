@@ -21,6 +21,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use super::export::DropCounter;
 use super::wire::TraceEncoder;
 use crate::config::{Protocol, SignalExport};
+use crate::error_chain;
 
 /// The gRPC method every OTLP trace receiver serves.
 const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -297,17 +298,6 @@ fn gzip(body: &[u8]) -> Vec<u8> {
         .write_all(body)
         .expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Passes already-encoded protobuf through tonic unchanged.
