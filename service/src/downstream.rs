@@ -8,7 +8,7 @@ use opentelemetry_http::HeaderInjector;
 use reqwest::Url;
 use serde_json::Value;
 
-use crate::error_chain;
+use crate::{error_chain, http_client};
 
 /// Another HTTP service that `/chain` calls (often another instance of this one).
 #[derive(Debug, Clone)]
@@ -53,16 +53,7 @@ impl Downstream {
                 .timeout(timeout)
                 .redirect(reqwest::redirect::Policy::none())
         };
-        let client = builder().build().unwrap_or_else(|e| {
-            tracing::warn!(
-                error = %e,
-                "no CA certificates on this system: an https downstream cannot be verified"
-            );
-            builder()
-                .tls_certs_only([])
-                .build()
-                .expect("a client with an empty root store always builds")
-        });
+        let client = http_client(builder, "a downstream");
         Self { url, client }
     }
 

@@ -34,3 +34,44 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+/// A client from `builder`, even on a system without CA certificates (a minimal image): then
+/// plain HTTP still works and HTTPS fails with a certificate error, which a warning naming
+/// `what` says once, at start. (`reqwest` refuses to build a client with no roots at all.)
+pub(crate) fn http_client(
+    builder: impl Fn() -> reqwest::ClientBuilder,
+    what: &str,
+) -> reqwest::Client {
+    builder().build().unwrap_or_else(|e| {
+        warn_no_ca_certificates(&e, what);
+        builder()
+            .tls_certs_only([])
+            .build()
+            .expect("a client with an empty root store always builds")
+    })
+}
+
+/// [`http_client`] for a blocking client (what `opentelemetry-otlp`'s HTTP exporters call).
+/// It starts a runtime of its own, so it is built on a thread outside ours.
+pub(crate) fn blocking_http_client(what: &'static str) -> reqwest::blocking::Client {
+    std::thread::spawn(move || {
+        let builder =
+            || reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none());
+        builder().build().unwrap_or_else(|e| {
+            warn_no_ca_certificates(&e, what);
+            builder()
+                .tls_certs_only([])
+                .build()
+                .expect("a client with an empty root store always builds")
+        })
+    })
+    .join()
+    .expect("building an HTTP client does not panic")
+}
+
+fn warn_no_ca_certificates(error: &reqwest::Error, what: &str) {
+    tracing::warn!(
+        error = %error,
+        "no CA certificates on this system: {what} over https cannot be verified"
+    );
+}

@@ -371,6 +371,27 @@ async fn export_headers_and_gzip_reach_the_collector() {
     }
 }
 
+/// A minimal image has no CA certificates: export of both signals over plain HTTP still works
+/// (reqwest will not build a client without roots unless told to).
+#[tokio::test]
+async fn http_export_works_without_system_ca_certificates() {
+    let rx = Receiver::http().await;
+    let svc = Service::start(
+        &rx.endpoint(),
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("SSL_CERT_FILE", "/nonexistent/ca.crt"),
+            ("SSL_CERT_DIR", "/nonexistent"),
+        ],
+        &[],
+    );
+    get(&svc.url("/health"), &[]).await;
+    let spans = rx.wait_spans(WAIT, |s| !s.is_empty()).await;
+    assert_eq!(spans[0].name, "GET /health");
+    rx.wait_points(WAIT, |p| p.iter().any(|p| p.metric == "app.requests"))
+        .await;
+}
+
 /// A collector that refuses exports for a moment (as under memory pressure) gets them again:
 /// the spans arrive and none is counted as dropped.
 #[tokio::test]

@@ -21,7 +21,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use super::export::DropCounter;
 use super::wire::TraceEncoder;
 use crate::config::{Protocol, SignalExport};
-use crate::error_chain;
+use crate::{error_chain, http_client};
 
 /// The gRPC method every OTLP trace receiver serves.
 const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -100,7 +100,11 @@ impl OtlpSpanExporter {
                 }
             }
             Protocol::HttpProtobuf => Transport::Http {
-                client: reqwest::Client::new(),
+                // Redirects are not followed: spans go to the endpoint configured, nowhere else.
+                client: http_client(
+                    || reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()),
+                    "span export",
+                ),
                 url: export.endpoint.clone(),
                 headers,
                 gzip: export.gzip,
