@@ -427,7 +427,17 @@ fn check_url(var: &'static str, value: &str) -> Result<(), ConfigError> {
         .strip_prefix("http://")
         .or_else(|| value.strip_prefix("https://"))
         .ok_or_else(|| ConfigError::new(var, value, expected))?;
-    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        // The endpoint is logged (at start, and with every failed export); a password in it
+        // would be too. The value itself is not repeated in the error either.
+        return Err(ConfigError::new(
+            var,
+            "(not shown: it holds credentials)",
+            "credentials do not belong in the URL, which is logged; \
+             send them as OTEL_EXPORTER_OTLP_HEADERS=authorization=...",
+        ));
+    }
     match value.parse::<http::Uri>() {
         Ok(uri) if !authority.is_empty() && uri.host().is_some() => Ok(()),
         _ => Err(ConfigError::new(var, value, expected)),
@@ -687,6 +697,26 @@ mod tests {
         let d = parse(&[]).unwrap();
         assert_eq!(d.traces.timeout, DEFAULT_EXPORT_TIMEOUT);
         assert!(d.traces.headers.0.is_empty() && !d.traces.gzip);
+    }
+
+    #[test]
+    fn credentials_in_an_endpoint_url_are_refused_without_being_repeated() {
+        for (var, url) in [
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://user:s3cret@collector:4317",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://s3cret@collector/v1/traces",
+            ),
+        ] {
+            let e = parse(&[(var, url)]).unwrap_err();
+            assert_eq!(e.var, var);
+            let line = e.to_string();
+            assert!(line.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{line}");
+            assert!(!line.contains("s3cret"), "{line}");
+        }
     }
 
     #[test]

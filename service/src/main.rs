@@ -25,7 +25,8 @@ TELEMETRY (standard OpenTelemetry environment variables; empty counts as unset):
   OTEL_EXPORTER_OTLP_PROTOCOL           grpc (default) | http/protobuf; also _TRACES_/_METRICS_
   OTEL_EXPORTER_OTLP_HEADERS            k=v,k2=v2 (percent-encoded values) sent with every
                                         export, e.g. authorization=Bearer%20<token>; values
-                                        are never logged
+                                        are never logged (credentials in an endpoint URL are
+                                        refused: endpoints are)
   OTEL_EXPORTER_OTLP_TIMEOUT            ms one export may take, retries included (default
                                         10000)
   OTEL_EXPORTER_OTLP_COMPRESSION        gzip | none (default); each of these three also
