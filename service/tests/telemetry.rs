@@ -309,20 +309,26 @@ async fn metrics_arrive_by_endpoint_with_bounded_cardinality() {
     assert!(slow >= 0.1, "duration of /metrics-test was {slow} s");
 }
 
-/// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf` exports traces and metrics over HTTP.
+/// `OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf` exports traces and metrics over HTTP, also on a
+/// system without CA certificates (a minimal image: reqwest will not build a client without
+/// roots unless told to).
 #[tokio::test]
 async fn http_protobuf_export_works() {
-    let rx = Receiver::http().await;
-    let svc = Service::start(
-        &rx.endpoint(),
-        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")],
-        &[],
-    );
-    get(&svc.url("/health"), &[]).await;
-    let spans = rx.wait_spans(WAIT, |s| !s.is_empty()).await;
-    assert_eq!(spans[0].name, "GET /health");
-    rx.wait_points(WAIT, |p| p.iter().any(|p| p.metric == "app.requests"))
-        .await;
+    let no_ca_certificates = [
+        ("SSL_CERT_FILE", "/nonexistent/ca.crt"),
+        ("SSL_CERT_DIR", "/nonexistent"),
+    ];
+    for extra in [&[][..], &no_ca_certificates] {
+        let rx = Receiver::http().await;
+        let mut env = vec![("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")];
+        env.extend_from_slice(extra);
+        let svc = Service::start(&rx.endpoint(), &env, &[]);
+        get(&svc.url("/health"), &[]).await;
+        let spans = rx.wait_spans(WAIT, |s| !s.is_empty()).await;
+        assert_eq!(spans[0].name, "GET /health", "{extra:?}");
+        rx.wait_points(WAIT, |p| p.iter().any(|p| p.metric == "app.requests"))
+            .await;
+    }
 }
 
 /// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_EXPORTER_OTLP_COMPRESSION=gzip` reach the collector
@@ -369,27 +375,6 @@ async fn export_headers_and_gzip_reach_the_collector() {
             "{protocol}: a header value was logged"
         );
     }
-}
-
-/// A minimal image has no CA certificates: export of both signals over plain HTTP still works
-/// (reqwest will not build a client without roots unless told to).
-#[tokio::test]
-async fn http_export_works_without_system_ca_certificates() {
-    let rx = Receiver::http().await;
-    let svc = Service::start(
-        &rx.endpoint(),
-        &[
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
-            ("SSL_CERT_FILE", "/nonexistent/ca.crt"),
-            ("SSL_CERT_DIR", "/nonexistent"),
-        ],
-        &[],
-    );
-    get(&svc.url("/health"), &[]).await;
-    let spans = rx.wait_spans(WAIT, |s| !s.is_empty()).await;
-    assert_eq!(spans[0].name, "GET /health");
-    rx.wait_points(WAIT, |p| p.iter().any(|p| p.metric == "app.requests"))
-        .await;
 }
 
 /// A collector that refuses exports for a moment (as under memory pressure) gets them again:
