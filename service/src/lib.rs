@@ -42,36 +42,60 @@ pub(crate) fn http_client(
     builder: impl Fn() -> reqwest::ClientBuilder,
     what: &str,
 ) -> reqwest::Client {
-    builder().build().unwrap_or_else(|e| {
-        warn_no_ca_certificates(&e, what);
-        builder()
-            .tls_certs_only([])
-            .build()
-            .expect("a client with an empty root store always builds")
-    })
+    let (client, missing) = build_or_without_roots(|no_roots| {
+        let builder = builder();
+        (if no_roots {
+            builder.tls_certs_only([])
+        } else {
+            builder
+        })
+        .build()
+    });
+    warn_if_no_ca_certificates(missing, what);
+    client
 }
 
-/// [`http_client`] for a blocking client (what `opentelemetry-otlp`'s HTTP exporters call).
-/// It starts a runtime of its own, so it is built on a thread outside ours.
-pub(crate) fn blocking_http_client(what: &'static str) -> reqwest::blocking::Client {
-    std::thread::spawn(move || {
-        let builder =
-            || reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none());
-        builder().build().unwrap_or_else(|e| {
-            warn_no_ca_certificates(&e, what);
-            builder()
-                .tls_certs_only([])
-                .build()
-                .expect("a client with an empty root store always builds")
+/// [`http_client`] for a blocking client (what `opentelemetry-otlp`'s HTTP exporters call),
+/// redirects not followed. It starts a runtime of its own, so it is built on a thread outside
+/// ours; the warning is given here, where the caller's log subscriber is.
+pub(crate) fn blocking_http_client(what: &str) -> reqwest::blocking::Client {
+    let (client, missing) = std::thread::spawn(|| {
+        build_or_without_roots(|no_roots| {
+            let builder =
+                reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none());
+            (if no_roots {
+                builder.tls_certs_only([])
+            } else {
+                builder
+            })
+            .build()
         })
     })
     .join()
-    .expect("building an HTTP client does not panic")
+    .expect("building an HTTP client does not panic");
+    warn_if_no_ca_certificates(missing, what);
+    client
 }
 
-fn warn_no_ca_certificates(error: &reqwest::Error, what: &str) {
-    tracing::warn!(
-        error = %error,
-        "no CA certificates on this system: {what} over https cannot be verified"
-    );
+/// `build(false)` (the system's CA certificates), or if that fails `build(true)` (none), with
+/// the first failure.
+fn build_or_without_roots<C>(
+    build: impl Fn(bool) -> reqwest::Result<C>,
+) -> (C, Option<reqwest::Error>) {
+    match build(false) {
+        Ok(client) => (client, None),
+        Err(e) => {
+            let client = build(true).expect("a client with an empty root store always builds");
+            (client, Some(e))
+        }
+    }
+}
+
+fn warn_if_no_ca_certificates(missing: Option<reqwest::Error>, what: &str) {
+    if let Some(error) = missing {
+        tracing::warn!(
+            error = error_chain(&error),
+            "no CA certificates on this system: {what} over https cannot be verified"
+        );
+    }
 }

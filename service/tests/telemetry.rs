@@ -328,6 +328,16 @@ async fn http_protobuf_export_works() {
         assert_eq!(spans[0].name, "GET /health", "{extra:?}");
         rx.wait_points(WAIT, |p| p.iter().any(|p| p.metric == "app.requests"))
             .await;
+        let warned = |what: &str| {
+            svc.logs().iter().any(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("no CA certificates") && m.contains(what))
+            })
+        };
+        for what in ["span export", "metric export"] {
+            assert_eq!(warned(what), !extra.is_empty(), "{what} warning, {extra:?}");
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 //! that is not admitted, or whose batch fails, is counted by [`DropCounter`], which also warns at
 //! most once every [`DROP_LOG_INTERVAL`].
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -87,7 +86,7 @@ impl DropCounter {
 }
 
 /// One export lane: a batch processor, and how many of its spans are not yet exported (its
-/// exporter, a [`CountingExporter`], gives them back).
+/// exporter, an [`OtlpSpanExporter`](super::otlp::OtlpSpanExporter), gives them back).
 #[derive(Debug)]
 pub(crate) struct Lane {
     pub(crate) processor: BatchSpanProcessor,
@@ -195,67 +194,6 @@ impl SpanProcessor for BoundedProcessor {
         for l in &mut self.lanes {
             l.processor.set_resource(resource);
         }
-    }
-}
-
-/// Wraps the OTLP exporter to release queue room and count failed batches.
-pub(crate) struct CountingExporter<E> {
-    inner: E,
-    drops: Arc<DropCounter>,
-    /// The lane's count of spans not yet exported.
-    in_flight: Arc<AtomicUsize>,
-    endpoint: String,
-}
-
-impl<E> CountingExporter<E> {
-    pub(crate) fn new(
-        inner: E,
-        drops: Arc<DropCounter>,
-        in_flight: Arc<AtomicUsize>,
-        endpoint: String,
-    ) -> Self {
-        Self {
-            inner,
-            drops,
-            in_flight,
-            endpoint,
-        }
-    }
-}
-
-impl<E> fmt::Debug for CountingExporter<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CountingExporter")
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<E: opentelemetry_sdk::trace::SpanExporter> opentelemetry_sdk::trace::SpanExporter
-    for CountingExporter<E>
-{
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let n = batch.len();
-        let result = self.inner.export(batch).await;
-        self.in_flight.fetch_sub(n, Ordering::AcqRel);
-        if let Err(e) = &result {
-            self.drops.dropped("export_failed", n as u64, &|| {
-                format!("export to {} failed: {e}", self.endpoint)
-            });
-        }
-        result
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
     }
 }
 

@@ -80,21 +80,27 @@ impl Telemetry {
     ) -> Result<Self, TelemetryError> {
         global::set_text_map_propagator(propagator(&config.propagators));
         let drops = Arc::new(DropCounter::default());
-        let filter = EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
-        let logs = log_layer(options.json_logs);
+        let filter = || {
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER))
+        };
+        let logs = || log_layer(options.json_logs);
 
         if config.disabled {
-            Registry::default().with(filter).with(logs).try_init()?;
+            Registry::default().with(filter()).with(logs()).try_init()?;
             return Ok(Self {
                 drops,
                 ..Self::default()
             });
         }
 
+        // The subscriber below needs the tracer the exporters feed; while they are built (and
+        // may warn, e.g. of missing CA certificates) a logs-only one speaks for them.
+        let building =
+            tracing::subscriber::set_default(Registry::default().with(filter()).with(logs()));
         let resource = resource(config);
         let tracer_provider = tracer_provider(config, options, resource.clone(), drops.clone())?;
         let meter_provider = meter_provider(config, resource)?;
+        drop(building);
         global::set_meter_provider(meter_provider.clone());
         drops.register_metric();
 
@@ -111,8 +117,8 @@ impl Telemetry {
             // OpenTelemetry spans, children of the request's span.
             .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
         Registry::default()
-            .with(filter)
-            .with(logs)
+            .with(filter())
+            .with(logs())
             .with(otel)
             .try_init()?;
         global::set_tracer_provider(tracer_provider.clone());

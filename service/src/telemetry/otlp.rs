@@ -8,6 +8,7 @@
 use std::fmt;
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf as _, BufMut as _, Bytes};
@@ -44,12 +45,17 @@ pub enum BuildError {
     NoRuntime,
 }
 
+/// One export lane's exporter. Besides sending, it gives the lane's queue room back as each
+/// batch ends, and counts every span that was not delivered (failed batch or refused by the
+/// receiver) in the lane's [`DropCounter`].
 pub(crate) struct OtlpSpanExporter {
     encoder: TraceEncoder,
     transport: Transport,
     timeout: Duration,
     runtime: tokio::runtime::Handle,
     drops: Arc<DropCounter>,
+    /// The lane's count of spans not yet exported.
+    in_flight: Arc<AtomicUsize>,
     endpoint: String,
 }
 
@@ -58,6 +64,9 @@ enum Transport {
     Grpc {
         client: tonic::client::Grpc<tonic::transport::Channel>,
         metadata: tonic::metadata::MetadataMap,
+        /// Where `client` connects, kept to give another lane a connection of its own.
+        endpoint: Box<tonic::transport::Endpoint>,
+        gzip: bool,
     },
     Http {
         client: reqwest::Client,
@@ -79,7 +88,11 @@ impl fmt::Debug for OtlpSpanExporter {
 impl OtlpSpanExporter {
     /// Builds the exporter; the connection is made at the first export, so an unreachable
     /// collector is not an error here. Must run inside a Tokio runtime.
-    pub(crate) fn new(export: &SignalExport, drops: Arc<DropCounter>) -> Result<Self, BuildError> {
+    pub(crate) fn new(
+        export: &SignalExport,
+        drops: Arc<DropCounter>,
+        in_flight: Arc<AtomicUsize>,
+    ) -> Result<Self, BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let headers = export.headers.to_header_map();
         let transport = match export.protocol {
@@ -87,16 +100,13 @@ impl OtlpSpanExporter {
                 if export.endpoint.starts_with("https://") {
                     return Err(BuildError::GrpcTls);
                 }
-                let channel = tonic::transport::Endpoint::from_shared(export.endpoint.clone())?
-                    .connect_timeout(export.timeout)
-                    .connect_lazy();
-                let mut client = tonic::client::Grpc::new(channel);
-                if export.gzip {
-                    client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
-                }
+                let endpoint = tonic::transport::Endpoint::from_shared(export.endpoint.clone())?
+                    .connect_timeout(export.timeout);
                 Transport::Grpc {
-                    client,
+                    client: grpc_client(&endpoint, export.gzip),
                     metadata: tonic::metadata::MetadataMap::from_headers(headers),
+                    endpoint: Box::new(endpoint),
+                    gzip: export.gzip,
                 }
             }
             Protocol::HttpProtobuf => Transport::Http {
@@ -116,13 +126,42 @@ impl OtlpSpanExporter {
             timeout: export.timeout,
             runtime,
             drops,
+            in_flight,
             endpoint: export.endpoint.clone(),
         })
     }
-}
 
-impl opentelemetry_sdk::trace::SpanExporter for OtlpSpanExporter {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+    /// The exporter for another lane, with the same settings. An HTTP client is shared (it
+    /// pools its connections, and its CA certificates are loaded once); a gRPC lane gets a
+    /// connection of its own, so each lane's batch in flight has its own.
+    pub(crate) fn another_lane(&self, in_flight: Arc<AtomicUsize>) -> Self {
+        let transport = match &self.transport {
+            Transport::Grpc {
+                metadata,
+                endpoint,
+                gzip,
+                ..
+            } => Transport::Grpc {
+                client: grpc_client(endpoint, *gzip),
+                metadata: metadata.clone(),
+                endpoint: endpoint.clone(),
+                gzip: *gzip,
+            },
+            http @ Transport::Http { .. } => http.clone(),
+        };
+        Self {
+            encoder: self.encoder.clone(),
+            transport,
+            timeout: self.timeout,
+            runtime: self.runtime.clone(),
+            drops: self.drops.clone(),
+            in_flight,
+            endpoint: self.endpoint.clone(),
+        }
+    }
+
+    /// Encodes and sends one batch: the spans the receiver refused, or why it failed.
+    async fn send(&self, batch: Vec<SpanData>) -> Result<Rejected, String> {
         let mut body = self.encoder.encode(&batch);
         drop(batch);
         if let Transport::Http { gzip: true, .. } = self.transport {
@@ -134,17 +173,29 @@ impl opentelemetry_sdk::trace::SpanExporter for OtlpSpanExporter {
         let task = self
             .runtime
             .spawn(async move { with_retries(timeout, || transport.send(body.clone())).await });
-        match task.await {
-            Ok(Ok(rejected)) => {
-                if let Some((count, message)) = rejected {
-                    self.drops.dropped("export_failed", count, &|| {
-                        format!("{} refused {count} spans: {message}", self.endpoint)
-                    });
-                }
+        task.await.unwrap_or_else(|join| Err(join.to_string()))
+    }
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for OtlpSpanExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len();
+        let result = self.send(batch).await;
+        self.in_flight.fetch_sub(n, Ordering::AcqRel);
+        match result {
+            Ok(None) => Ok(()),
+            Ok(Some((count, message))) => {
+                self.drops.dropped("export_failed", count, &|| {
+                    format!("{} refused {count} spans: {message}", self.endpoint)
+                });
                 Ok(())
             }
-            Ok(Err(message)) => Err(OTelSdkError::InternalFailure(message)),
-            Err(join) => Err(OTelSdkError::InternalFailure(join.to_string())),
+            Err(message) => {
+                self.drops.dropped("export_failed", n as u64, &|| {
+                    format!("export to {} failed: {message}", self.endpoint)
+                });
+                Err(OTelSdkError::InternalFailure(message))
+            }
         }
     }
 
@@ -167,7 +218,9 @@ struct Failure {
 impl Transport {
     async fn send(&self, body: Bytes) -> Result<Rejected, Failure> {
         match self {
-            Transport::Grpc { client, metadata } => {
+            Transport::Grpc {
+                client, metadata, ..
+            } => {
                 let mut client = client.clone();
                 client.ready().await.map_err(|e| Failure {
                     retryable: true,
@@ -218,6 +271,19 @@ impl Transport {
                 }
             }
         }
+    }
+}
+
+/// A client on a connection of its own (made at the first export).
+fn grpc_client(
+    endpoint: &tonic::transport::Endpoint,
+    gzip: bool,
+) -> tonic::client::Grpc<tonic::transport::Channel> {
+    let client = tonic::client::Grpc::new(endpoint.connect_lazy());
+    if gzip {
+        client.send_compressed(tonic::codec::CompressionEncoding::Gzip)
+    } else {
+        client
     }
 }
 

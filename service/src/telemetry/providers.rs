@@ -20,7 +20,7 @@ use opentelemetry_sdk::trace::{
 
 use tonic::metadata::MetadataMap;
 
-use super::export::{BoundedProcessor, CountingExporter, DropCounter, Lane, lane_share};
+use super::export::{BoundedProcessor, DropCounter, Lane, lane_share};
 use super::otlp::OtlpSpanExporter;
 use super::{TelemetryError, TelemetryOptions};
 use crate::config::{PropagatorChoice, Protocol, SamplerChoice, TelemetryConfig};
@@ -76,41 +76,37 @@ pub(super) fn tracer_provider(
     resource: Resource,
     drops: Arc<DropCounter>,
 ) -> Result<SdkTracerProvider, TelemetryError> {
-    let endpoint = config.traces.endpoint.clone();
-    let exporter = || {
-        OtlpSpanExporter::new(&config.traces, drops.clone()).map_err(|source| {
-            TelemetryError::SpanExporter {
-                endpoint: endpoint.clone(),
-                source,
-            }
-        })
-    };
-
     // Each lane's SDK queue has room for everything our `BoundedProcessor` admits to it (its
     // share of `span_queue_size`) plus a batch, so the SDK never drops on its own. The SDK
     // allocates the whole queue up front: shares keep the total what one lane would take.
     let share = lane_share(config.span_queue_size, EXPORT_LANES);
-    let lanes = (0..EXPORT_LANES)
-        .map(|_| {
+    let in_flight: [Arc<AtomicUsize>; EXPORT_LANES] = std::array::from_fn(|_| Arc::default());
+    let first = OtlpSpanExporter::new(&config.traces, drops.clone(), in_flight[0].clone())
+        .map_err(|source| TelemetryError::SpanExporter {
+            endpoint: config.traces.endpoint.clone(),
+            source,
+        })?;
+    // The other lanes take the first one's settings, built and checked once.
+    let others: Vec<_> = in_flight[1..]
+        .iter()
+        .map(|n| first.another_lane(n.clone()))
+        .collect();
+    let lanes = std::iter::once(first)
+        .chain(others)
+        .zip(in_flight)
+        .map(|(exporter, in_flight)| {
             let batch = BatchConfigBuilder::default()
                 .with_max_queue_size(share + 512)
                 .build();
-            let in_flight = Arc::new(AtomicUsize::new(0));
-            let counted = CountingExporter::new(
-                exporter()?,
-                drops.clone(),
-                in_flight.clone(),
-                endpoint.clone(),
-            );
-            let processor = BatchSpanProcessor::builder(counted)
+            let processor = BatchSpanProcessor::builder(exporter)
                 .with_batch_config(batch)
                 .build();
-            Ok(Lane {
+            Lane {
                 processor,
                 in_flight,
-            })
+            }
         })
-        .collect::<Result<Vec<_>, TelemetryError>>()?;
+        .collect();
     let processor = BoundedProcessor::new(lanes, config.span_queue_size, drops);
 
     let builder = SdkTracerProvider::builder()
