@@ -78,10 +78,16 @@ struct Args {
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 10.0)]
     shutdown_grace_secs: f64,
 
-    /// The longest a client may take to send a request's head, in seconds; a slower one is
-    /// disconnected (slow clients must not hold connections forever).
+    /// The longest a client may take to send a request's head, in seconds, counted from the
+    /// connection's start for the first one: a connection that says nothing, or too slowly, is
+    /// closed (HTTP/1 and HTTP/2 alike).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 5.0)]
     header_read_timeout_secs: f64,
+
+    /// The longest a connection may stay open with no request in flight, in seconds (HTTP/1
+    /// keep-alive and HTTP/2 alike; longer than a load balancer's idle timeout, AWS ALB's 60 s).
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 75.0)]
+    idle_timeout_secs: f64,
 
     /// Connections open at once (default: 4096, or less under a lower file-descriptor limit,
     /// so that accepting never fails for lack of descriptors).
@@ -122,9 +128,10 @@ fn main() -> ExitCode {
             seconds(args.shutdown_grace_secs, "shutdown-grace-secs")?,
             seconds(args.telemetry_flush_secs, "telemetry-flush-secs")?,
             seconds(args.header_read_timeout_secs, "header-read-timeout-secs")?,
+            seconds(args.idle_timeout_secs, "idle-timeout-secs")?,
         ))
     })();
-    let (downstream_timeout, grace, flush, header_read_timeout) = match durations {
+    let (downstream_timeout, grace, flush, header_read_timeout, idle_timeout) = match durations {
         Ok(d) => d,
         Err(e) => {
             eprintln!("traced-service: {e}");
@@ -166,6 +173,7 @@ fn main() -> ExitCode {
             .map(|url| Downstream::new(url, downstream_timeout));
         let limits = Limits {
             header_read_timeout,
+            idle_timeout,
             max_connections: args
                 .max_connections
                 .and_then(|n| usize::try_from(n).ok())

@@ -1,6 +1,7 @@
 //! The service under hostile clients (real processes on 127.0.0.1): clients that never finish a
-//! request head, hundreds of them under a small file-descriptor limit, made-up HTTP methods, and
-//! downstreams that redirect or answer without end.
+//! request head, sockets that send nothing, HTTP/2 clients that stall, thousands of them against
+//! a small connection cap, made-up HTTP methods, and downstreams that redirect or answer without
+//! end.
 
 mod common;
 
@@ -69,6 +70,204 @@ fn slow_clients_do_not_starve_liveness() {
     let answered = answered.expect("/health answered while 300 slow clients held on");
     assert!(answered < Duration::from_secs(10), "{answered:?}");
     drop(slow);
+    assert_eq!(get(&service.url("/health")).map(|r| r.0), Ok(200));
+}
+
+/// Reads from `s` until the server closes it (EOF or reset); how long that took. Fails if it
+/// is still open after `within`.
+fn closed_within(s: &mut TcpStream, within: Duration) -> Duration {
+    let started = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return started.elapsed(),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return started.elapsed(),
+        }
+        assert!(
+            started.elapsed() < within,
+            "the connection is still open after {within:?}"
+        );
+    }
+}
+
+/// The HTTP/2 connection preface and an empty SETTINGS frame.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// An HTTP/2 HEADERS frame (END_STREAM | END_HEADERS) on `stream` for `GET /health`, encoded
+/// with HPACK's static table (`:method GET`, `:scheme http`) and literal `:path`, `:authority`.
+fn h2_get_health(stream: u8) -> Vec<u8> {
+    let mut block = vec![0x82, 0x86];
+    block.extend([0x44, 7]);
+    block.extend(b"/health");
+    block.extend([0x41, 1, b'x']);
+    let len = block.len();
+    let mut frame = vec![0, 0, len as u8, 0x01, 0x05, 0, 0, 0, stream];
+    frame.extend(block);
+    frame
+}
+
+/// HTTP/2 frames from `s` (type, flags) until the server closes the connection, answering
+/// its PINGs as a live client does.
+fn h2_frames_until_closed(s: &mut TcpStream, within: Duration) -> Vec<(u8, u8)> {
+    let started = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut data = Vec::new();
+    let mut frames = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return frames,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return frames,
+        }
+        while data.len() >= 9 {
+            let len =
+                (usize::from(data[0]) << 16) | (usize::from(data[1]) << 8) | usize::from(data[2]);
+            if data.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (data[3], data[4]);
+            if kind == 0x06 && flags & 1 == 0 {
+                let mut ack = vec![0, 0, 8, 0x06, 0x01, 0, 0, 0, 0];
+                ack.extend_from_slice(&data[9..17]);
+                let _ = s.write_all(&ack);
+            }
+            frames.push((kind, flags));
+            data.drain(..9 + len);
+        }
+        assert!(
+            started.elapsed() < within,
+            "the HTTP/2 connection is still open after {within:?}: {frames:?}"
+        );
+    }
+}
+
+/// Sockets that send nothing, a partial HTTP/2 preface, and an HTTP/2 handshake that never
+/// sends a request are all closed once the first-request deadline passes.
+#[test]
+fn connections_that_never_send_a_request_are_closed() {
+    let service = Service::start(
+        "http://127.0.0.1:1",
+        &[("HEADER_READ_TIMEOUT_SECS", "1")],
+        &[],
+    );
+    let mut silent = TcpStream::connect(service.addr).unwrap();
+    let mut partial_preface = TcpStream::connect(service.addr).unwrap();
+    partial_preface.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    let mut h2_no_request = TcpStream::connect(service.addr).unwrap();
+    h2_no_request.write_all(H2_PREFACE).unwrap();
+    for (what, s) in [
+        ("a silent socket", &mut silent),
+        ("a partial HTTP/2 preface", &mut partial_preface),
+        ("an HTTP/2 handshake without a request", &mut h2_no_request),
+    ] {
+        let took = closed_within(s, Duration::from_secs(5));
+        assert!(
+            took < Duration::from_secs(4),
+            "{what}: closed after {took:?}"
+        );
+    }
+}
+
+/// An HTTP/2 client that made one request and then says nothing gets GOAWAY after the idle
+/// timeout and the connection is closed; an idle HTTP/1 keep-alive connection is closed too.
+#[test]
+fn idle_connections_are_closed_in_both_protocols() {
+    let service = Service::start("http://127.0.0.1:1", &[("IDLE_TIMEOUT_SECS", "1")], &[]);
+    let mut h2 = TcpStream::connect(service.addr).unwrap();
+    h2.write_all(H2_PREFACE).unwrap();
+    h2.write_all(&h2_get_health(1)).unwrap();
+    let started = Instant::now();
+    let frames = h2_frames_until_closed(&mut h2, Duration::from_secs(10));
+    let took = started.elapsed();
+    assert!(
+        frames.iter().any(|(t, _)| *t == 0x01),
+        "the request was answered (a HEADERS frame): {frames:?}"
+    );
+    assert!(
+        frames.iter().any(|(t, _)| *t == 0x07),
+        "a GOAWAY before the close: {frames:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+
+    let mut h1 = TcpStream::connect(service.addr).unwrap();
+    h1.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let took = closed_within(&mut h1, Duration::from_secs(10));
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+}
+
+/// Thousands of connections that send nothing (plain sockets and stalled HTTP/2 handshakes)
+/// against a cap of 100: `/health` answers throughout, each probe on a new connection within
+/// a second, and every silent socket is closed by the first-request deadline.
+#[test]
+fn silent_connections_cannot_hold_the_connection_cap() {
+    let service = Service::start(
+        "http://127.0.0.1:1",
+        &[
+            ("HEADER_READ_TIMEOUT_SECS", "3"),
+            ("MAX_CONNECTIONS", "100"),
+        ],
+        &[],
+    );
+    let addr = service.addr;
+    let flood = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for i in 0..3000 {
+            if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                if i % 3 == 0 {
+                    let _ = s.write_all(H2_PREFACE);
+                }
+                held.push(s);
+            }
+        }
+        held
+    });
+    let mut slowest = Duration::ZERO;
+    let mut probes = 0;
+    while !flood.is_finished() || probes < 10 {
+        let started = Instant::now();
+        let answered = get(&service.url("/health")).map(|r| r.0);
+        let took = started.elapsed();
+        assert_eq!(answered, Ok(200), "probe {probes} after {took:?}");
+        slowest = slowest.max(took);
+        probes += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest probe {slowest:?}"
+    );
+    let mut held = flood.join().unwrap();
+    assert!(
+        held.len() > 2500,
+        "the flood ran: {} connections",
+        held.len()
+    );
+    // Every one of them is closed: evicted to make room, or at its deadline.
+    for s in held.iter_mut().step_by(97) {
+        closed_within(s, Duration::from_secs(10));
+    }
     assert_eq!(get(&service.url("/health")).map(|r| r.0), Ok(200));
 }
 

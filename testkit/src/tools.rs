@@ -24,10 +24,11 @@ pub const KUBERNETES_COMMANDS: [&str; 6] = [
 pub const ETCD_VERSION: &str = "3.6.16";
 /// CoreDNS with its kubernetes plugin: cluster DNS of the one-node cluster.
 pub const COREDNS_VERSION: &str = "1.15.0";
-/// Jaeger v2: module `github.com/jaegertracing/jaeger` v1.76.0 is the v2.13.0 release.
-pub const JAEGER_VERSION: &str = "1.76.0";
+/// Jaeger v2: module `github.com/jaegertracing/jaeger` v1.75.0 is the v2.12.0 release (the approved
+/// release here; v1.76.0 is served but not approved).
+pub const JAEGER_VERSION: &str = "1.75.0";
 /// The Jaeger release that module version is (image tag in `manifests/jaeger.yaml`).
-pub const JAEGER_RELEASE: &str = "2.13.0";
+pub const JAEGER_RELEASE: &str = "2.12.0";
 /// helm, built for [`KUBERNETES_VERSION`].
 pub const HELM_VERSION: &str = "3.22.0";
 /// kind, whose v1alpha4 config types check `kind-config.yaml`.
