@@ -111,12 +111,25 @@ pub struct TelemetryConfig {
     pub metric_export_interval: Duration,
     /// Spans held for export at most; more are dropped and counted (`OTEL_BSP_MAX_QUEUE_SIZE`).
     pub span_queue_size: usize,
+    /// Bytes (estimated, as encoded) the spans held for export may weigh at most; more are
+    /// dropped and counted (`SPAN_QUEUE_MAX_BYTES`, ours: the SDK bounds only the count).
+    pub span_queue_bytes: usize,
+    /// Longest attribute value a span keeps, in bytes; longer string values are cut
+    /// (`OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`).
+    pub attribute_value_limit: usize,
 }
 
 /// The service name used when neither `OTEL_SERVICE_NAME` nor `service.name` is given.
 pub const DEFAULT_SERVICE_NAME: &str = "traced-service";
 /// Our default export queue: bigger than the SDK's 2,048 so a burst does not drop spans.
 pub const DEFAULT_SPAN_QUEUE_SIZE: usize = 8192;
+/// Our default byte bound on that queue: 8,192 ordinary spans (about 1 KiB each) fit many
+/// times over; 8,192 spans carrying request heads of hundreds of KiB do not, and are dropped
+/// and counted instead of growing the process into GiB while the collector is away.
+pub const DEFAULT_SPAN_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+/// Our default attribute value limit (the OpenTelemetry spec sets none): a URL path or a
+/// user agent of hundreds of KiB is cut to this many bytes.
+pub const DEFAULT_ATTRIBUTE_VALUE_LIMIT: usize = 4096;
 
 const SAMPLERS: &str = "always_on, always_off, traceidratio, parentbased_always_on, \
                         parentbased_always_off, parentbased_traceidratio";
@@ -169,6 +182,18 @@ impl TelemetryConfig {
             None => DEFAULT_SPAN_QUEUE_SIZE,
             Some(v) => parse_positive("OTEL_BSP_MAX_QUEUE_SIZE", v)? as usize,
         };
+        let span_queue_bytes = match get("SPAN_QUEUE_MAX_BYTES") {
+            None => DEFAULT_SPAN_QUEUE_BYTES,
+            Some(v) => parse_positive("SPAN_QUEUE_MAX_BYTES", v)? as usize,
+        };
+        let attribute_value_limit = match (
+            get("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+            get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+        ) {
+            (Some(v), _) => parse_positive("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", v)? as usize,
+            (None, Some(v)) => parse_positive("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", v)? as usize,
+            (None, None) => DEFAULT_ATTRIBUTE_VALUE_LIMIT,
+        };
 
         Ok(Self {
             disabled,
@@ -180,6 +205,8 @@ impl TelemetryConfig {
             propagators,
             metric_export_interval,
             span_queue_size,
+            span_queue_bytes,
+            attribute_value_limit,
         })
     }
 }

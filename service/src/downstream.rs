@@ -14,7 +14,46 @@ use crate::{error_chain, http_client};
 #[derive(Debug, Clone)]
 pub struct Downstream {
     url: Url,
+    /// `url` as it may be shown: in answers, logs and the span's `url.full`.
+    shown: String,
     client: reqwest::Client,
+}
+
+/// Why a downstream URL is refused at start.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error(
+        "DOWNSTREAM_URL (not shown: it holds credentials): credentials do not belong in the \
+         URL, which is shown in /chain's answers, logs and spans; /chain sends none"
+    )]
+    Credentials,
+    #[error("DOWNSTREAM_URL={0}: expected an http:// or https:// URL")]
+    Scheme(String),
+}
+
+/// Query parameters whose values are secrets (signed URLs), replaced by `REDACTED` wherever a
+/// URL is shown, as the OpenTelemetry semantic conventions for `url.full` ask.
+const SECRET_QUERY_KEYS: [&str; 4] = ["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
+
+/// `url` with the values of [`SECRET_QUERY_KEYS`] replaced by `REDACTED` (it has no
+/// credentials: [`Downstream::new`] refuses those).
+pub fn shown(url: &Url) -> String {
+    let mut shown = url.clone();
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if SECRET_QUERY_KEYS.contains(&k.as_ref()) {
+                    "REDACTED".into()
+                } else {
+                    v
+                };
+                (k.into_owned(), v.into_owned())
+            })
+            .collect();
+        shown.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    shown.to_string()
 }
 
 /// What the downstream answered.
@@ -45,7 +84,14 @@ impl Downstream {
     /// A client for `url`. Without the system's CA certificates (an image that lacks them),
     /// plain-HTTP downstreams still work and HTTPS ones fail with a certificate error, said
     /// once at start: /chain must not take the service down.
-    pub fn new(url: Url, timeout: Duration) -> Self {
+    /// Refuses a URL with credentials in it (it would be shown) or that is not HTTP(S).
+    pub fn new(url: Url, timeout: Duration) -> Result<Self, UrlError> {
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(UrlError::Credentials);
+        }
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(UrlError::Scheme(shown(&url)));
+        }
         // Redirects are not followed: a downstream must not turn /chain into a proxy to
         // whatever address it names.
         let builder = || {
@@ -54,11 +100,13 @@ impl Downstream {
                 .redirect(reqwest::redirect::Policy::none())
         };
         let client = http_client(builder, "a downstream");
-        Self { url, client }
+        let shown = shown(&url);
+        Ok(Self { url, shown, client })
     }
 
+    /// The URL as it may be shown (secrets in its query redacted).
     pub fn url(&self) -> &str {
-        self.url.as_str()
+        &self.shown
     }
 
     /// GETs the downstream inside a CLIENT span (child of the current context) whose context
@@ -67,7 +115,7 @@ impl Downstream {
         let tracer = global::tracer("traced-service");
         let mut attributes = vec![
             KeyValue::new("http.request.method", "GET"),
-            KeyValue::new("url.full", self.url.to_string()),
+            KeyValue::new("url.full", self.shown.clone()),
             KeyValue::new(
                 "server.address",
                 self.url.host_str().unwrap_or_default().to_owned(),
@@ -117,9 +165,10 @@ impl Downstream {
     }
 
     async fn send(&self, headers: http::HeaderMap) -> Result<Reply, DownstreamError> {
+        // reqwest's errors name the URL; ours is shown instead.
         let unreachable = |e: reqwest::Error| DownstreamError::Unreachable {
-            url: self.url.to_string(),
-            reason: error_chain(&e),
+            url: self.shown.clone(),
+            reason: error_chain(&e.without_url()),
         };
         let mut res = self
             .client
@@ -129,7 +178,7 @@ impl Downstream {
             .await
             .map_err(unreachable)?;
         let status = res.status().as_u16();
-        let url = self.url.to_string();
+        let url = self.shown.clone();
         if res.status().is_server_error() {
             return Err(DownstreamError::Status { url, status });
         }

@@ -40,6 +40,10 @@ TELEMETRY (standard OpenTelemetry environment variables; empty counts as unset):
   OTEL_METRIC_EXPORT_INTERVAL           ms between metric exports (default 60000)
   OTEL_BSP_MAX_QUEUE_SIZE               spans waiting for export at most (default 8192); more
                                         are dropped and counted in app.telemetry.spans.dropped
+  SPAN_QUEUE_MAX_BYTES                  what those spans may weigh at most, estimated as encoded
+                                        (default 67108864, 64 MiB; ours, not an OTEL_ variable)
+  OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT     longest string attribute value kept, in bytes; longer
+                                        ones are cut (default 4096; the _SPAN_ variant wins)
   OTEL_BSP_SCHEDULE_DELAY, OTEL_BSP_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_EXPORT_TIMEOUT
                                         batching, read by the SDK
   RUST_LOG                              log filter, e.g. info or traced_service=debug
@@ -138,6 +142,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let downstream = match args
+        .downstream_url
+        .map(|url| Downstream::new(url, downstream_timeout))
+        .transpose()
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("traced-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -168,9 +183,6 @@ fn main() -> ExitCode {
             telemetry = if config.disabled { "disabled" } else { "enabled" },
             "listening"
         );
-        let downstream = args
-            .downstream_url
-            .map(|url| Downstream::new(url, downstream_timeout));
         let limits = Limits {
             header_read_timeout,
             idle_timeout,

@@ -377,3 +377,178 @@ fn chain_follows_no_redirect_and_caps_what_it_reads() {
     assert_eq!(status, 502, "{}", &body[..body.len().min(200)]);
     assert!(body.contains("more than 1048576 bytes"), "{body}");
 }
+
+/// `GET /` with a `User-Agent` of `len` bytes, on a connection of its own; the status.
+fn get_with_user_agent(addr: std::net::SocketAddr, len: usize) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let agent = "u".repeat(len);
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: {agent}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Peak resident memory of a process, in MiB (`VmHWM`).
+fn peak_rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+/// Spans of 250 KiB each (huge user agents kept whole by a raised attribute limit) while the
+/// collector answers nothing: the queue's byte bound (4 MiB here) refuses what would not fit and
+/// counts it, so the process stays small instead of holding 100 MiB of spans.
+#[test]
+fn the_span_queue_is_bounded_in_bytes() {
+    const REQUESTS: usize = 400;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming() {
+            held.extend(c.ok());
+        }
+    });
+    let mut service = Service::start(
+        &endpoint,
+        &[
+            ("SPAN_QUEUE_MAX_BYTES", "4194304"),
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "300000"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
+        ],
+        &[],
+    );
+    for _ in 0..REQUESTS {
+        assert_eq!(get_with_user_agent(service.addr, 250 * 1024), 200);
+    }
+    let peak = peak_rss_mib(service.pid());
+    assert!(peak < 80, "peak RSS {peak} MiB");
+    assert_eq!(service.terminate(Duration::from_secs(30)), Some(0));
+    let summary = service
+        .logs()
+        .into_iter()
+        .find(|l| l["message"] == "some spans were dropped during this run")
+        .expect("the stop reports the drops");
+    let refused = summary["queue_full"].as_u64().unwrap();
+    assert!(
+        refused >= (REQUESTS - 20) as u64,
+        "at most 4 MiB of 250 KiB spans admitted: {summary}"
+    );
+}
+
+/// By default an attribute value is cut to 4,096 bytes: a 60 KiB path is recorded as its first
+/// 4,096 bytes.
+#[tokio::test]
+async fn long_attribute_values_are_cut() {
+    let rx = Receiver::grpc().await;
+    let service = Service::start(&rx.endpoint(), &[], &[]);
+    let url = service.url(&format!("/{}", "p".repeat(60 * 1024)));
+    let status = tokio::task::spawn_blocking(move || testkit::http::status(&url))
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+    let spans = rx
+        .wait_spans(Duration::from_secs(20), |s| !s.is_empty())
+        .await;
+    assert_eq!(spans[0].attrs["url.path"].len(), 4096);
+    assert!(spans[0].attrs["url.path"].starts_with("/ppp"));
+}
+
+/// A batch far larger than the receiver takes (40 spans of 150 KiB against a 1 MiB limit on
+/// request bodies) is split until each request passes: every span arrives, none is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_too_large_for_the_receiver_is_split_and_delivered() {
+    const REQUESTS: usize = 40;
+    let rx = Receiver::http().await;
+    rx.limit_trace_bodies(1024 * 1024);
+    let service = Service::start(
+        &rx.endpoint(),
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "200000"),
+            // One batch for all of them.
+            ("OTEL_BSP_SCHEDULE_DELAY", "3000"),
+        ],
+        &[],
+    );
+    let addr = service.addr;
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..REQUESTS {
+            assert_eq!(get_with_user_agent(addr, 150 * 1024), 200);
+        }
+    })
+    .await
+    .unwrap();
+    let spans = rx
+        .wait_spans(Duration::from_secs(30), |s| s.len() >= REQUESTS)
+        .await;
+    assert_eq!(spans.len(), REQUESTS);
+    assert!(
+        spans
+            .iter()
+            .all(|s| s.attrs["user_agent.original"].len() == 150 * 1024)
+    );
+    assert!(rx.too_large_refusals() > 0, "the receiver refused some");
+    let dropped = service.logs().into_iter().any(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("spans are being dropped"))
+    });
+    assert!(!dropped, "nothing dropped");
+}
+
+/// A downstream URL with credentials in it is refused at start without repeating them; the
+/// secrets of a signed URL's query are redacted in /chain's answer and in `url.full`.
+#[tokio::test]
+async fn downstream_credentials_never_reach_an_answer_or_a_span() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_traced-service"))
+        .args(["--port", "0", "--bind", "127.0.0.1"])
+        .env("DOWNSTREAM_URL", "http://user:s3cret@127.0.0.1:1/")
+        .env("OTEL_SDK_DISABLED", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("DOWNSTREAM_URL"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+
+    let rx = Receiver::grpc().await;
+    let service = Service::start(
+        &rx.endpoint(),
+        &[(
+            "DOWNSTREAM_URL",
+            "http://127.0.0.1:1/x?Signature=abc123&keep=1",
+        )],
+        &[],
+    );
+    let url = service.url("/chain");
+    let (status, body) = tokio::task::spawn_blocking(move || get(&url).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status, 502, "{body}");
+    assert!(!body.contains("abc123"), "{body}");
+    assert!(body.contains("Signature=REDACTED"), "{body}");
+    let spans = rx
+        .wait_spans(Duration::from_secs(20), |s| {
+            s.iter().any(|s| s.attrs.contains_key("url.full"))
+        })
+        .await;
+    let full = &spans
+        .iter()
+        .find(|s| s.attrs.contains_key("url.full"))
+        .unwrap()
+        .attrs["url.full"];
+    assert_eq!(full, "http://127.0.0.1:1/x?Signature=REDACTED&keep=1");
+}

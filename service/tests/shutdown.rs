@@ -188,7 +188,7 @@ async fn a_silent_collector_bounds_the_queue_and_every_lost_span_is_counted() {
         first["message"]
             .as_str()
             .unwrap()
-            .contains(&format!("({QUEUE} spans)")),
+            .contains(&format!("({QUEUE} spans,")),
         "{first}"
     );
     let summary = logs

@@ -56,6 +56,10 @@ struct Gate {
     metric_headers: Mutex<Vec<http::HeaderMap>>,
     /// Trace requests still to refuse as unavailable (gRPC `UNAVAILABLE`, HTTP 503).
     refuse: AtomicUsize,
+    /// HTTP trace requests with a longer body are refused with 413 (0: no limit).
+    max_trace_body: AtomicUsize,
+    /// How many were.
+    too_large: AtomicUsize,
 }
 
 impl Gate {
@@ -119,6 +123,11 @@ impl Server {
             .route(
                 "/v1/traces",
                 post(move |headers: http::HeaderMap, body: Bytes| async move {
+                    let limit = g.max_trace_body.load(Ordering::Acquire);
+                    if limit > 0 && body.len() > limit {
+                        g.too_large.fetch_add(1, Ordering::AcqRel);
+                        return Err((StatusCode::PAYLOAD_TOO_LARGE, "too large".to_owned()));
+                    }
                     let body = unpack(&headers, &body)?;
                     if !g.admit_traces(headers) {
                         return Err((StatusCode::SERVICE_UNAVAILABLE, "refused".to_owned()));
@@ -144,6 +153,8 @@ impl Server {
                     )
                 }),
             );
+        // Bodies are limited by `limit_trace_bodies` alone (axum's default is 2 MB).
+        let app = app.layer(axum::extract::DefaultBodyLimit::max(256 * 1024 * 1024));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free port");
@@ -182,6 +193,17 @@ impl Server {
     /// pressure does (gRPC `UNAVAILABLE`, HTTP 503).
     pub fn refuse_traces(&self, n: usize) {
         self.gate.refuse.store(n, Ordering::Release);
+    }
+
+    /// Refuses HTTP trace requests whose body is longer than `bytes` with 413, as a collector's
+    /// `max_request_body_size` does.
+    pub fn limit_trace_bodies(&self, bytes: usize) {
+        self.gate.max_trace_body.store(bytes, Ordering::Release);
+    }
+
+    /// How many trace requests were refused as too large.
+    pub fn too_large_refusals(&self) -> usize {
+        self.gate.too_large.load(Ordering::Acquire)
     }
 }
 

@@ -4,6 +4,12 @@
 //! The batch processor calls [`OtlpSpanExporter::export`] on a thread of its own; the request
 //! itself runs as a task on the service's Tokio runtime, so both transports work the same way
 //! and the timeout covers every attempt.
+//!
+//! Guarantees: no request is larger than [`MAX_REQUEST_BYTES`] (a bigger batch is split, and
+//! split again if a receiver still refuses it as too large), so a batch of large spans is not
+//! refused whole; what cannot be sent is counted. The receiver's answer is read up to
+//! [`MAX_RESPONSE_BYTES`]. A wait the receiver asks for (HTTP `Retry-After`, in seconds or as a
+//! date; gRPC `RetryInfo`) is honoured within the timeout.
 
 use std::fmt;
 use std::io::Write as _;
@@ -31,6 +37,13 @@ const MAX_RETRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_millis(1600);
 const MAX_JITTER_NANOS: u32 = 100_000_000;
+/// The largest request body we send (before compression): below the collector's default gRPC
+/// message limit (4 MiB) and HTTP body limit (20 MiB).
+pub(crate) const MAX_REQUEST_BYTES: usize = 3 * 1024 * 1024;
+/// The most of a receiver's answer we read (an OTLP answer is a few bytes: a partial success).
+pub(crate) const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The longest wait a receiver may ask for before a retry (it is still bounded by the timeout).
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Why the exporter could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +69,8 @@ pub(crate) struct OtlpSpanExporter {
     drops: Arc<DropCounter>,
     /// The lane's count of spans not yet exported.
     in_flight: Arc<AtomicUsize>,
+    /// The estimated bytes of every lane's spans not yet exported (see `export::span_size`).
+    queued_bytes: Arc<AtomicUsize>,
     endpoint: String,
 }
 
@@ -92,6 +107,7 @@ impl OtlpSpanExporter {
         export: &SignalExport,
         drops: Arc<DropCounter>,
         in_flight: Arc<AtomicUsize>,
+        queued_bytes: Arc<AtomicUsize>,
     ) -> Result<Self, BuildError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
         let headers = export.headers.to_header_map();
@@ -127,6 +143,7 @@ impl OtlpSpanExporter {
             runtime,
             drops,
             in_flight,
+            queued_bytes,
             endpoint: export.endpoint.clone(),
         })
     }
@@ -156,42 +173,108 @@ impl OtlpSpanExporter {
             runtime: self.runtime.clone(),
             drops: self.drops.clone(),
             in_flight,
+            queued_bytes: self.queued_bytes.clone(),
             endpoint: self.endpoint.clone(),
         }
     }
 
-    /// Encodes and sends one batch: the spans the receiver refused, or why it failed.
-    async fn send(&self, batch: Vec<SpanData>) -> Result<Rejected, String> {
-        let mut body = self.encoder.encode(&batch);
-        drop(batch);
-        if let Transport::Http { gzip: true, .. } = self.transport {
-            body = gzip(&body);
+    /// Encodes and sends one batch, in requests of at most [`MAX_REQUEST_BYTES`], all within
+    /// the timeout: what the receiver refused and what could not be sent.
+    async fn send(&self, batch: &[SpanData]) -> Outcome {
+        let deadline = Instant::now() + self.timeout;
+        let mut outcome = Outcome::default();
+        let mut pending = vec![batch];
+        while let Some(chunk) = pending.pop() {
+            let body = self.encoder.encode(chunk);
+            if body.len() > MAX_REQUEST_BYTES {
+                match halves(chunk) {
+                    Some((a, b)) => pending.extend([b, a]),
+                    None => outcome.failed(
+                        1,
+                        format!(
+                            "a span of {} bytes is larger than a request may be ({MAX_REQUEST_BYTES} bytes)",
+                            body.len()
+                        ),
+                    ),
+                }
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                outcome.failed(chunk.len(), format!("no answer within {:?}", self.timeout));
+                continue;
+            }
+            let body = match self.transport {
+                Transport::Http { gzip: true, .. } => Bytes::from(gzip(&body)),
+                _ => Bytes::from(body),
+            };
+            let transport = self.transport.clone();
+            let task = self
+                .runtime
+                .spawn(async move { with_retries(left, || transport.send(body.clone())).await });
+            let result = task.await.unwrap_or_else(|join| {
+                Err(Failed {
+                    message: join.to_string(),
+                    too_large: false,
+                })
+            });
+            match result {
+                Ok(None) => {}
+                Ok(Some((count, message))) => outcome.refused(count, message),
+                Err(failed) if failed.too_large && chunk.len() > 1 => {
+                    let (a, b) = halves(chunk).expect("more than one span");
+                    pending.extend([b, a]);
+                }
+                Err(failed) => outcome.failed(chunk.len(), failed.message),
+            }
         }
-        let body = Bytes::from(body);
-        let transport = self.transport.clone();
-        let timeout = self.timeout;
-        let task = self
-            .runtime
-            .spawn(async move { with_retries(timeout, || transport.send(body.clone())).await });
-        task.await.unwrap_or_else(|join| Err(join.to_string()))
+        outcome
+    }
+}
+
+/// `spans` cut in two, if it has more than one.
+fn halves(spans: &[SpanData]) -> Option<(&[SpanData], &[SpanData])> {
+    (spans.len() > 1).then(|| spans.split_at(spans.len() / 2))
+}
+
+/// What became of one batch.
+#[derive(Debug, Default, PartialEq)]
+struct Outcome {
+    /// Spans the receiver accepted the request for but refused (partial success), and why.
+    refused: Option<(u64, String)>,
+    /// Spans that could not be delivered, and the last reason.
+    failed: Option<(u64, String)>,
+}
+
+impl Outcome {
+    fn refused(&mut self, count: u64, message: String) {
+        let total = self.refused.take().map_or(0, |(n, _)| n);
+        self.refused = Some((total + count, message));
+    }
+
+    fn failed(&mut self, count: usize, message: String) {
+        let total = self.failed.take().map_or(0, |(n, _)| n);
+        self.failed = Some((total + count as u64, message));
     }
 }
 
 impl opentelemetry_sdk::trace::SpanExporter for OtlpSpanExporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let n = batch.len();
-        let result = self.send(batch).await;
+        let bytes: usize = batch.iter().map(super::export::span_size).sum();
+        let outcome = self.send(&batch).await;
+        drop(batch);
         self.in_flight.fetch_sub(n, Ordering::AcqRel);
-        match result {
-            Ok(None) => Ok(()),
-            Ok(Some((count, message))) => {
+        self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        if let Some((count, message)) = outcome.refused {
+            self.drops.dropped("export_failed", count, &|| {
+                format!("{} refused {count} spans: {message}", self.endpoint)
+            });
+        }
+        match outcome.failed {
+            None => Ok(()),
+            Some((count, message)) => {
                 self.drops.dropped("export_failed", count, &|| {
-                    format!("{} refused {count} spans: {message}", self.endpoint)
-                });
-                Ok(())
-            }
-            Err(message) => {
-                self.drops.dropped("export_failed", n as u64, &|| {
                     format!("export to {} failed: {message}", self.endpoint)
                 });
                 Err(OTelSdkError::InternalFailure(message))
@@ -210,9 +293,19 @@ type Rejected = Option<(u64, String)>;
 /// One failed attempt.
 struct Failure {
     retryable: bool,
-    /// How long the server asked us to wait (HTTP `Retry-After`).
+    /// How long the server asked us to wait (HTTP `Retry-After`, gRPC `RetryInfo`).
     retry_after: Option<Duration>,
+    /// The receiver refused the request as too large (HTTP 413, gRPC `RESOURCE_EXHAUSTED`
+    /// without `RetryInfo`): a smaller one may pass.
+    too_large: bool,
     message: String,
+}
+
+/// Why a request was given up.
+#[derive(Debug, PartialEq)]
+struct Failed {
+    message: String,
+    too_large: bool,
 }
 
 impl Transport {
@@ -225,6 +318,7 @@ impl Transport {
                 client.ready().await.map_err(|e| Failure {
                     retryable: true,
                     retry_after: None,
+                    too_large: false,
                     message: error_chain(&e),
                 })?;
                 let mut request = tonic::Request::new(body);
@@ -248,24 +342,26 @@ impl Transport {
                 if *gzip {
                     request = request.header(http::header::CONTENT_ENCODING, "gzip");
                 }
-                let response = request.body(body).send().await.map_err(|e| Failure {
+                let mut response = request.body(body).send().await.map_err(|e| Failure {
                     retryable: true,
                     retry_after: None,
+                    too_large: false,
                     message: error_chain(&e),
                 })?;
                 let status = response.status();
                 let retry_after = response
                     .headers()
                     .get(http::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
-                    .map(|s| Duration::from_secs(s.min(60)));
-                let answer = response.bytes().await.unwrap_or_default();
+                    .and_then(|v| retry_after(v.to_str().ok()?, SystemTime::now()));
                 if status.is_success() {
-                    Ok(partial_success(answer))
+                    // An answer past the cap is not an OTLP answer: the request was accepted.
+                    let answer = read_capped(&mut response, MAX_RESPONSE_BYTES).await;
+                    Ok(answer.map(partial_success).unwrap_or_default())
                 } else {
                     Err(Failure {
                         retryable: matches!(status.as_u16(), 429 | 502 | 503 | 504),
                         retry_after,
+                        too_large: status.as_u16() == 413,
                         message: format!("HTTP {status}"),
                     })
                 }
@@ -274,12 +370,40 @@ impl Transport {
     }
 }
 
-/// A client on a connection of its own (made at the first export).
+/// At most `cap` bytes of a response's body; `None` if it is longer (or breaks off).
+async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Option<Bytes> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > cap {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(Bytes::from(body))
+}
+
+/// An HTTP `Retry-After` value, seconds or an HTTP date, as a wait from `now` (at most
+/// [`MAX_RETRY_AFTER`]).
+fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or_default(),
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// A client on a connection of its own (made at the first export); it reads answers of at
+/// most [`MAX_RESPONSE_BYTES`].
 fn grpc_client(
     endpoint: &tonic::transport::Endpoint,
     gzip: bool,
 ) -> tonic::client::Grpc<tonic::transport::Channel> {
-    let client = tonic::client::Grpc::new(endpoint.connect_lazy());
+    let client = tonic::client::Grpc::new(endpoint.connect_lazy())
+        .max_decoding_message_size(MAX_RESPONSE_BYTES);
     if gzip {
         client.send_compressed(tonic::codec::CompressionEncoding::Gzip)
     } else {
@@ -288,7 +412,7 @@ fn grpc_client(
 }
 
 /// Tries `send` until it succeeds, fails for good, or `timeout` runs out.
-async fn with_retries<F, Fut>(timeout: Duration, mut send: F) -> Result<Rejected, String>
+async fn with_retries<F, Fut>(timeout: Duration, mut send: F) -> Result<Rejected, Failed>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Rejected, Failure>>,
@@ -301,7 +425,12 @@ where
         let failure = match tokio::time::timeout(left, send()).await {
             Ok(Ok(rejected)) => return Ok(rejected),
             Ok(Err(failure)) => failure,
-            Err(_) => return Err(format!("no answer within {timeout:?}")),
+            Err(_) => {
+                return Err(Failed {
+                    message: format!("no answer within {timeout:?}"),
+                    too_large: false,
+                });
+            }
         };
         let wait = failure.retry_after.unwrap_or(backoff + jitter());
         let left = deadline.saturating_duration_since(Instant::now());
@@ -310,7 +439,10 @@ where
                 0 => "1 attempt".to_owned(),
                 n => format!("{} attempts", n + 1),
             };
-            return Err(format!("{} ({tries})", failure.message));
+            return Err(Failed {
+                message: format!("{} ({tries})", failure.message),
+                too_large: failure.too_large,
+            });
         }
         tokio::time::sleep(wait).await;
         attempt += 1;
@@ -326,12 +458,15 @@ fn jitter() -> Duration {
     Duration::from_nanos(u64::from(nanos % MAX_JITTER_NANOS))
 }
 
-/// gRPC codes the OTLP spec says to retry. The status message is left out: a server may echo
-/// a request's credentials in it.
+/// gRPC codes the OTLP spec says to retry: the transient ones, and `RESOURCE_EXHAUSTED` when
+/// the server says when to come back (`RetryInfo`); without it, that code means the request
+/// was too large (or the server is out of memory) and a smaller one may pass. The status
+/// message is left out: a server may echo a request's credentials in it.
 fn grpc_failure(status: &tonic::Status) -> Failure {
     use tonic::Code;
     let code = status.code();
     let local = std::error::Error::source(status).map(|s| format!(": {}", error_chain(s)));
+    let retry_info = retry_info(status.details());
     Failure {
         retryable: matches!(
             code,
@@ -341,10 +476,59 @@ fn grpc_failure(status: &tonic::Status) -> Failure {
                 | Code::OutOfRange
                 | Code::Unavailable
                 | Code::DataLoss
-        ),
-        retry_after: None,
+        ) || (code == Code::ResourceExhausted && retry_info.is_some()),
+        retry_after: retry_info.map(|d| d.min(MAX_RETRY_AFTER)),
+        too_large: code == Code::ResourceExhausted && retry_info.is_none(),
         message: format!("gRPC status {code:?}{}", local.unwrap_or_default()),
     }
+}
+
+/// `google.rpc.Status`, as much of it as we read.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<Any>,
+}
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Any {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    retry_delay: Option<ProtoDuration>,
+}
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    seconds: i64,
+    #[prost(int32, tag = "2")]
+    nanos: i32,
+}
+
+/// The `google.rpc.RetryInfo` delay in a gRPC status's details (`grpc-status-details-bin`, a
+/// `google.rpc.Status`), if there is one.
+fn retry_info(details: &[u8]) -> Option<Duration> {
+    if details.is_empty() {
+        return None;
+    }
+    let status = RpcStatus::decode(details).ok()?;
+    status
+        .details
+        .iter()
+        .filter(|any| any.type_url.ends_with("/google.rpc.RetryInfo"))
+        .find_map(|any| {
+            let delay = RetryInfo::decode(any.value.as_slice()).ok()?.retry_delay?;
+            let seconds = u64::try_from(delay.seconds).ok()?;
+            let nanos = u32::try_from(delay.nanos).ok()?.min(999_999_999);
+            Some(Duration::new(seconds, nanos))
+        })
 }
 
 fn partial_success(answer: Bytes) -> Rejected {
@@ -419,8 +603,16 @@ mod tests {
         Failure {
             retryable,
             retry_after: Some(Duration::from_millis(1)),
+            too_large: false,
             message: "refused".to_owned(),
         }
+    }
+
+    fn failed(message: &str) -> Result<Rejected, Failed> {
+        Err(Failed {
+            message: message.to_owned(),
+            too_large: false,
+        })
     }
 
     #[tokio::test]
@@ -444,7 +636,7 @@ mod tests {
             async { Err(failure(false)) }
         })
         .await;
-        assert_eq!(result, Err("refused (1 attempt)".to_owned()));
+        assert_eq!(result, failed("refused (1 attempt)"));
         assert_eq!(calls.get(), 1);
 
         calls.set(0);
@@ -453,7 +645,7 @@ mod tests {
             async { Err(failure(true)) }
         })
         .await;
-        assert_eq!(result, Err("refused (4 attempts)".to_owned()));
+        assert_eq!(result, failed("refused (4 attempts)"));
         assert_eq!(calls.get(), 4);
     }
 
@@ -464,7 +656,7 @@ mod tests {
             Ok(None)
         })
         .await;
-        assert_eq!(result, Err("no answer within 300ms".to_owned()));
+        assert_eq!(result, failed("no answer within 300ms"));
 
         // A wait the server asks for that would outlast the timeout ends the export at once.
         let result = with_retries(Duration::from_millis(300), || async {
@@ -474,7 +666,7 @@ mod tests {
             })
         })
         .await;
-        assert_eq!(result, Err("refused (1 attempt)".to_owned()));
+        assert_eq!(result, failed("refused (1 attempt)"));
     }
 
     #[test]
@@ -511,6 +703,7 @@ mod tests {
             (Code::DeadlineExceeded, true),
             (Code::Aborted, true),
             (Code::ResourceExhausted, false),
+            (Code::Internal, false),
             (Code::InvalidArgument, false),
             (Code::Unauthenticated, false),
             (Code::PermissionDenied, false),
@@ -519,5 +712,87 @@ mod tests {
             assert_eq!(f.retryable, retry, "{code:?}");
             assert!(!f.message.contains("s3cret"), "{}", f.message);
         }
+    }
+
+    /// `google.rpc.Status` details carrying a `RetryInfo` of `seconds`.
+    fn retry_details(seconds: i64) -> Bytes {
+        let info = RetryInfo {
+            retry_delay: Some(ProtoDuration { seconds, nanos: 0 }),
+        };
+        let status = RpcStatus {
+            details: vec![Any {
+                type_url: "type.googleapis.com/google.rpc.RetryInfo".to_owned(),
+                value: info.encode_to_vec(),
+            }],
+        };
+        Bytes::from(status.encode_to_vec())
+    }
+
+    /// RESOURCE_EXHAUSTED is retried after the delay the server names in `RetryInfo`; without
+    /// one it means "too large", and the request is split rather than retried.
+    #[test]
+    fn resource_exhausted_is_retried_only_when_the_server_says_when() {
+        use tonic::Code;
+        let with_info =
+            tonic::Status::with_details(Code::ResourceExhausted, "slow down", retry_details(2));
+        let f = grpc_failure(&with_info);
+        assert!(f.retryable && !f.too_large);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(2)));
+        let f = grpc_failure(&tonic::Status::new(Code::ResourceExhausted, "too big"));
+        assert!(!f.retryable && f.too_large);
+        // Unavailable with a RetryInfo: retried after that delay, capped.
+        let f = grpc_failure(&tonic::Status::with_details(
+            Code::Unavailable,
+            "",
+            retry_details(3600),
+        ));
+        assert_eq!(f.retry_after, Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_info(b"\xff\x01garbage"), None);
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
+        assert_eq!(retry_after("3", now), Some(Duration::from_secs(3)));
+        // 784111777 is Sun, 06 Nov 1994 08:49:37 GMT.
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past: retry at once"
+        );
+        assert_eq!(retry_after("120000", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after("soon", now), None);
+    }
+
+    #[tokio::test]
+    async fn a_receivers_answer_is_read_up_to_the_cap() {
+        let response = |len: usize| {
+            reqwest::Response::from(http::Response::new(reqwest::Body::from(vec![b'x'; len])))
+        };
+        assert_eq!(
+            read_capped(&mut response(10), MAX_RESPONSE_BYTES)
+                .await
+                .map(|b| b.len()),
+            Some(10)
+        );
+        assert_eq!(
+            read_capped(&mut response(MAX_RESPONSE_BYTES + 1), MAX_RESPONSE_BYTES).await,
+            None
+        );
+    }
+
+    #[test]
+    fn outcomes_add_up_over_the_requests_of_a_batch() {
+        let mut o = Outcome::default();
+        o.refused(2, "old".into());
+        o.refused(3, "older".into());
+        o.failed(4, "down".into());
+        o.failed(1, "still down".into());
+        assert_eq!(o.refused, Some((5, "older".to_owned())));
+        assert_eq!(o.failed, Some((5, "still down".to_owned())));
     }
 }

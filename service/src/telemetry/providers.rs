@@ -20,7 +20,7 @@ use opentelemetry_sdk::trace::{
 
 use tonic::metadata::MetadataMap;
 
-use super::export::{BoundedProcessor, DropCounter, Lane, lane_share};
+use super::export::{BoundedProcessor, Bounds, DropCounter, Lane, lane_share};
 use super::otlp::OtlpSpanExporter;
 use super::{TelemetryError, TelemetryOptions};
 use crate::config::{PropagatorChoice, Protocol, SamplerChoice, TelemetryConfig};
@@ -81,11 +81,17 @@ pub(super) fn tracer_provider(
     // allocates the whole queue up front: shares keep the total what one lane would take.
     let share = lane_share(config.span_queue_size, EXPORT_LANES);
     let in_flight: [Arc<AtomicUsize>; EXPORT_LANES] = std::array::from_fn(|_| Arc::default());
-    let first = OtlpSpanExporter::new(&config.traces, drops.clone(), in_flight[0].clone())
-        .map_err(|source| TelemetryError::SpanExporter {
-            endpoint: config.traces.endpoint.clone(),
-            source,
-        })?;
+    let queued_bytes = Arc::<AtomicUsize>::default();
+    let first = OtlpSpanExporter::new(
+        &config.traces,
+        drops.clone(),
+        in_flight[0].clone(),
+        queued_bytes.clone(),
+    )
+    .map_err(|source| TelemetryError::SpanExporter {
+        endpoint: config.traces.endpoint.clone(),
+        source,
+    })?;
     // The other lanes take the first one's settings, built and checked once.
     let others: Vec<_> = in_flight[1..]
         .iter()
@@ -107,7 +113,13 @@ pub(super) fn tracer_provider(
             }
         })
         .collect();
-    let processor = BoundedProcessor::new(lanes, config.span_queue_size, drops);
+    let bounds = Bounds {
+        capacity: config.span_queue_size,
+        max_bytes: config.span_queue_bytes,
+        queued_bytes,
+        value_limit: config.attribute_value_limit,
+    };
+    let processor = BoundedProcessor::new(lanes, bounds, drops);
 
     let builder = SdkTracerProvider::builder()
         .with_span_processor(processor)

@@ -60,6 +60,15 @@ impl Receiver {
         self.server.refuse_traces(n);
     }
 
+    /// Refuses trace requests longer than `bytes` (see [`Server::limit_trace_bodies`]).
+    pub fn limit_trace_bodies(&self, bytes: usize) {
+        self.server.limit_trace_bodies(bytes);
+    }
+
+    pub fn too_large_refusals(&self) -> usize {
+        self.server.too_large_refusals()
+    }
+
     /// The largest `sum` seen for a histogram's data point with this `endpoint` (cumulative).
     pub fn recorded_histogram_sum(&self, metric: &str, endpoint: &str) -> f64 {
         self.points()
