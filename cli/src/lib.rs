@@ -282,15 +282,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let outcome = tracedapp_ecs::register::register(&client, &td)
                 .await
                 .map_err(|e| CliError::Api(e.to_string()))?;
+            // The ARN is the account's answer: printed as data, never as terminal commands.
+            let arn = traceview::terminal_safe(&outcome.arn);
             if outcome.created {
-                println!(
-                    "registered {} (new revision {})",
-                    outcome.arn, outcome.revision
-                );
+                println!("registered {arn} (new revision {})", outcome.revision);
             } else {
                 println!(
-                    "unchanged {} (revision {} already matches)",
-                    outcome.arn, outcome.revision
+                    "unchanged {arn} (revision {} already matches)",
+                    outcome.revision
                 );
             }
             Ok(())

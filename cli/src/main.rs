@@ -15,7 +15,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tracedapp: {e}");
+            // Errors quote files and servers: print them as data.
+            eprintln!("tracedapp: {}", traceview::terminal_safe(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }

@@ -31,6 +31,9 @@ pub struct Request {
 /// How far back "the latest trace of a service" looks.
 const LOOKBACK: &str = "1h";
 
+/// The most of Jaeger's answer read (a trace of tens of thousands of spans fits).
+pub const MAX_ANSWER_BYTES: usize = 32 * 1024 * 1024;
+
 /// Fetches the trace and returns its drawing.
 pub async fn trace(request: &Request) -> Result<String, CliError> {
     let base = request.jaeger.trim_end_matches('/');
@@ -92,7 +95,7 @@ async fn get(url: &str, base: &str) -> Result<Value, CliError> {
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .map_err(|e| CliError::Api(e.to_string()))?;
-    let response =
+    let mut response =
         client.get(url).send().await.map_err(|e| {
             CliError::Api(format!("cannot reach Jaeger's query API at {base}: {e}"))
         })?;
@@ -103,9 +106,30 @@ async fn get(url: &str, base: &str) -> Result<Value, CliError> {
     if !status.is_success() {
         return Err(CliError::Api(format!("Jaeger answered {status} for {url}")));
     }
-    response
-        .json()
+    let too_large = || {
+        CliError::Api(format!(
+            "Jaeger's answer to {url} is larger than {} MiB; ask for one trace by its id",
+            MAX_ANSWER_BYTES / (1024 * 1024)
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
+        .map_err(|e| CliError::Api(format!("reading Jaeger's answer to {url}: {e}")))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body)
         .map_err(|e| CliError::Api(format!("Jaeger's answer to {url} is not JSON: {e}")))
 }
 

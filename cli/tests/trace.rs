@@ -131,3 +131,92 @@ fn missing_traces_bad_ids_and_an_absent_jaeger_say_so() {
     assert_eq!(down.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&down.stderr).contains("cannot reach Jaeger's query API"));
 }
+
+/// Span and service names, attributes and the trace id come from whoever sent the spans:
+/// escape sequences in them (screen clear, clipboard write, line overwrite) and newlines are
+/// printed as text, never obeyed; a query API answering without end is cut off at 32 MiB.
+#[test]
+fn what_a_trace_carries_cannot_drive_the_terminal_and_answers_are_capped() {
+    let jaeger = Jaeger::start();
+    let hostile = "7b8efff798038103d269b633813fc60c";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let attr = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
+    let body = json!({"resourceSpans": [{
+        "resource": {"attributes": [attr("service.name", "evil\u{1b}]52;c;ZXZpbA==\u{7}")]},
+        "scopeSpans": [{"spans": [{
+            "traceId": hostile, "spanId": "0000000000000001", "name": "GET /\u{1b}[2J\nfake row\r",
+            "kind": 2,
+            "startTimeUnixNano": now.to_string(), "endTimeUnixNano": (now + 1_000_000).to_string(),
+            "attributes": [attr("http.route", "/x\u{1b}[1A\u{9b}31m\u{202e}")],
+        }]}],
+    }]});
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/traces", jaeger.otlp_http))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert!(response.status().is_success());
+    let mut out = None;
+    for _ in 0..50 {
+        let o = tracedapp(&[
+            "trace",
+            hostile,
+            "--jaeger",
+            &jaeger.query_url,
+            "--color",
+            "always",
+        ]);
+        if o.status.success() {
+            out = Some(o);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = out.expect("the trace is drawn");
+    let text = String::from_utf8(out.stdout).unwrap();
+    // Only our own colour codes remain: ESC followed by '[' and digits and 'm'.
+    let stripped = text.split('\x1b').skip(1).all(|rest| {
+        rest.starts_with('[')
+            && rest[1..]
+                .split_once('m')
+                .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit() || c == ';'))
+    });
+    assert!(stripped, "an escape that is not our colour: {text:?}");
+    assert!(
+        !text.contains('\x07')
+            && !text.contains('\r')
+            && !text.contains('\u{9b}')
+            && !text.contains('\u{202e}'),
+        "{text:?}"
+    );
+    assert!(
+        text.contains("\\x1b]52;c;ZXZpbA=="),
+        "shown, not obeyed: {text}"
+    );
+    assert_eq!(text.lines().count(), 2, "no row injected: {text}");
+
+    // A "Jaeger" that answers 40 MiB.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut s in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"data\":[\"");
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..40 {
+                if s.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let big = tracedapp(&["trace", TRACE, "--jaeger", &format!("http://{addr}")]);
+    let stderr = String::from_utf8_lossy(&big.stderr);
+    assert_eq!(big.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("larger than 32 MiB"), "{stderr}");
+}

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::Span;
+use crate::{Span, terminal_safe};
 
 /// How to draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,26 @@ const DIM: &str = "2";
 
 /// The trace `id` as lines: a header, then one row per span, children under their parent in
 /// start order. Spans whose parent is not in the trace start trees of their own.
+///
+/// Every text that came with the trace (the id, services, names, attributes) is printed through
+/// [`terminal_safe`]: a span cannot write escape sequences to the terminal.
 pub fn draw(id: &str, spans: &[Span], style: &Style) -> Vec<String> {
+    let id = terminal_safe(id);
+    let safe: Vec<Span> = spans
+        .iter()
+        .map(|s| Span {
+            service: terminal_safe(&s.service).into_owned(),
+            name: terminal_safe(&s.name).into_owned(),
+            kind: terminal_safe(&s.kind).into_owned(),
+            http: s
+                .http
+                .iter()
+                .map(|(k, v)| (k.clone(), terminal_safe(v).into_owned()))
+                .collect(),
+            ..s.clone()
+        })
+        .collect();
+    let spans = safe.as_slice();
     if spans.is_empty() {
         return vec![format!("trace {id}: no spans")];
     }
@@ -255,6 +274,20 @@ mod tests {
         )
         .join("\n");
         assert!(colored.contains("\x1b[31m"));
+    }
+
+    /// Names and attributes that carry escape sequences or newlines are shown, not obeyed.
+    #[test]
+    fn what_a_trace_carries_cannot_drive_the_terminal() {
+        let mut s = span("a", None, 0, 10);
+        s.service = "svc\x1b[2J".into();
+        s.name = "GET /\x1b]52;c;ZXZpbA==\x07\nfake row".into();
+        s.http = vec![("http.route".into(), "/x\r\x1b[1A".into())];
+        let lines = draw("id\x1b[0m", &[s], &Style::default());
+        let all = lines.join("\n");
+        assert!(!all.contains('\x1b') && !all.contains('\x07') && !all.contains('\r'), "{all}");
+        assert_eq!(lines.len(), 2, "no row injected: {lines:?}");
+        assert!(all.contains("svc\\x1b[2J"), "{all}");
     }
 
     #[test]

@@ -8,9 +8,11 @@
 
 mod draw;
 pub mod jaeger;
+mod safe;
 pub mod xray;
 
 pub use draw::{Style, draw};
+pub use safe::terminal_safe;
 
 /// Where the end-to-end tests record real traces (`RECORD_TRACES=1`), and where the drawing's
 /// golden outputs live: `testdata/traces/` at the repository root.
