@@ -123,12 +123,30 @@ fn reconciles_children_status_changes_drift_and_writes_nothing_when_converged() 
         event_reasons(&cp, "shop").contains(&"ConfigChanged".to_owned())
     });
 
+    // Someone else's ConfigMap wearing our labels (the oldest of all): never pruned, since
+    // the TracedApp does not own it.
+    let created = cp.kubectl_stdin(
+        &["apply", "-f", "-"],
+        Some(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: look-alike\n  namespace: demo\n  \
+             labels: {tracedapp.dev/name: shop, app.kubernetes.io/component: collector-config, \
+             app.kubernetes.io/managed-by: tracedapp-operator}\ndata: {keep: me}\n",
+        ),
+    );
+    assert!(created.status.success(), "{created:?}");
+
     // Old configs: the current one and the two before it are kept for rollback, older ones go.
     common::change_collector_config(&cp, "shop", &[100, 101, 102]);
-    wait_until("old ConfigMaps pruned to 2 + current", WAIT, || {
+    wait_until("old ConfigMaps pruned to 2 + current (+ the look-alike)", WAIT, || {
         jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "5"
-            && common::config_maps(&cp, "shop") == 3
+            && common::config_maps(&cp, "shop") == 4
     });
+    assert!(
+        cp.kubectl(&["get", "-n", "demo", "configmap/look-alike"])
+            .status
+            .success(),
+        "a ConfigMap the TracedApp does not own is never deleted"
+    );
     assert!(
         !cp.kubectl(&[
             "get",

@@ -21,7 +21,7 @@ use tracedapp_api::spec::TracedApp;
 use tracing::Instrument;
 
 use super::{Context, Error, diff, ownership};
-use crate::labels::{MANAGER, OWNER_LABEL};
+use crate::labels::MANAGER;
 use crate::manifests::Children;
 
 /// What applying the children came to.
@@ -222,25 +222,25 @@ pub const KEEP_OLD_CONFIG_MAPS: usize = 2;
 /// Deletes this TracedApp's collector ConfigMaps beyond the current one and the
 /// [`KEEP_OLD_CONFIG_MAPS`] newest older ones (read from the cache: no request unless
 /// something is deleted).
+///
+/// Only what the TracedApp owns is a candidate: a ConfigMap whose controller owner reference
+/// carries its uid, as for every child it applies. Labels alone decide nothing: anyone can copy
+/// them onto a ConfigMap of their own.
 pub(crate) async fn prune_config_maps(
     ctx: &Context,
     ns: &str,
     app: &TracedApp,
     current_hash: &str,
 ) -> Result<(), Error> {
-    let owner = crate::naming::owner(app);
     let current = crate::naming::collector_config_map(app, current_hash);
     let mut old: Vec<Arc<ConfigMap>> = ctx
         .config_maps
         .state()
         .into_iter()
         .filter(|cm| {
-            let labels = cm.labels();
             cm.namespace().as_deref() == Some(ns)
-                && labels.get(OWNER_LABEL) == Some(&owner)
-                && labels
-                    .get("app.kubernetes.io/component")
-                    .map(String::as_str)
+                && owned_by(cm.as_ref(), app)
+                && cm.labels().get("app.kubernetes.io/component").map(String::as_str)
                     == Some(crate::labels::COMPONENT_CONFIG)
                 && cm.name_any() != current
         })
@@ -256,11 +256,33 @@ pub(crate) async fn prune_config_maps(
     for cm in old.into_iter().skip(KEEP_OLD_CONFIG_MAPS) {
         tracing::info!(config_map = %cm.name_any(), "pruning an old collector config");
         ctx.metrics.wrote("delete", "ConfigMap");
-        match api.delete(&cm.name_any(), &DeleteParams::default()).await {
+        // Deleted only if it is still the object we judged (its uid): a ConfigMap recreated
+        // under that name by someone else since is not ours to delete.
+        let params = DeleteParams {
+            preconditions: cm.uid().map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&cm.name_any(), &params).await {
             Ok(_) => {}
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
+}
+
+/// Whether `object`'s controller owner reference is `app` (by uid).
+pub(crate) fn owned_by<K: Resource>(object: &K, app: &TracedApp) -> bool {
+    let Some(uid) = app.uid() else {
+        return false;
+    };
+    object
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && o.uid == uid && o.kind == "TracedApp")
 }
