@@ -8,15 +8,19 @@ use crate::spec::TracedAppSpec;
 ///
 /// `platform_attributes` are prepended to `OTEL_RESOURCE_ATTRIBUTES` (e.g. `k8s.pod.name=...`
 /// or `cloud.platform=aws_ecs`); the spec's `resourceAttributes` follow, percent-encoded.
+///
+/// Every text that comes from the spec (the service name, the user's variables) is passed
+/// through `as_text`, which a target uses to keep it from being interpreted (Kubernetes
+/// expands `$(VAR)` in values: [`kubernetes_text`]); the platform's attributes are not, so that
+/// their own references still expand. Resource attribute values need nothing more: their
+/// percent-encoding already turns `$(` into `%24%28`.
 pub fn app_env(
     spec: &TracedAppSpec,
     app_name: &str,
     platform_attributes: &[String],
+    as_text: impl Fn(&str) -> String,
 ) -> Vec<(String, String)> {
-    let service_name = spec
-        .service_name
-        .clone()
-        .unwrap_or_else(|| app_name.to_owned());
+    let service_name = as_text(spec.service_name.as_deref().unwrap_or(app_name));
     let mut attributes = platform_attributes.to_vec();
     attributes.extend(
         spec.resource_attributes
@@ -45,9 +49,20 @@ pub fn app_env(
         spec.app
             .env
             .iter()
-            .map(|e| (e.name.clone(), e.value.clone())),
+            .map(|e| (e.name.clone(), as_text(&e.value))),
     );
     env
+}
+
+/// A value Kubernetes keeps as it is written: `$(` becomes `$$(`, which the kubelet turns back
+/// into `$(` instead of expanding a variable reference.
+pub fn kubernetes_text(value: &str) -> String {
+    value.replace("$(", "$$(")
+}
+
+/// A value for a target that interprets nothing in it (ECS).
+pub fn verbatim(value: &str) -> String {
+    value.to_owned()
 }
 
 /// `OTEL_RESOURCE_ATTRIBUTES` values are W3C-baggage encoded: escape what would break parsing.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use tracedapp_api::app_env::app_env;
+use tracedapp_api::app_env::{app_env, verbatim};
 use tracedapp_api::collector;
 use tracedapp_api::sidecar::{self, APP_CONTAINER, APP_PORT_NAME, COLLECTOR_CONTAINER, RUN_AS};
 use tracedapp_api::sidecar::{TMP_PATH, TMP_VOLUME};
@@ -108,7 +108,7 @@ pub fn task_definition_in(app: &TracedApp, region: &str) -> TaskDefinition {
             protocol: "tcp".to_owned(),
             name: Some(APP_PORT_NAME.to_owned()),
         }],
-        environment: app_env(spec, &name, &platform)
+        environment: app_env(spec, &name, &platform, verbatim)
             .into_iter()
             .map(|(name, value)| KeyValuePair { name, value })
             .collect(),

@@ -137,10 +137,14 @@ fn reconciles_children_status_changes_drift_and_writes_nothing_when_converged() 
 
     // Old configs: the current one and the two before it are kept for rollback, older ones go.
     common::change_collector_config(&cp, "shop", &[100, 101, 102]);
-    wait_until("old ConfigMaps pruned to 2 + current (+ the look-alike)", WAIT, || {
-        jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "5"
-            && common::config_maps(&cp, "shop") == 4
-    });
+    wait_until(
+        "old ConfigMaps pruned to 2 + current (+ the look-alike)",
+        WAIT,
+        || {
+            jsonpath(&cp, "ta/shop", "{.status.observedGeneration}") == "5"
+                && common::config_maps(&cp, "shop") == 4
+        },
+    );
     assert!(
         cp.kubectl(&["get", "-n", "demo", "configmap/look-alike"])
             .status

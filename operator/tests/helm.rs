@@ -229,6 +229,19 @@ fn install_and_reconcile(sets: &[&str]) {
         "crd/tracedapps.tracedapp.dev",
     ]);
 
+    // The leader-election Role reaches the chart's Lease and no other, and creates none.
+    let sa = format!("--as=system:serviceaccount:{NS}:tracedapp-operator");
+    let can = |verb: &str, what: &str| {
+        cp.kubectl(&["auth", "can-i", verb, what, "-n", NS, &sa])
+            .status
+            .success()
+    };
+    assert!(can("patch", "leases/tracedapp-operator"));
+    assert!(can("get", "leases/tracedapp-operator"));
+    assert!(!can("patch", "leases/someone-elses"), "another Lease");
+    assert!(!can("create", "leases"), "creating Leases");
+    assert!(!can("delete", "leases/tracedapp-operator"));
+
     // No kubelet runs the chart's pod here: run the same binary with the same arguments and
     // the chart's ServiceAccount identity.
     let kubeconfig = service_account_kubeconfig(&cp, "tracedapp-operator");
@@ -258,6 +271,11 @@ fn install_and_reconcile(sets: &[&str]) {
     assert_eq!(
         op.metric("tracedapp_reconcile_errors_total{reason=\"Forbidden\"}"),
         0.0
+    );
+    assert_eq!(
+        op.metric("tracedapp_leader"),
+        1.0,
+        "it leads on the chart's Lease"
     );
     assert!(
         !op.process.log().contains("Forbidden"),

@@ -285,7 +285,10 @@ mod tests {
         s.http = vec![("http.route".into(), "/x\r\x1b[1A".into())];
         let lines = draw("id\x1b[0m", &[s], &Style::default());
         let all = lines.join("\n");
-        assert!(!all.contains('\x1b') && !all.contains('\x07') && !all.contains('\r'), "{all}");
+        assert!(
+            !all.contains('\x1b') && !all.contains('\x07') && !all.contains('\r'),
+            "{all}"
+        );
         assert_eq!(lines.len(), 2, "no row injected: {lines:?}");
         assert!(all.contains("svc\\x1b[2J"), "{all}");
     }

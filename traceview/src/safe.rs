@@ -29,7 +29,8 @@ pub fn terminal_safe(text: &str) -> Cow<'_, str> {
 }
 
 fn unsafe_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{200e}' | '\u{200f}')
+    c.is_control()
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{200e}' | '\u{200f}')
 }
 
 #[cfg(test)]
@@ -38,14 +39,20 @@ mod tests {
 
     #[test]
     fn escapes_what_a_terminal_would_act_on() {
-        assert!(matches!(terminal_safe("GET /items · 12 ms é"), Cow::Borrowed(_)));
+        assert!(matches!(
+            terminal_safe("GET /items · 12 ms é"),
+            Cow::Borrowed(_)
+        ));
         assert_eq!(terminal_safe("a\x1b[2Jb"), "a\\x1b[2Jb");
         assert_eq!(
             terminal_safe("\x1b]52;c;ZXZpbA==\x07"),
             "\\x1b]52;c;ZXZpbA==\\x07",
             "OSC 52 (clipboard write)"
         );
-        assert_eq!(terminal_safe("line\roverwritten\n"), "line\\roverwritten\\n");
+        assert_eq!(
+            terminal_safe("line\roverwritten\n"),
+            "line\\roverwritten\\n"
+        );
         assert_eq!(terminal_safe("\u{9b}31m"), "\\x9b31m", "C1 CSI");
         assert_eq!(terminal_safe("\x7f"), "\\x7f");
         assert_eq!(terminal_safe("abc\u{202e}fed"), "abc\\u{202e}fed");

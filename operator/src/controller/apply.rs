@@ -240,7 +240,10 @@ pub(crate) async fn prune_config_maps(
         .filter(|cm| {
             cm.namespace().as_deref() == Some(ns)
                 && owned_by(cm.as_ref(), app)
-                && cm.labels().get("app.kubernetes.io/component").map(String::as_str)
+                && cm
+                    .labels()
+                    .get("app.kubernetes.io/component")
+                    .map(String::as_str)
                     == Some(crate::labels::COMPONENT_CONFIG)
                 && cm.name_any() != current
         })

@@ -29,7 +29,8 @@ pub struct Leadership {
 }
 
 impl Leadership {
-    /// Joins the election (creating the Lease if it does not exist).
+    /// Joins the election, creating the Lease if it does not exist (the chart creates it, and
+    /// its Role lets the operator read and patch that Lease only).
     pub async fn start(
         client: Client,
         options: &LeaseOptions,
@@ -46,7 +47,8 @@ impl Leadership {
             .await
             .map_err(|e| {
                 anyhow::anyhow!(
-                    "cannot use the Lease {}/{}: {e}",
+                    "cannot use the Lease {}/{}: {e} (the Helm chart creates it and grants \
+                     access to it alone; `helm upgrade` puts it back if it was deleted)",
                     options.namespace,
                     options.name
                 )

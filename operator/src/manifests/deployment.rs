@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use tracedapp_api::TracedApp;
-use tracedapp_api::app_env::app_env;
+use tracedapp_api::app_env::{app_env, kubernetes_text};
 use tracedapp_api::collector;
 use tracedapp_api::resources;
 use tracedapp_api::spec::{ResourceAmounts, Resources};
@@ -106,15 +106,11 @@ fn app_container(app: &TracedApp) -> Container {
         field_env("K8S_POD_NAME", "metadata.name"),
         field_env("K8S_NAMESPACE_NAME", "metadata.namespace"),
     ];
-    // A user's `$(NAME)` stays text, as on ECS: Kubernetes would expand it, `$$(` it keeps.
-    let user_vars: Vec<&str> = a.env.iter().map(|e| e.name.as_str()).collect();
+    // Text from the spec stays text, as on ECS: Kubernetes would expand `$(NAME)` in it.
     env.extend(
-        app_env(spec, &app.name_any(), &platform)
+        app_env(spec, &app.name_any(), &platform, kubernetes_text)
             .iter()
-            .map(|(k, v)| match user_vars.contains(&k.as_str()) {
-                true => env_value(k, &v.replace("$(", "$$(")),
-                false => env_value(k, v),
-            }),
+            .map(|(k, v)| env_value(k, v)),
     );
     let probe = |initial: i32, period: i32| Probe {
         http_get: Some(HTTPGetAction {

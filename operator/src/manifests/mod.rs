@@ -315,8 +315,9 @@ mod tests {
         assert!(build(&app()).service_account.metadata.annotations.is_none());
     }
 
-    /// `$(NAME)` in a user's variable is text on both targets: escaped for Kubernetes, whose
-    /// kubelet would expand it (ECS does not); our own `$(K8S_POD_NAME)` reference still works.
+    /// `$(NAME)` in a user's variable or service name is text on both targets: escaped for
+    /// Kubernetes, whose kubelet would expand it (ECS does not); our own `$(K8S_POD_NAME)`
+    /// reference still works.
     #[test]
     fn user_variables_are_not_expanded_by_kubernetes() {
         let app = app().edit(|a| {
@@ -326,6 +327,7 @@ mod tests {
                 )
                 .unwrap(),
             ];
+            a.spec.service_name = Some("shop-$(K8S_NAMESPACE_NAME)".into());
         });
         let env = containers(&build(&app))[1].env.clone().unwrap();
         let get = |n: &str| {
@@ -334,6 +336,10 @@ mod tests {
                 .and_then(|e| e.value.clone())
         };
         assert_eq!(get("GREETING").unwrap(), "hi $$(K8S_POD_NAME)");
+        assert_eq!(
+            get("OTEL_SERVICE_NAME").unwrap(),
+            "shop-$$(K8S_NAMESPACE_NAME)"
+        );
         assert!(
             get("OTEL_RESOURCE_ATTRIBUTES")
                 .unwrap()
