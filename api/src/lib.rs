@@ -20,5 +20,6 @@ pub mod rules;
 pub mod sidecar;
 pub mod spec;
 pub mod validate;
+pub mod yaml;
 
 pub use spec::{TracedApp, TracedAppSpec, TracedAppStatus};

@@ -1,17 +1,18 @@
 //! Reading a `TracedApp` from YAML (a file given to the CLI), with errors that name the field.
 //!
-//! Expected flow: YAML text → documents ([`documents`]: parsed, so comments, quoting and JSON
-//! documents all work) → the TracedApp among them → JSON as Kubernetes would see it (numbers
-//! that are whole become integers, as the API server's JSON decoding makes them; NaN and
-//! infinity, which JSON cannot carry, are an error at their path) → every rule of the CRD
-//! ([`crate::rules`]) → the typed resource.
+//! Expected flow: YAML text → documents ([`documents`]: parsed as `kubectl` parses them,
+//! [`crate::yaml`], so `010`, `yes` and `1_000` mean what they mean to the API server) → the
+//! TracedApp among them → JSON as Kubernetes would see it (numbers that are whole become
+//! integers, as the API server's JSON decoding makes them; NaN and infinity, which JSON cannot
+//! carry, are an error at their path; a plain date, which kubectl would rewrite, must be quoted)
+//! → every rule of the CRD ([`crate::rules`], which drops nulls the API server drops) → the
+//! typed resource.
 
-use serde::Deserialize;
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::spec::TracedApp;
 use crate::validate::{FieldError, ValidationErrors};
+use crate::yaml::Raw;
 
 /// The API version a TracedApp file must name.
 pub const API_VERSION: &str = "tracedapp.dev/v1alpha1";
@@ -36,83 +37,10 @@ fn invalid(path: &str, message: impl Into<String>) -> LoadError {
     }]))
 }
 
-/// A YAML value as written, before it becomes JSON: keeps what JSON cannot hold (NaN,
-/// infinity, non-text keys) so that it can be reported, not silently turned into `null`.
-#[derive(Debug, Clone)]
-enum Raw {
-    Null,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    Text(String),
-    List(Vec<Raw>),
-    Map(Vec<(Raw, Raw)>),
-}
-
-impl<'de> Deserialize<'de> for Raw {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct RawVisitor;
-        impl<'de> Visitor<'de> for RawVisitor {
-            type Value = Raw;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any YAML value")
-            }
-            fn visit_unit<E>(self) -> Result<Raw, E> {
-                Ok(Raw::Null)
-            }
-            fn visit_none<E>(self) -> Result<Raw, E> {
-                Ok(Raw::Null)
-            }
-            fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
-                Raw::deserialize(d)
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<Raw, E> {
-                Ok(Raw::Bool(v))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Raw, E> {
-                Ok(Raw::Int(v.into()))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Raw, E> {
-                Ok(Raw::Int(v.into()))
-            }
-            fn visit_i128<E>(self, v: i128) -> Result<Raw, E> {
-                Ok(Raw::Int(v))
-            }
-            fn visit_u128<E>(self, v: u128) -> Result<Raw, E> {
-                Ok(i128::try_from(v).map_or(Raw::Float(v as f64), Raw::Int))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Raw, E> {
-                Ok(Raw::Float(v))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Raw, E> {
-                Ok(Raw::Text(v.to_owned()))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Raw, E> {
-                Ok(Raw::Text(v))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element()? {
-                    items.push(item);
-                }
-                Ok(Raw::List(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
-                let mut entries = Vec::new();
-                while let Some((k, v)) = map.next_entry()? {
-                    entries.push((k, v));
-                }
-                Ok(Raw::Map(entries))
-            }
-        }
-        d.deserialize_any(RawVisitor)
-    }
-}
-
-impl Raw {
-    /// As JSON, the way the API server receives it; a value JSON cannot hold is an error at
-    /// its path.
-    fn to_json(&self, path: &str) -> Result<Value, FieldError> {
+/// As JSON, the way the API server receives it; a value JSON cannot hold is an error at its
+/// path.
+fn to_json(raw: &Raw, path: &str) -> Result<Value, FieldError> {
+    {
         let at = |key: &str| {
             if path.is_empty() {
                 key.to_owned()
@@ -120,7 +48,7 @@ impl Raw {
                 format!("{path}.{key}")
             }
         };
-        Ok(match self {
+        Ok(match raw {
             Raw::Null => Value::Null,
             Raw::Bool(b) => Value::Bool(*b),
             Raw::Int(i) => match i64::try_from(*i) {
@@ -151,18 +79,27 @@ impl Raw {
             Raw::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(*f as i64),
             Raw::Float(f) => Value::from(*f),
             Raw::Text(s) => Value::String(s.clone()),
+            Raw::Timestamp(s) => {
+                return Err(FieldError {
+                    path: path.to_owned(),
+                    message: format!(
+                        "kubectl reads {s} as a date and sends it rewritten (as a time of \
+                         day in UTC); quote it: \"{s}\""
+                    ),
+                });
+            }
             Raw::List(items) => Value::Array(
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| item.to_json(&format!("{path}[{i}]")))
+                    .map(|(i, item)| to_json(item, &format!("{path}[{i}]")))
                     .collect::<Result<_, _>>()?,
             ),
             Raw::Map(entries) => {
                 let mut map = serde_json::Map::new();
                 for (k, v) in entries {
                     let key = match k {
-                        Raw::Text(s) => s.clone(),
+                        Raw::Text(s) | Raw::Timestamp(s) => s.clone(),
                         // As kubectl's YAML-to-JSON conversion writes scalar keys.
                         Raw::Bool(b) => b.to_string(),
                         Raw::Int(i) => i.to_string(),
@@ -175,7 +112,7 @@ impl Raw {
                             });
                         }
                     };
-                    let value = v.to_json(&at(&key))?;
+                    let value = to_json(v, &at(&key))?;
                     if map.insert(key.clone(), value).is_some() {
                         return Err(FieldError {
                             path: at(&key),
@@ -189,22 +126,14 @@ impl Raw {
     }
 }
 
-/// Every document of a YAML stream, as JSON values.
+/// Every document of a YAML stream, as JSON values, read as kubectl reads them.
 pub fn documents(text: &str) -> Result<Vec<Value>, LoadError> {
     // Non-finite floats reach `Raw`, which reports them by field path (the parser alone knows
-    // only the line); a key given twice is an error, as for kubectl.
-    let options = serde_saphyr::options! {
-        non_finite_float_policy: serde_saphyr::NonFiniteFloatPolicy::PassThrough,
-        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
-    };
-    let raws: Vec<Raw> = serde_saphyr::from_multiple_with_options(text, options)
-        .map_err(|e| LoadError::Yaml(plain_yaml_error(&e.to_string())))?;
+    // only the line); a key given twice is an error.
+    let raws = crate::yaml::documents(text).map_err(|e| LoadError::Yaml(e.to_string()))?;
     raws.iter()
         .filter(|r| !matches!(r, Raw::Null))
-        .map(|r| {
-            r.to_json("")
-                .map_err(|e| LoadError::Invalid(ValidationErrors(vec![e])))
-        })
+        .map(|r| to_json(r, "").map_err(|e| LoadError::Invalid(ValidationErrors(vec![e]))))
         .collect()
 }
 
@@ -289,12 +218,6 @@ pub fn read(path: &std::path::Path) -> Result<TracedApp, String> {
         };
         format!("{name}: invalid TracedApp:\n{}", lines.join("\n"))
     })
-}
-
-/// serde-saphyr's message without its `error:` prefix.
-fn plain_yaml_error(message: &str) -> String {
-    let first = message.lines().next().unwrap_or_default();
-    first.trim_start_matches("error: ").to_owned()
 }
 
 #[cfg(test)]

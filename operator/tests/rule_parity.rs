@@ -325,6 +325,39 @@ fn mutations() -> Vec<(&'static str, Value)> {
         ],
     );
     add("/spec/exportrs", vec![json!({})]);
+    // A field written as null: the API server drops it unless its schema is nullable; rules
+    // that need the field then fail, defaults then apply.
+    for path in [
+        "/spec/exporters/jaeger",
+        "/spec/exporters/xray",
+        "/spec/exporters/jaeger/endpoint",
+        "/spec/exporters/jaeger/tls",
+        "/spec/app",
+        "/spec/app/port",
+        "/spec/app/image",
+        "/spec/app/env",
+        "/spec/app/resources",
+        "/spec/app/resources/limits",
+        "/spec/app/resources/limits/cpu",
+        "/spec/app/progressDeadlineSeconds",
+        "/spec/sampling",
+        "/spec/sampling/ratio",
+        "/spec/serviceName",
+        "/spec/collector",
+        "/spec/collector/image",
+        "/spec/aws/iamRoleArn",
+        "/spec/resourceAttributes",
+    ] {
+        add(path, vec![Value::Null]);
+    }
+    add(
+        "/spec/exporters",
+        vec![json!({"jaeger": null, "xray": {"enabled": true, "region": "us-east-1"}})],
+    );
+    add(
+        "/spec/app/env",
+        vec![json!([null]), json!([{"name": "A", "value": null}])],
+    );
     m
 }
 
@@ -466,6 +499,115 @@ fn cli_and_api_server_accept_and_reject_the_same_specs() {
         findings.len(),
         findings.join("\n")
     );
+}
+
+/// One YAML spelling of a field's value, read by the CLI and by kubectl + the API server: the
+/// same value, or a refusal by the CLI that names the field. Never a different number.
+#[test]
+fn yaml_scalars_mean_to_the_cli_what_they_mean_to_kubectl() {
+    let cp = ControlPlane::with_tracedapp_crd(&["demo"]);
+    let template = "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {name: yaml, namespace: demo}\nspec:\n  app:\n    image: \"app:1\"\n    replicas: REPLICAS\n    env: [{name: V, value: VALUE}]\n  sampling: {ratio: RATIO}\n  exporters: {jaeger: {endpoint: \"j:4317\", tls: {insecure: INSECURE}}}\n";
+    let fields: [(&str, &str, &str, &[&str]); 4] = [
+        (
+            "REPLICAS",
+            "/spec/app/replicas",
+            "2",
+            &[
+                "010", "0x10", "1_0", "+1", "1e1", "08", "0o7", "0b11", "yes", "\"3\"", "3.0",
+                "1_0.0", "~", "-0",
+            ],
+        ),
+        (
+            "VALUE",
+            "/spec/app/env/0/value",
+            "x",
+            &[
+                "yes",
+                "on",
+                "y",
+                "tRue",
+                "010",
+                "1_000",
+                "~",
+                "2024-01-01",
+                ".5",
+                "0x1F",
+                "'0x1F'",
+                "\"yes\"",
+                "12:30",
+                "1e3",
+                "NO",
+            ],
+        ),
+        (
+            "RATIO",
+            "/spec/sampling/ratio",
+            "1",
+            &[".5", "+.5", "5e-1", "0.50", "yes", "0", "1_0e-1", "'0.5'"],
+        ),
+        (
+            "INSECURE",
+            "/spec/exporters/jaeger/tls/insecure",
+            "true",
+            &["yes", "on", "Y", "TRUE", "tRue", "1", "off", "n"],
+        ),
+    ];
+    let mut findings = Vec::new();
+    let mut checked = 0;
+    for (placeholder, pointer, _, spellings) in fields {
+        for spelling in spellings {
+            let mut text = template.to_owned();
+            for (p, _, default, _) in fields {
+                let value = if p == placeholder { spelling } else { default };
+                text = text.replace(p, value);
+            }
+            checked += 1;
+            let ours = tracedapp_api::load::from_yaml(&text).map(|app| {
+                serde_json::to_value(&app)
+                    .unwrap()
+                    .pointer(pointer)
+                    .cloned()
+            });
+            let out = cp.kubectl_stdin(
+                &[
+                    "apply",
+                    "--server-side",
+                    "--dry-run=server",
+                    "-o=json",
+                    "-f",
+                    "-",
+                ],
+                Some(&text),
+            );
+            let theirs: Result<Option<Value>, String> = if out.status.success() {
+                let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+                Ok(v.pointer(pointer).cloned())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            };
+            let field = pointer
+                .trim_start_matches('/')
+                .replace('/', ".")
+                .replace(".0.", "[0].");
+            // Numbers compare as numbers: the API server keeps `0` where Rust writes `0.0`.
+            let same = |a: &Option<Value>, b: &Option<Value>| match (a, b) {
+                (Some(Value::Number(x)), Some(Value::Number(y))) => x.as_f64() == y.as_f64(),
+                _ => a == b,
+            };
+            let verdict = match (&ours, &theirs) {
+                (Ok(a), Ok(b)) if same(a, b) => None,
+                (Ok(a), Ok(b)) => Some(format!("CLI reads {a:?}, kubectl sends {b:?}")),
+                (Ok(a), Err(e)) => Some(format!("CLI accepts {a:?}, the API server refuses: {e}")),
+                (Err(e), _) if e.to_string().contains(&field) => None,
+                (Err(e), _) => Some(format!("CLI refuses without naming {field}: {e}")),
+            };
+            if let Some(v) = verdict {
+                findings.push(format!("{placeholder} = {spelling}: {v}"));
+            }
+        }
+    }
+    eprintln!("checked {checked} YAML spellings against kubectl and the API server");
+    assert!(findings.is_empty(), "{}", findings.join("\n"));
 }
 
 fn short(v: &Value) -> String {

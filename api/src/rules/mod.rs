@@ -44,7 +44,44 @@ pub fn schema() -> &'static Value {
 
 /// The object with the schema's defaults filled in, as the API server stores it.
 pub fn defaulted(object: &Value) -> Value {
-    kube_cel::apply_defaults(schema(), object)
+    kube_cel::apply_defaults(schema(), &without_nulls(schema(), object))
+}
+
+/// `value` without the `null`s the API server drops before defaulting: a field written as
+/// `null` that has a default and is not `nullable` counts as absent, and its default applies
+/// (measured against kube-apiserver 1.35 in `operator/tests/rule_parity.rs`). Other nulls stay:
+/// a `nullable` field's null is "not set", any other is refused by the type check.
+pub fn without_nulls(schema: &Value, value: &Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                let field = schema["properties"]
+                    .get(k)
+                    .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()));
+                match field {
+                    Some(field)
+                        if v.is_null()
+                            && field["nullable"] != true
+                            && field.get("default").is_some() => {}
+                    Some(field) => {
+                        out.insert(k.clone(), without_nulls(field, v));
+                    }
+                    None => {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| without_nulls(&schema["items"], i))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// Checks a whole TracedApp object (as JSON) against every rule of the CRD.
@@ -55,12 +92,29 @@ pub fn check(object: &Value) -> Result<(), ValidationErrors> {
     let shape_ok = shape.is_empty();
     errors.extend(shape);
     if shape_ok {
-        errors.extend(cel(&object));
+        // A nullable field set to null is not set: its rules are not run, and `has()` says
+        // false, as in the API server.
+        errors.extend(cel(&without_nullable_nulls(&object)));
     }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(ValidationErrors(errors))
+    }
+}
+
+/// `value` without any null map value (the shape check has passed: the nulls left are those of
+/// `nullable` fields, which mean "not set").
+fn without_nullable_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nullable_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nullable_nulls).collect()),
+        other => other.clone(),
     }
 }
 
