@@ -34,9 +34,62 @@ pub const COLLECTOR: Defaults = Defaults {
 };
 
 /// The collector's default memory limit: room above the `memory_limiter`'s limit so that the
-/// limiter, not the kernel, sheds load.
+/// limiter, not the kernel, sheds load. The same room is the least any memory the collector
+/// runs in must leave (a container limit written in the spec, an ECS task's memory):
+/// [`limits_that_defeat_each_other`].
 pub fn collector_memory_limit_mib(memory_limit_mib: u32) -> u32 {
     memory_limit_mib + memory_limit_mib / 4
+}
+
+/// The CEL rules, on the collector spec, against settings that defeat each other:
+/// - a container memory limit that leaves the `memory_limiter` no room: the kernel kills the
+///   sidecar before the limiter refuses anything;
+/// - a batch too large for the limiter's working room (its limit less the spike headroom, at
+///   [`QUEUED_SPAN_BYTES`] a span): the limiter refuses data before a batch can fill, and
+///   nothing flows.
+pub fn collector_rules() -> [Rule; 2] {
+    [
+        Rule::new(format!(
+            "!has(self.resources) || !has(self.resources.limits) || \
+             !has(self.resources.limits.memory) || \
+             quantity(self.resources.limits.memory).asApproximateFloat() >= \
+             {COLLECTOR_MEMORY_LIMIT_BYTES_CEL}"
+        ))
+        .message(
+            "resources.limits.memory must be at least memoryLimitMiB plus a quarter: below that \
+             the kernel kills the collector before its memory_limiter refuses data (lower \
+             memoryLimitMiB, or raise the limit)",
+        )
+        .field_path(".resources.limits.memory"),
+        Rule::new(format!(
+            "(self.batch.sendBatchMaxSize == 0 ? self.batch.sendBatchSize : \
+             self.batch.sendBatchMaxSize) * {QUEUED_SPAN_BYTES} <= \
+             (self.memoryLimitMiB - self.spikeLimitMiB) * 1048576"
+        ))
+        .message(kube::core::Message::Message(format!(
+            "batch is too large for the memory_limiter: at {QUEUED_SPAN_BYTES} bytes a span, \
+             the largest batch must fit in memoryLimitMiB - spikeLimitMiB, or the limiter \
+             refuses data before a batch fills (lower batch.sendBatchSize/sendBatchMaxSize, or \
+             raise memoryLimitMiB)"
+        )))
+        .field_path(".batch"),
+    ]
+}
+
+/// The CEL rule, on the spec, that an ECS task's memory leaves the collector's
+/// `memory_limiter` the same room as a pod's container limit does (the task's memory is the
+/// hard limit both containers share).
+pub fn ecs_memory_rule() -> Rule {
+    Rule::new(
+        "!has(self.ecs) || int(self.ecs.memory) >= \
+         self.collector.memoryLimitMiB + self.collector.memoryLimitMiB / 4",
+    )
+    .message(
+        "ecs.memory must be at least collector.memoryLimitMiB plus a quarter: the task's memory \
+         is the hard limit of both containers, and the collector's memory_limiter must act \
+         below it (lower collector.memoryLimitMiB, or give the task more memory)",
+    )
+    .field_path(".ecs.memory")
 }
 
 /// The collector's `GOMEMLIMIT` in MiB: the Go runtime's soft limit, below the

@@ -325,6 +325,38 @@ fn mutations() -> Vec<(&'static str, Value)> {
         ],
     );
     add("/spec/exportrs", vec![json!({})]);
+    // Settings that defeat each other: a container limit below the memory_limiter's room, a
+    // batch larger than the limiter's working room, an ECS task smaller than the collector's.
+    add(
+        "/spec/collector/resources",
+        vec![
+            json!({"limits": {"memory": "256Mi"}}),
+            json!({"limits": {"memory": "319Mi"}}),
+            json!({"limits": {"memory": "320Mi"}}),
+            json!({"limits": {"memory": "1Gi"}}),
+            json!({"limits": {"cpu": "1"}}),
+        ],
+    );
+    add(
+        "/spec/collector/batch",
+        vec![
+            json!({"sendBatchSize": 100000, "sendBatchMaxSize": 100000}),
+            json!({"sendBatchSize": 50000, "sendBatchMaxSize": 0}),
+        ],
+    );
+    add(
+        "/spec/collector",
+        vec![
+            json!({"memoryLimitMiB": 64, "spikeLimitMiB": 16, "batch": {"sendBatchSize": 60000, "sendBatchMaxSize": 0}}),
+            json!({"memoryLimitMiB": 64, "spikeLimitMiB": 16, "batch": {"sendBatchSize": 40000, "sendBatchMaxSize": 0}}),
+            json!({"memoryLimitMiB": 512}),
+            json!({"memoryLimitMiB": 512, "resources": {"limits": {"memory": "512Mi"}}}),
+        ],
+    );
+    add(
+        "/spec/ecs/memory",
+        vec![json!("256"), json!("319"), json!("320")],
+    );
     // A field written as null: the API server drops it unless its schema is nullable; rules
     // that need the field then fail, defaults then apply.
     for path in [

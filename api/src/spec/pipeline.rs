@@ -51,6 +51,8 @@ pub enum Distribution {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.spikeLimitMiB < self.memoryLimitMiB").message("spikeLimitMiB must be less than memoryLimitMiB").field_path(".spikeLimitMiB"))]
 #[x_kube(validation = resources::cel_rule(resources::COLLECTOR, true))]
+#[x_kube(validation = resources::collector_rules()[0].clone())]
+#[x_kube(validation = resources::collector_rules()[1].clone())]
 pub struct CollectorSpec {
     /// Collector image. Defaults to the pinned image of the chosen distribution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
