@@ -59,6 +59,23 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
             "spec.app.port: Invalid value: app.port must not be a port the collector opens",
         ),
         ("bad-batch-timeout", "spec.collector.batch.timeout"),
+        (
+            "batch-larger-than-limiter",
+            "spec.collector.batch: Invalid value: batch is too large for the memory_limiter",
+        ),
+        (
+            "collector-limit-below-limiter",
+            "spec.collector.resources.limits.memory: Invalid value: resources.limits.memory must be at least memoryLimitMiB",
+        ),
+        (
+            "ecs-task-smaller-than-collector",
+            "spec.ecs.memory: Invalid value: ecs.memory must be at least collector.memoryLimitMiB",
+        ),
+        (
+            "null-trace-exporter",
+            "at least one trace exporter is required",
+        ),
+        ("octal-replicas-as-text", "spec.app.env[0].value"),
         ("bad-name", "metadata.name"),
         ("bad-role-arn", "spec.aws.iamRoleArn"),
         (
