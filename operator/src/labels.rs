@@ -18,19 +18,32 @@ pub const COMPONENT_CONFIG: &str = "collector-config";
 /// `app.kubernetes.io/component` of the ServiceAccount.
 pub const COMPONENT_IDENTITY: &str = "identity";
 
-/// Labels that select the app's pods (stable for the life of the Deployment).
+/// Labels that select the app's pods (the Deployment's, the Service's and the NetworkPolicy's
+/// selector): ones only the operator sets. The recommended `app.kubernetes.io/name` and
+/// `instance` are also what a Helm release or another tool of the same name sets, so selecting
+/// by them would take in, and open, someone else's pods.
+///
+/// A Deployment's selector cannot change: one made with an older selector is moved to this
+/// one by [`crate::controller::apply`] (orphaned, then adopted, without a restart).
 pub fn selector(app: &TracedApp) -> BTreeMap<String, String> {
-    // Label values share the 63-character limit of names.
-    let value = crate::naming::owner(app);
     BTreeMap::from([
-        ("app.kubernetes.io/name".to_owned(), value.clone()),
-        ("app.kubernetes.io/instance".to_owned(), value),
+        (OWNER_LABEL.to_owned(), crate::naming::owner(app)),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            MANAGER.to_owned(),
+        ),
     ])
 }
 
-/// Labels on every generated object.
+/// Labels on every generated object: the recommended `app.kubernetes.io/*` set and the
+/// [`selector`].
 pub fn common(app: &TracedApp, component: &str) -> BTreeMap<String, String> {
-    let mut labels = selector(app);
+    // Label values share the 63-character limit of names.
+    let value = crate::naming::owner(app);
+    let mut labels = BTreeMap::from([
+        ("app.kubernetes.io/name".to_owned(), value.clone()),
+        ("app.kubernetes.io/instance".to_owned(), value),
+    ]);
     labels.insert(
         "app.kubernetes.io/component".to_owned(),
         component.to_owned(),

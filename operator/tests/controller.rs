@@ -560,3 +560,87 @@ fn an_object_that_is_not_ours_is_never_taken_over() {
         "still there after the TracedApp is gone"
     );
 }
+
+/// An operator upgrade moves a Deployment made with the older selector (the recommended
+/// `app.kubernetes.io/name`/`instance` labels, which a Helm release also sets) to the current
+/// one (`tracedapp.dev/name` + `managed-by`): the Deployment is deleted with its ReplicaSet and
+/// pods orphaned, recreated with the new selector, and adopts them — the same ReplicaSet and
+/// the same pods (uids), none created or deleted. (On real pods, with traffic: the node tests.)
+#[test]
+fn an_older_selector_is_moved_without_replacing_a_pod() {
+    let mut cp = cluster();
+    cp.start_controller_manager(&["deployment", "replicaset", "garbagecollector"]);
+    // What an older operator left: the TracedApp and its Deployment with the old selector.
+    apply_shop(&cp);
+    let app: tracedapp_api::TracedApp =
+        serde_json::from_str(&cp.kubectl_ok(&["get", "-n", "demo", "ta/shop", "-o=json"])).unwrap();
+    let mut old = tracedapp_operator::manifests::build(&app).deployment;
+    let labels = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    old.spec.as_mut().unwrap().selector.match_labels = Some(labels(&[
+        ("app.kubernetes.io/name", "shop"),
+        ("app.kubernetes.io/instance", "shop"),
+    ]));
+    let mut doc = serde_json::to_value(&old).unwrap();
+    doc["apiVersion"] = "apps/v1".into();
+    doc["kind"] = "Deployment".into();
+    let out = cp.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=tracedapp-operator",
+            "-f",
+            "-",
+        ],
+        Some(&doc.to_string()),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pods = || -> Vec<String> {
+        let mut uids: Vec<String> = jsonpath(&cp, "pods", "{.items[*].metadata.uid}")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        uids.sort();
+        uids
+    };
+    wait_until("the old Deployment's 2 pods", WAIT, || pods().len() == 2);
+    let (rs_before, pods_before) = (
+        jsonpath(&cp, "replicasets", "{.items[*].metadata.uid}"),
+        pods(),
+    );
+    assert_eq!(rs_before.split_whitespace().count(), 1);
+
+    let _op = Operator::start(&cp, "operator", &[]);
+    wait_until("the Deployment on the new selector", WAIT, || {
+        jsonpath(&cp, "deployment/shop", "{.spec.selector.matchLabels}")
+            .contains("tracedapp.dev/name")
+    });
+    let deployment_uid = jsonpath(&cp, "deployment/shop", "{.metadata.uid}");
+    wait_until("the ReplicaSet adopted by the new Deployment", WAIT, || {
+        jsonpath(
+            &cp,
+            "replicasets",
+            "{.items[*].metadata.ownerReferences[0].uid}",
+        ) == deployment_uid
+    });
+    // Give the Deployment controller time to act on anything it would change.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        jsonpath(&cp, "replicasets", "{.items[*].metadata.uid}"),
+        rs_before,
+        "the same ReplicaSet, no new one"
+    );
+    assert_eq!(pods(), pods_before, "the same pods: none replaced");
+    assert_eq!(
+        jsonpath(&cp, "service/shop", "{.spec.selector}"),
+        r#"{"app.kubernetes.io/managed-by":"tracedapp-operator","tracedapp.dev/name":"shop"}"#
+    );
+}

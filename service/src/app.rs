@@ -173,7 +173,8 @@ mod tests {
         let downstream = Downstream::new(
             "http://127.0.0.1:9/".parse().unwrap(),
             Duration::from_secs(2),
-        );
+        )
+        .unwrap();
         let (status, body) = get_json(app(AppState::new(Some(downstream))), "/chain").await;
         assert_eq!(status, StatusCode::BAD_GATEWAY);
         assert!(

@@ -16,11 +16,13 @@ use crate::resources;
 
 mod aws;
 mod crd;
+mod network;
 mod patterns;
 mod pipeline;
 
 pub use aws::*;
 pub use crd::{crd, crd_yaml};
+pub use network::*;
 use patterns::*;
 pub use patterns::{NAME_MAX, NAME_PATTERN, PATTERN_MEANINGS};
 pub use pipeline::*;
@@ -100,9 +102,18 @@ pub struct TracedAppSpec {
     #[serde(default)]
     pub aws: AwsIdentity,
 
+    /// Who may reach the app's pods (Kubernetes). Default: nobody beyond the namespace's own
+    /// NetworkPolicies; the operator alone reaches the collector's telemetry port.
+    #[serde(default, skip_serializing_if = "is_default_network")]
+    pub network_policy: NetworkPolicySpec,
+
     /// AWS ECS task-definition settings (used by `tracedapp render ecs` and `tracedapp ecs register`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs: Option<EcsSpec>,
+}
+
+fn is_default_network(n: &NetworkPolicySpec) -> bool {
+    n == &NetworkPolicySpec::default()
 }
 
 /// The application container.

@@ -35,6 +35,11 @@ pub(crate) const ECS_FAMILY: &str = r"^[A-Za-z0-9_-]{1,255}$";
 pub(crate) const ECS_CPU: &str = r"^[1-9][0-9]{0,5}$";
 /// ECS task memory, MiB.
 pub(crate) const ECS_MEMORY: &str = r"^[1-9][0-9]{0,6}$";
+/// A Kubernetes label value (empty, or up to 63 letters, digits, '-', '_' and '.', starting and
+/// ending with a letter or digit).
+pub(crate) const LABEL_VALUE: &str = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$";
+/// An IPv4 CIDR (`10.0.0.0/8`) or an IPv6 one (`fd00::/8`).
+pub(crate) const CIDR: &str = r"^(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])|[0-9a-fA-F:]*:[0-9a-fA-F:]*/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$";
 
 /// What each pattern of the schema means, for error messages ("must be <meaning>").
 pub const PATTERN_MEANINGS: &[(&str, &str)] = &[
@@ -84,6 +89,11 @@ pub const PATTERN_MEANINGS: &[(&str, &str)] = &[
     (ECS_FAMILY, "1 to 255 letters, digits, '-' or '_'"),
     (ECS_CPU, "CPU units like 256, 512 or 1024"),
     (ECS_MEMORY, "MiB like 512 or 2048"),
+    (
+        LABEL_VALUE,
+        "a label value: up to 63 letters, digits, '-', '_' and '.', starting and ending with a letter or digit",
+    ),
+    (CIDR, "a CIDR block like 10.0.0.0/8, 0.0.0.0/0 or fd00::/8"),
 ];
 /// An http(s) URL without whitespace.
 pub(crate) const HTTP_URL: &str = r"^https?://[^[:space:][:cntrl:]]+$";

@@ -57,6 +57,47 @@ impl Context {
         Ok((!conflicts.is_empty()).then(|| conflicts.join("; ")))
     }
 
+    /// Whether the live Deployment was made with another selector than `desired`'s (by an
+    /// older operator), and is being moved: a selector cannot change, so the Deployment is
+    /// deleted with `propagationPolicy: Orphan`, which leaves its ReplicaSets and pods running.
+    /// The pass after it is gone creates the Deployment with the new selector; the Deployment
+    /// controller adopts the orphaned ReplicaSet (its labels carry the new selector's too) and,
+    /// the pod template being the same, keeps its pods: no restart, no span lost.
+    pub(crate) async fn moving_selector(
+        &self,
+        ns: &str,
+        desired: &Deployment,
+    ) -> Result<bool, Error> {
+        let name = desired.name_any();
+        let Some(live) = self.deployments.get(&ObjectRef::new(&name).within(ns)) else {
+            return Ok(false);
+        };
+        let selector = |d: &Deployment| d.spec.as_ref().map(|s| s.selector.clone());
+        if selector(&live) == selector(desired) {
+            return Ok(false);
+        }
+        if live.metadata.deletion_timestamp.is_some() {
+            // Deleted already; the garbage collector is orphaning its ReplicaSets.
+            return Ok(true);
+        }
+        tracing::info!(deployment = %name, namespace = ns, "moving the Deployment to the current selector: deleting it with its pods left running");
+        let params = DeleteParams {
+            propagation_policy: Some(kube::api::PropagationPolicy::Orphan),
+            preconditions: live.uid().map(|uid| kube::api::Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+        self.metrics.wrote("delete", "Deployment");
+        match api.delete(&name, &params).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(true),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Applies every child that differs from its live object, in order: config and identity
     /// before the pods that use them.
     pub(crate) async fn apply_all(&self, ns: &str, children: &Children) -> Result<Applied, Error> {

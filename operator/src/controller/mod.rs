@@ -7,6 +7,7 @@
 //!   apply what differs → prune → status; and the retry policy. Start here.
 //! - [`apply`]: comparing with the watch cache, server-side apply, pruning old ConfigMaps.
 //! - [`ownership`]: is an existing object of a child's name ours?
+//! - [`owned`]: which pods are an app's own (the owner chain, not a label).
 //! - [`diff`]: does the live object already say what we would apply?
 //! - [`status`]: conditions and the Events their transitions deserve (pure).
 //! - [`pods`]: why the app's pods are not ready (pure).
@@ -22,6 +23,7 @@ pub mod diff;
 pub mod health;
 pub mod leader;
 pub mod metrics;
+pub mod owned;
 pub mod ownership;
 pub mod pods;
 pub mod reconcile;
@@ -32,7 +34,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
 use kube::runtime::events::Recorder;
@@ -62,7 +64,8 @@ pub struct Context {
     deployments: Store<Deployment>,
     services: Store<Service>,
     network_policies: Store<NetworkPolicy>,
-    pods: Store<Pod>,
+    /// The app's pods, found through their owners.
+    chain: owned::Chain,
     /// Where the operator runs (its namespace goes into each NetworkPolicy).
     site: crate::manifests::Site,
     /// Reads of the collectors' own metrics, and what they say.

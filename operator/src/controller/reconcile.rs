@@ -7,7 +7,9 @@
 //!    collector configuration rendered once.
 //! 3. If a child's name is taken by an object that is not ours: `Degraded`/`ChildConflict`,
 //!    nothing applied, a look again later.
-//! 4. Apply the children that differ from their cached live objects
+//! 4. A Deployment made with an older selector is moved first ([`Context::moving_selector`]:
+//!    orphaned, then recreated and adopting its pods). Apply the children that differ from
+//!    their cached live objects
 //!    ([`Context::apply_all`]); a drifted child (edited by hand) is restored and an Event says
 //!    which field. Delete collector ConfigMaps beyond the ones kept for rollback.
 //! 5. The status ([`status::observed`]) from the live Deployment, the pods and export health;
@@ -29,7 +31,7 @@ use tracedapp_api::validate::validate;
 use super::apply::prune_config_maps;
 use super::status::{self, EventKind};
 use super::{Context, Error, metrics, pods};
-use crate::labels::{MANAGER, OWNER_LABEL};
+use crate::labels::MANAGER;
 use crate::manifests::{self, Children};
 
 /// How a pass ended.
@@ -100,10 +102,15 @@ async fn pass(app: &TracedApp, ctx: &Context) -> Result<Outcome, Error> {
         write_status(ctx, app, status::conflict(app, &message)).await?;
         return Ok(Outcome::Conflict);
     }
+    if ctx.moving_selector(&ns, &children.deployment).await? {
+        return Ok(Outcome::Applied {
+            next: SELECTOR_MOVE_RETRY,
+        });
+    }
     let applied = ctx.apply_all(&ns, &children).await?;
     prune_config_maps(ctx, &ns, app, &children.rendered.config_hash).await?;
     report_drift(ctx, app, &children, &applied.drifted).await;
-    let verdict = pods_verdict(ctx, app, &ns);
+    let verdict = pods_verdict(ctx, app);
     let observed = status::observed(
         app,
         Some(&applied.deployment),
@@ -130,17 +137,9 @@ async fn report_drift(ctx: &Context, app: &TracedApp, children: &Children, drift
     }
 }
 
-/// What the app's pods say about its readiness (from the pod cache).
-fn pods_verdict(ctx: &Context, app: &TracedApp, ns: &str) -> pods::Verdict {
-    let owner = crate::naming::owner(app);
-    let app_pods: Vec<Arc<Pod>> = ctx
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| {
-            p.namespace().as_deref() == Some(ns) && p.labels().get(OWNER_LABEL) == Some(&owner)
-        })
-        .collect();
+/// What the app's own pods say about its readiness (from the caches).
+fn pods_verdict(ctx: &Context, app: &TracedApp) -> pods::Verdict {
+    let app_pods: Vec<Arc<Pod>> = ctx.chain.pods_of(app);
     pods::verdict(
         app,
         &app_pods.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
@@ -194,6 +193,11 @@ impl Context {
 /// How soon an app whose child names are taken looks again (the other object is not watched:
 /// its removal sends no event).
 pub const CONFLICT_RETRY: Duration = Duration::from_secs(30);
+
+/// How soon a pass comes back while a Deployment moves to the current selector (the garbage
+/// collector orphans its ReplicaSets, then the Deployment goes; its deletion also triggers a
+/// pass).
+pub const SELECTOR_MOVE_RETRY: Duration = Duration::from_secs(1);
 
 /// A converged app is looked at again after this long even if nothing changes.
 pub const RESYNC: Duration = Duration::from_secs(300);

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -265,18 +266,30 @@ async fn one_controller(
     let (deployments, deploy_events) = cached::<Deployment>(&client, ns, children(), &metrics);
     let (services, svc_events) = cached::<Service>(&client, ns, children(), &metrics);
     let (network_policies, np_events) = cached::<NetworkPolicy>(&client, ns, children(), &metrics);
-    // The app's pods carry the owner label too; their status says why they are not ready.
+    // The app's pods carry the owner label too (it narrows the watch; ownership is decided by
+    // the owner chain, through the ReplicaSets' metadata); their status says why they are not
+    // ready.
     let (pods, pod_events) = cached::<Pod>(&client, ns, children(), &metrics);
+    // Metadata only (`PartialObjectMeta`): owners and labels are all that is read.
+    let (replica_sets, rs_events) =
+        cached::<PartialObjectMeta<ReplicaSet>>(&client, ns, children(), &metrics);
+    let chain = super::owned::Chain {
+        deployments: deployments.clone(),
+        replica_sets,
+        pods,
+    };
     let export = Arc::new(super::health::ExportHealth::new(export_health));
     let (export_trigger, export_passes) = futures::channel::mpsc::channel(1024);
     let sampler = tokio::spawn(super::health::sampler::run(
         export.clone(),
         apps.clone(),
-        pods.clone(),
+        chain.clone(),
         metrics.clone(),
         export_trigger,
         stop.clone(),
     ));
+    // Its own task: the ReplicaSet cache is read, not a trigger of passes.
+    let rs_watch = tokio::spawn(rs_events.for_each(|_| std::future::ready(())));
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics: metrics.clone(),
@@ -286,7 +299,7 @@ async fn one_controller(
         deployments,
         services,
         network_policies,
-        pods,
+        chain,
         site,
         export,
         failures: Mutex::default(),
@@ -323,6 +336,7 @@ async fn one_controller(
         })
         .await;
     sampler.abort();
+    rs_watch.abort();
     tracing::info!(namespace = ns_label(ns), "controller stopped");
 }
 

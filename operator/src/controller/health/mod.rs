@@ -1,11 +1,19 @@
 //! Export health: is each TracedApp's telemetry arriving where it should?
 //!
 //! Flow: [`sampler::run`] reads the collector sidecar's own metrics from a few Ready pods of
-//! each app, now and then ([`Settings`]: an interval with jitter, a cap on reads in flight and
-//! per app) → [`counters`] turns the text into per-exporter counts → [`window`] keeps what
-//! changed over a window and judges it → the verdict goes into the `ExportHealthy` condition
-//! at the app's next pass ([`crate::controller::status::export_health`]); the sampler asks for
-//! that pass only when the condition would change, so a healthy steady state writes nothing.
+//! each app — its own pods, by owner chain, not by a label anyone can set — now and then
+//! ([`Settings`]: an interval with jitter, a cap on reads in flight and per app) → [`counters`]
+//! turns each text into per-exporter counts as soon as it arrives, for the exporters the app's
+//! configuration renders only → [`window`] keeps what changed over a window → after each round
+//! the sampler judges every app and publishes the verdicts → the verdict goes into the
+//! `ExportHealthy` condition at the app's next pass; the sampler asks for that pass only when
+//! the condition would change, so a healthy steady state writes nothing.
+//!
+//! Guarantees against a hostile collector (the tenant picks its image): a reply is read up to
+//! a size cap and within a timeout, parsed at once and dropped; what is kept per app is bounded
+//! (pods, deltas, exporters); sums saturate. A reconcile only reads a published verdict under a
+//! short lock: parsing and judging never hold a lock a reconcile takes, so one tenant's pods
+//! cannot delay another tenant's pass.
 
 pub mod counters;
 pub mod sampler;
@@ -59,7 +67,10 @@ impl Default for Settings {
 #[derive(Debug)]
 pub struct ExportHealth {
     pub settings: Settings,
+    /// Reads per app (`namespace/name`): the sampler's alone; a reconcile never takes this lock.
     histories: Mutex<HashMap<String, History>>,
+    /// The verdict per app, judged by the sampler after each round: all a reconcile reads.
+    verdicts: Mutex<HashMap<String, Verdict>>,
     started: Instant,
 }
 
@@ -68,18 +79,31 @@ impl ExportHealth {
         Self {
             settings,
             histories: Mutex::default(),
+            verdicts: Mutex::default(),
             started: Instant::now(),
         }
     }
 
-    /// Records a read of `pod`'s collector for the app `key` (the sampler's step, for tests).
+    /// Records a read of `pod`'s collector for the app `key` and judges it again (the
+    /// sampler's steps, for tests).
     #[cfg(test)]
     pub(crate) fn record(&self, key: &str, pod: &str, at: Instant, text: &str) {
+        let expected: Vec<String> = counters::parse_any_exporter(text);
         let mut histories = self.histories.lock().unwrap();
-        histories
-            .entry(key.to_owned())
-            .or_default()
-            .record(pod, at, counters::parse(text));
+        let history = histories.entry(key.to_owned()).or_default();
+        history.record(pod, at, counters::parse(text, &expected));
+        let verdict = history.verdict(Instant::now(), &self.settings.rules);
+        self.verdicts
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), verdict);
+    }
+
+    /// Publishes `verdicts` (every app's, from one round), replacing the last round's.
+    fn publish(&self, verdicts: HashMap<String, Verdict>) {
+        if let Ok(mut published) = self.verdicts.lock() {
+            *published = verdicts;
+        }
     }
 
     /// What there is to say about the app `key` (`namespace/name`).
@@ -88,12 +112,10 @@ impl ExportHealth {
             return ExportNews::Off;
         }
         let now = Instant::now();
-        let Ok(histories) = self.histories.lock() else {
-            return ExportNews::Unchanged;
+        let verdict = match self.verdicts.lock() {
+            Ok(verdicts) => verdicts.get(key).cloned().unwrap_or(Verdict::NoData),
+            Err(_) => return ExportNews::Unchanged,
         };
-        let verdict = histories
-            .get(key)
-            .map_or(Verdict::NoData, |h| h.verdict(now, &self.settings.rules));
         // After a restart the condition written before stands until a window of reads is in.
         let warming_up = now.duration_since(self.started) < self.settings.rules.window;
         match verdict {

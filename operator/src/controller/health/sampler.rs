@@ -1,6 +1,8 @@
-//! The rounds of reads: which pods, how many at once, and which apps need a pass afterwards.
+//! The rounds of reads: which pods (an app's own, a few), how many at once, each reply parsed as
+//! it arrives and dropped; then every app judged, the verdicts published, and the apps whose
+//! condition would change asked for a pass.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,21 +16,26 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tracedapp_api::TracedApp;
 use tracedapp_api::collector::TELEMETRY_PORT;
 
-use super::ExportHealth;
-use super::counters;
+use super::counters::{self, Counters};
+use super::{ExportHealth, Verdict};
 use crate::controller::metrics::Metrics;
+use crate::controller::owned::Chain;
 use crate::controller::status;
-use crate::labels::OWNER_LABEL;
 
-/// The most a collector's metrics text may weigh; beyond it the read fails.
+/// The most a collector's metrics text may weigh; beyond it the read fails. Bodies are parsed
+/// as they arrive, so a round holds at most `max_in_flight` of them at once.
 const MAX_BODY: usize = 1 << 20;
 
-/// One pod to read.
+/// One collector's counters, per exporter (the expected ones only).
+type Counted = BTreeMap<String, Counters>;
+
+/// One pod to read, and the exporters its app's configuration renders (the only ones counted).
 #[derive(Debug, Clone)]
 struct Target {
     app: String,
     pod: String,
     ip: String,
+    exporters: Arc<Vec<String>>,
 }
 
 /// Reads, round after round, until `stop`; sends the apps whose `ExportHealthy` condition
@@ -36,7 +43,7 @@ struct Target {
 pub async fn run(
     health: Arc<ExportHealth>,
     apps: Store<TracedApp>,
-    pods: Store<Pod>,
+    chain: Chain,
     metrics: Arc<Metrics>,
     mut trigger: futures::channel::mpsc::Sender<ObjectRef<TracedApp>>,
     stop: impl std::future::Future<Output = ()>,
@@ -52,30 +59,36 @@ pub async fn run(
             () = tokio::time::sleep(jittered(settings.interval)) => {}
         }
         let apps_now = apps.state();
-        let targets = targets(&apps_now, &pods.state(), settings.pods_per_app);
+        let targets = targets(
+            &apps_now,
+            &chain.pods_by_app(&apps_now),
+            settings.pods_per_app,
+        );
         let started = Instant::now();
-        let reads: Vec<(Target, Result<String, String>)> = futures::stream::iter(targets)
+        let reads: Vec<(Target, Result<Counted, String>)> = futures::stream::iter(targets)
             .map(|t| async move {
-                let read = read(&t.ip, TELEMETRY_PORT, settings.timeout).await;
+                let read = read(&t.ip, TELEMETRY_PORT, settings.timeout)
+                    .await
+                    .map(|text| counters::parse(&text, &t.exporters));
                 (t, read)
             })
             .buffer_unordered(settings.max_in_flight.max(1))
             .collect()
             .await;
         let now = Instant::now();
-        {
+        let verdicts: HashMap<String, Verdict> = {
+            // The sampler's own lock: a reconcile never waits on it.
             let Ok(mut histories) = health.histories.lock() else {
                 return;
             };
             for (t, read) in reads {
                 match read {
-                    Ok(text) => {
+                    Ok(counted) => {
                         metrics.export_read(true);
-                        histories.entry(t.app).or_default().record(
-                            &t.pod,
-                            now,
-                            counters::parse(&text),
-                        );
+                        histories
+                            .entry(t.app)
+                            .or_default()
+                            .record(&t.pod, now, counted);
                     }
                     Err(e) => {
                         metrics.export_read(false);
@@ -88,7 +101,18 @@ pub async fn run(
                 h.expire(now, settings.rules.window);
                 alive.contains(key) && !h.is_empty()
             });
-        }
+            apps_now
+                .iter()
+                .map(|a| {
+                    let key = status::key(a);
+                    let verdict = histories
+                        .get(&key)
+                        .map_or(Verdict::NoData, |h| h.verdict(now, &settings.rules));
+                    (key, verdict)
+                })
+                .collect()
+        };
+        health.publish(verdicts);
         metrics.export_round(started.elapsed().as_secs_f64());
         for app in &apps_now {
             let news = health.news(&status::key(app));
@@ -100,26 +124,35 @@ pub async fn run(
     }
 }
 
-/// Up to `per_app` Ready pods with an IP for each app, in name order.
-fn targets(apps: &[Arc<TracedApp>], pods: &[Arc<Pod>], per_app: usize) -> Vec<Target> {
+/// Up to `per_app` of each app's own Ready pods with an IP, in name order.
+fn targets(
+    apps: &[Arc<TracedApp>],
+    own: &HashMap<String, Vec<Arc<Pod>>>,
+    per_app: usize,
+) -> Vec<Target> {
     let mut out = Vec::new();
     for app in apps {
-        let owner = crate::naming::owner(app);
-        let ns = app.namespace();
-        let mut mine: Vec<&Arc<Pod>> = pods
-            .iter()
-            .filter(|p| p.namespace() == ns && p.labels().get(OWNER_LABEL) == Some(&owner))
-            .filter(|p| is_ready(p))
-            .collect();
+        let key = status::key(app);
+        let Some(pods) = own.get(&key) else {
+            continue;
+        };
+        let exporters: Arc<Vec<String>> = Arc::new(
+            tracedapp_api::collector::render(&app.spec)
+                .exporters
+                .into_keys()
+                .collect(),
+        );
+        let mut mine: Vec<&Arc<Pod>> = pods.iter().filter(|p| is_ready(p)).collect();
         mine.sort_by_key(|p| p.name_any());
         for pod in mine.into_iter().take(per_app) {
             let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
                 continue;
             };
             out.push(Target {
-                app: status::key(app),
+                app: key.clone(),
                 pod: pod.name_any(),
                 ip,
+                exporters: exporters.clone(),
             });
         }
     }
@@ -187,10 +220,10 @@ mod tests {
     use super::*;
     use crate::fixtures::app;
 
-    fn pod(name: &str, owner: &str, ready: bool, ip: Option<&str>) -> Arc<Pod> {
+    fn pod(name: &str, ready: bool, ip: Option<&str>) -> Arc<Pod> {
         Arc::new(
             serde_json::from_value(serde_json::json!({
-                "metadata": {"name": name, "namespace": "demo", "labels": {OWNER_LABEL: owner}},
+                "metadata": {"name": name, "namespace": "demo"},
                 "status": {
                     "podIP": ip,
                     "conditions": [{"type": "Ready", "status": if ready {"True"} else {"False"}}],
@@ -203,18 +236,25 @@ mod tests {
     #[test]
     fn ready_pods_with_an_ip_of_each_app_up_to_the_cap() {
         let apps = vec![Arc::new(app())];
-        let pods = vec![
-            pod("shop-c", "shop", true, Some("10.0.0.3")),
-            pod("shop-a", "shop", true, Some("10.0.0.1")),
-            pod("shop-b", "shop", false, Some("10.0.0.2")),
-            pod("shop-d", "shop", true, None),
-            pod("shop-e", "shop", true, Some("10.0.0.5")),
-            pod("other-a", "other", true, Some("10.0.0.9")),
-        ];
-        let t = targets(&apps, &pods, 2);
+        let own = HashMap::from([(
+            "demo/shop".to_owned(),
+            vec![
+                pod("shop-c", true, Some("10.0.0.3")),
+                pod("shop-a", true, Some("10.0.0.1")),
+                pod("shop-b", false, Some("10.0.0.2")),
+                pod("shop-d", true, None),
+                pod("shop-e", true, Some("10.0.0.5")),
+            ],
+        )]);
+        let t = targets(&apps, &own, 2);
         let picked: Vec<&str> = t.iter().map(|t| t.pod.as_str()).collect();
         assert_eq!(picked, ["shop-a", "shop-c"]);
         assert!(t.iter().all(|t| t.app == "demo/shop"));
+        assert!(
+            t[0].exporters.iter().any(|e| e.contains("jaeger")),
+            "{:?}",
+            t[0].exporters
+        );
     }
 
     #[test]

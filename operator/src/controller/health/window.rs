@@ -52,6 +52,12 @@ struct Delta {
     counters: Counters,
 }
 
+/// Pods whose last read one app keeps (the sampler reads a few per round; pods come and go).
+pub const MAX_PODS: usize = 16;
+/// Deltas one app keeps, oldest dropped first: a window of reads of a few pods and a few
+/// exporters, whatever a reply or the settings say.
+pub const MAX_DELTAS: usize = 2048;
+
 /// One app's reads.
 #[derive(Debug, Default)]
 pub struct History {
@@ -75,6 +81,20 @@ impl History {
                     exporter: exporter.clone(),
                     counters,
                 });
+            }
+            while self.deltas.len() > MAX_DELTAS {
+                self.deltas.pop_front();
+            }
+        }
+        if !self.last.contains_key(pod) && self.last.len() >= MAX_PODS {
+            // The pod read longest ago makes room.
+            if let Some(oldest) = self
+                .last
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(p, _)| p.clone())
+            {
+                self.last.remove(&oldest);
             }
         }
         self.last.insert(pod.to_owned(), (at, read));
@@ -103,10 +123,10 @@ impl History {
         let mut sums: BTreeMap<&str, Counters> = BTreeMap::new();
         for d in self.deltas.iter().filter(|d| in_window(&d.at)) {
             let s = sums.entry(d.exporter.as_str()).or_default();
-            s.sent_spans += d.counters.sent_spans;
-            s.failed_spans += d.counters.failed_spans;
-            s.sent_points += d.counters.sent_points;
-            s.failed_points += d.counters.failed_points;
+            s.add(&Counters {
+                queued: 0,
+                ..d.counters
+            });
         }
         let mut failing = Vec::new();
         for (exporter, s) in &sums {
@@ -115,7 +135,7 @@ impl History {
                 (s.failed_spans, s.sent_spans, "spans"),
                 (s.failed_points, s.sent_points, "metric points"),
             ] {
-                let total = failed + sent;
+                let total = failed.saturating_add(sent);
                 if failed > 0 && failed as f64 >= rules.threshold * total as f64 {
                     failing.push(format!(
                         "{exporter}: {} of {} {what} failed in the last {window}",
@@ -133,22 +153,27 @@ impl History {
                 ));
             }
         }
-        let active = sums
-            .values()
-            .any(|s| s.sent_spans + s.failed_spans + s.sent_points + s.failed_points > 0);
+        let active = sums.values().any(|s| {
+            s.sent_spans > 0 || s.failed_spans > 0 || s.sent_points > 0 || s.failed_points > 0
+        });
         if failing.is_empty() && !active {
             return Verdict::Quiet;
         }
         let totals = sums
             .iter()
-            .map(|(exporter, s)| ExportTotals {
-                exporter: (*exporter).to_owned(),
-                sent_spans: s.sent_spans as i64,
-                failed_spans: s.failed_spans as i64,
-                sent_metric_points: s.sent_points as i64,
-                failed_metric_points: s.failed_points as i64,
+            .take(MAX_EXPORTS)
+            .map(|(exporter, s)| {
+                let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                ExportTotals {
+                    exporter: (*exporter).to_owned(),
+                    sent_spans: n(s.sent_spans),
+                    failed_spans: n(s.failed_spans),
+                    sent_metric_points: n(s.sent_points),
+                    failed_metric_points: n(s.failed_points),
+                }
             })
             .collect();
+        failing.truncate(MAX_EXPORTS);
         Verdict::Judged { failing, totals }
     }
 
@@ -163,11 +188,14 @@ impl History {
             .collect();
         let stalled = recent.len() >= 2
             && recent.iter().all(|d| {
-                d.counters.queued > 0 && d.counters.sent_spans + d.counters.sent_points == 0
+                d.counters.queued > 0 && d.counters.sent_spans == 0 && d.counters.sent_points == 0
             });
         stalled.then(|| recent.last().map_or(0, |d| d.counters.queued))
     }
 }
+
+/// Exporters in a verdict and in `status.exports` at most (a TracedApp renders a handful).
+pub const MAX_EXPORTS: usize = 8;
 
 /// `1204` → `1,204`.
 fn thousands(n: u64) -> String {
