@@ -4,6 +4,10 @@
 //!
 //! A program is found at `$TRACEDAPP_<NAME>` if that is set (your own build), else under
 //! `~/.cache/tracedapp/tools/<name>-<version>/` (`TRACEDAPP_CACHE` moves the cache).
+//!
+//! As root (the real-pod tests, `cargo xtask cluster up`), a program is run only if nobody
+//! but root could have replaced it: it and every folder above it must belong to root and be
+//! writable by no one else ([`check_trusted`]); otherwise the run stops and says which path.
 
 use std::path::PathBuf;
 
@@ -29,6 +33,12 @@ pub const COREDNS_VERSION: &str = "1.15.0";
 pub const JAEGER_VERSION: &str = "1.75.0";
 /// The Jaeger release that module version is (image tag in `manifests/jaeger.yaml`).
 pub const JAEGER_RELEASE: &str = "2.12.0";
+/// kube-router, run with its NetworkPolicy controller alone on the one-node cluster (its
+/// routing and service proxy, where its reported flaws are, stay off). The only served
+/// release: Calico's policy engine cannot be built from served modules (its API module is not
+/// served), and kube-network-policies needs the nf_tables `queue` expression, which this
+/// kernel lacks.
+pub const KUBE_ROUTER_VERSION: &str = "2.1.0";
 /// helm, built for [`KUBERNETES_VERSION`].
 pub const HELM_VERSION: &str = "3.22.0";
 /// kind, whose v1alpha4 config types check `kind-config.yaml`.
@@ -48,23 +58,171 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// The path of a tool: the environment variable `var` if set, else `<cache>/<dir>/<rel>`.
-/// Panics with the fix if it is missing.
+/// Panics with the fix if it is missing, or (as root) if someone else could have replaced it.
 pub fn find(var: &str, dir: &str, rel: &str) -> PathBuf {
-    if let Some(p) = std::env::var_os(var) {
-        return p.into();
+    let path = match std::env::var_os(var) {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let path = cache_dir().join(dir).join(rel);
+            assert!(
+                path.exists(),
+                "{} is missing: run `cargo xtask setup` (the README's `cargo xtask test` does it)",
+                path.display()
+            );
+            path
+        }
+    };
+    if crate::node::is_root()
+        && let Err(e) = check_trusted(&path)
+    {
+        panic!("refusing to run {} as root: {e}", path.display());
     }
-    let path = cache_dir().join(dir).join(rel);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask setup` (the README's `cargo xtask test` does it)",
-        path.display()
-    );
     path
+}
+
+/// Whether a program is safe for root to run: the file and every folder above it belong to
+/// root and are writable by no one else (a user who could write any of them could swap the
+/// program for their own).
+pub fn check_trusted(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for p in path.ancestors() {
+        let meta = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        if meta.uid() != 0 {
+            return Err(format!(
+                "{} belongs to uid {}, not root",
+                p.display(),
+                meta.uid()
+            ));
+        }
+        // Writable by group or others, unless it is a sticky folder like /tmp.
+        let sticky = meta.mode() & 0o1000 != 0;
+        if meta.mode() & 0o022 != 0 && !(meta.is_dir() && sticky) {
+            return Err(format!(
+                "{} is writable by others (mode {:o})",
+                p.display(),
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A program built from a Go module committed in the repository (`tools/...`): its `go.mod`
+/// requires the pinned version and its `go.sum` holds the checksum of every module the build
+/// reads, so `go build` verifies all of them (it refuses a module whose checksum is missing).
+#[derive(Debug, Clone, Copy)]
+pub struct GoTool {
+    pub name: &'static str,
+    /// The module's folder, relative to the repository root.
+    pub dir: &'static str,
+    /// The pinned version (what `go.mod` requires; a test checks they agree).
+    pub version: &'static str,
+}
+
+impl GoTool {
+    /// The module's folder in the repository.
+    pub fn source(&self) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(self.dir)
+    }
+
+    /// The cache folder: `<name>-<version>-<hash of the module's files>`, so any change to
+    /// the module (a version, a replace, a checksum) is a new build.
+    pub fn cache_name(&self) -> String {
+        let files: Vec<PathBuf> = ["go.mod", "go.sum", "main.go", "tools.go"]
+            .iter()
+            .map(|f| self.source().join(f))
+            .filter(|p| p.exists())
+            .collect();
+        format!("{}-{}", self.name, hash_of(&files, self.version))
+    }
+}
+
+/// The Kubernetes programs ([`KUBERNETES_COMMANDS`]).
+pub const KUBERNETES: GoTool = GoTool {
+    name: "kubernetes",
+    dir: "tools/go/kubernetes",
+    version: KUBERNETES_VERSION,
+};
+/// etcd (a `main` calling `etcdmain.Main`).
+pub const ETCD: GoTool = GoTool {
+    name: "etcd",
+    dir: "tools/go/etcd",
+    version: ETCD_VERSION,
+};
+/// Jaeger v2 all-in-one.
+pub const JAEGER: GoTool = GoTool {
+    name: "jaeger",
+    dir: "tools/go/jaeger",
+    version: JAEGER_VERSION,
+};
+/// kube-router.
+pub const KUBE_ROUTER: GoTool = GoTool {
+    name: "kube-router",
+    dir: "tools/go/kube-router",
+    version: KUBE_ROUTER_VERSION,
+};
+/// `pause`: PID 1 of every pod sandbox.
+pub const PAUSE: GoTool = GoTool {
+    name: "pause",
+    dir: "tools/pause",
+    version: "1",
+};
+/// `kind-config-check`: kind's v1alpha4 types, strictly decoded.
+pub const KIND_CONFIG_CHECK: GoTool = GoTool {
+    name: "kind-config-check",
+    dir: "tools/kind-config-check",
+    version: KIND_VERSION,
+};
+/// `hostile-collector`: a collector image a tenant chose, built to hurt export health's reads
+/// (fault injection for the real-pod tests, never shipped).
+pub const HOSTILE_COLLECTOR: GoTool = GoTool {
+    name: "hostile-collector",
+    dir: "tools/hostile-collector",
+    version: "1",
+};
+/// Every tool built from a committed Go module.
+pub const GO_TOOLS: [GoTool; 7] = [
+    KUBERNETES,
+    ETCD,
+    JAEGER,
+    KUBE_ROUTER,
+    PAUSE,
+    KIND_CONFIG_CHECK,
+    HOSTILE_COLLECTOR,
+];
+
+/// moto's requirements, every dependency pinned with its hashes (`pip install --require-hashes`).
+pub fn moto_requirements() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/moto-requirements.txt")
+}
+
+/// moto's cache folder: keyed by its version and the requirements' hash.
+pub fn moto_dir_name() -> String {
+    format!("moto-{}", hash_of(&[moto_requirements()], MOTO_VERSION))
+}
+
+/// `<version>-<short hash of the files>`.
+fn hash_of(files: &[PathBuf], version: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for f in files {
+        digest.update(std::fs::read(f).unwrap_or_else(|e| panic!("reading {}: {e}", f.display())));
+    }
+    let hex: String = digest
+        .finalize()
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{version}-{hex}")
 }
 
 /// Cache folder of the Kubernetes programs.
 pub fn kubernetes_dir_name() -> String {
-    format!("kubernetes-{KUBERNETES_VERSION}")
+    KUBERNETES.cache_name()
 }
 
 /// One of [`KUBERNETES_COMMANDS`], e.g. `kubelet` (`$TRACEDAPP_KUBELET` overrides).
@@ -94,11 +252,7 @@ pub fn kubectl() -> PathBuf {
 
 /// etcd.
 pub fn etcd() -> PathBuf {
-    find(
-        "TRACEDAPP_ETCD",
-        &format!("etcd-{ETCD_VERSION}"),
-        "bin/etcd",
-    )
+    find("TRACEDAPP_ETCD", &ETCD.cache_name(), "bin/etcd")
 }
 
 /// CoreDNS.
@@ -112,11 +266,7 @@ pub fn coredns() -> PathBuf {
 
 /// moto's server.
 pub fn moto_server() -> PathBuf {
-    find(
-        "TRACEDAPP_MOTO_SERVER",
-        &format!("moto-{MOTO_VERSION}"),
-        "bin/moto_server",
-    )
+    find("TRACEDAPP_MOTO_SERVER", &moto_dir_name(), "bin/moto_server")
 }
 
 /// The Python of moto's environment, which has `aws-xray-sdk` (a legacy X-Ray client).
@@ -144,38 +294,27 @@ fn dir_name_for(name: &str, file: &std::path::Path) -> String {
     format!("{name}-{hex}")
 }
 
-/// The source of `kind-config-check`, committed in the repository.
-pub fn kind_config_check_source() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/kind-config-check/main.go")
-}
-
-/// Cache directory name of `kind-config-check` built from the current source.
-pub fn kind_config_check_dir_name() -> String {
-    dir_name_for("kind-config-check", &kind_config_check_source())
-}
-
 /// `kind-config-check`: kind's v1alpha4 types, strictly decoded (tools/kind-config-check).
 pub fn kind_config_check() -> PathBuf {
     find(
         "TRACEDAPP_KIND_CONFIG_CHECK",
-        &kind_config_check_dir_name(),
+        &KIND_CONFIG_CHECK.cache_name(),
         "bin/kind-config-check",
     )
 }
 
-/// The source of the pod sandbox's `pause` program, committed in the repository.
-pub fn pause_source() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tools/pause/main.go")
-}
-
-/// Cache directory name of `pause` built from the current source.
-pub fn pause_dir_name() -> String {
-    dir_name_for("pause", &pause_source())
+/// `hostile-collector` (see [`HOSTILE_COLLECTOR`]).
+pub fn hostile_collector() -> PathBuf {
+    find(
+        "TRACEDAPP_HOSTILE_COLLECTOR",
+        &HOSTILE_COLLECTOR.cache_name(),
+        "bin/hostile-collector",
+    )
 }
 
 /// `pause`: PID 1 of every pod sandbox on the one-node cluster.
 pub fn pause() -> PathBuf {
-    find("TRACEDAPP_PAUSE", &pause_dir_name(), "bin/pause")
+    find("TRACEDAPP_PAUSE", &PAUSE.cache_name(), "bin/pause")
 }
 
 /// The OpenTelemetry Collector built from `tools/otelcol-builder.yaml`.
@@ -189,10 +328,15 @@ pub fn otelcol() -> PathBuf {
 
 /// Jaeger v2 all-in-one.
 pub fn jaeger() -> PathBuf {
+    find("TRACEDAPP_JAEGER", &JAEGER.cache_name(), "bin/jaeger")
+}
+
+/// kube-router (its NetworkPolicy controller).
+pub fn kube_router() -> PathBuf {
     find(
-        "TRACEDAPP_JAEGER",
-        &format!("jaeger-{JAEGER_VERSION}"),
-        "bin/jaeger",
+        "TRACEDAPP_KUBE_ROUTER",
+        &KUBE_ROUTER.cache_name(),
+        "bin/kube-router",
     )
 }
 
@@ -203,4 +347,37 @@ pub fn helm() -> PathBuf {
         &format!("helm-{HELM_VERSION}"),
         "bin/helm",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each committed Go module requires the version this file pins (one fact, one place:
+    /// a bump here without the module, or the other way round, fails).
+    #[test]
+    fn go_modules_require_the_pinned_versions() {
+        for (tool, module) in [
+            (KUBERNETES, "k8s.io/kubernetes"),
+            (ETCD, "go.etcd.io/etcd/server/v3"),
+            (JAEGER, "github.com/jaegertracing/jaeger"),
+            (KUBE_ROUTER, "github.com/cloudnativelabs/kube-router/v2"),
+            (KIND_CONFIG_CHECK, "sigs.k8s.io/kind"),
+        ] {
+            let go_mod = std::fs::read_to_string(tool.source().join("go.mod")).unwrap();
+            let wanted = format!("{module} v{}", tool.version);
+            assert!(
+                go_mod.contains(&wanted),
+                "{}: go.mod lacks {wanted}",
+                tool.dir
+            );
+            assert!(tool.source().join("go.sum").exists() || tool.name == "pause");
+        }
+        let moto = std::fs::read_to_string(moto_requirements()).unwrap();
+        assert!(moto.contains(&format!("moto=={MOTO_VERSION} ")));
+        assert!(
+            moto.matches("--hash=sha256:").count() > 50,
+            "every pin has its hashes"
+        );
+    }
 }

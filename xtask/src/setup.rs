@@ -2,7 +2,10 @@
 //! in `testkit::tools`) and cached under `~/.cache/tracedapp/tools/<name>-<version>/`.
 //!
 //! Everything comes from the Go module proxy, PyPI and Debian's packages; nothing is
-//! downloaded from elsewhere. Independent installs run side by side (`jobs.rs`), each logging
+//! downloaded from elsewhere. What is built is pinned in the repository: every Go program from
+//! a module committed with its `go.sum` (`tools/go/*`, `tools/pause`, `tools/kind-config-check`),
+//! so the build verifies each module's checksum; moto from `tools/moto-requirements.txt`, every
+//! package with its hashes (`pip install --require-hashes`). Independent installs run side by side (`jobs.rs`), each logging
 //! to `install.log` in its directory; progress names what is being built and how long it
 //! usually takes. A finished install is marked `.complete`, so an interrupted one is redone
 //! from scratch.
@@ -30,17 +33,11 @@ pub fn setup() -> Result<()> {
             install_jaeger(tools, Priority::Normal).map(drop)
         }),
         job("kubernetes", || {
-            cached(
-                tools,
-                "kubernetes",
-                t::KUBERNETES_VERSION,
-                "9 min",
-                build_kubernetes,
-            )
-            .map(drop)
+            go_tool(tools, &t::KUBERNETES, "9 min", Priority::Normal).map(drop)
         }),
-        job("etcd, CoreDNS, helm, small tools", || {
-            cached(tools, "etcd", t::ETCD_VERSION, "40 s", build_etcd)?;
+        job("etcd, kube-router, CoreDNS, helm, small tools", || {
+            go_tool(tools, &t::ETCD, "40 s", Priority::Normal)?;
+            go_tool(tools, &t::KUBE_ROUTER, "2 min", Priority::Normal)?;
             cached(tools, "coredns", t::COREDNS_VERSION, "2 min", |dir| {
                 go_install(
                     dir,
@@ -48,18 +45,9 @@ pub fn setup() -> Result<()> {
                 )
             })?;
             install_helm(tools)?;
-            install_hashed(tools, &t::kind_config_check_dir_name(), "10 s", |dir| {
-                build_main(
-                    dir,
-                    "kind-config-check",
-                    &t::kind_config_check_source(),
-                    &[&format!("sigs.k8s.io/kind@v{}", t::KIND_VERSION)],
-                )
-            })?;
-            install_hashed(tools, &t::pause_dir_name(), "5 s", |dir| {
-                build_main(dir, "pause", &t::pause_source(), &[])
-            })
-            .map(drop)
+            go_tool(tools, &t::KIND_CONFIG_CHECK, "10 s", Priority::Normal)?;
+            go_tool(tools, &t::PAUSE, "5 s", Priority::Normal)?;
+            go_tool(tools, &t::HOSTILE_COLLECTOR, "10 s", Priority::Normal).map(drop)
         }),
     ];
     jobs::run_all(chains)?;
@@ -79,7 +67,12 @@ pub fn setup_demo(jaeger: bool) -> Result<Option<jobs::Background>> {
     let tools = t::cache_dir();
     std::fs::create_dir_all(&tools)?;
     let started = Instant::now();
-    let background = if !jaeger || is_cached(&tools, "jaeger", t::JAEGER_VERSION) {
+    let background = if !jaeger
+        || tools
+            .join(t::JAEGER.cache_name())
+            .join(".complete")
+            .exists()
+    {
         None
     } else {
         let tools = tools.clone();
@@ -112,22 +105,27 @@ enum Priority {
 }
 
 fn install_jaeger(tools: &Path, priority: Priority) -> Result<PathBuf> {
-    cached(tools, "jaeger", t::JAEGER_VERSION, JAEGER_USUALLY, |dir| {
-        build_jaeger(dir, priority)
-    })
+    go_tool(tools, &t::JAEGER, JAEGER_USUALLY, priority)
 }
 
 /// Jaeger's cold build time on 2 cores when it has them to itself (3.1 min measured).
 const JAEGER_USUALLY: &str = "3 min";
 
 fn install_moto(tools: &Path) -> Result<()> {
-    cached(tools, "moto", t::MOTO_VERSION, "1 min", |dir| {
+    install_hashed(tools, &t::moto_dir_name(), "1 min", |dir| {
         run(Command::new("python3").args(["-m", "venv"]).arg(dir))?;
-        // moto's X-Ray backend imports aws-xray-sdk; the legacy-SDK test sends with it too.
+        // moto and aws-xray-sdk (moto's X-Ray backend imports it; the legacy-SDK test sends
+        // with it), every package pinned with its hashes: pip refuses any other file.
         run(Command::new(dir.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("moto[server]=={}", t::MOTO_VERSION))
-            .arg("aws-xray-sdk"))
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--require-hashes",
+                "--no-deps",
+                "-r",
+            ])
+            .arg(t::moto_requirements()))
     })?;
     Ok(())
 }
@@ -254,20 +252,6 @@ fn go_install(dir: &Path, module: &str) -> Result<()> {
         .env("CGO_ENABLED", "0"))
 }
 
-/// A throw-away Go module in `<dir>/src` that requires what we build.
-fn go_module(dir: &Path, name: &str) -> Result<PathBuf> {
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src)?;
-    run(Command::new("go")
-        .args(["mod", "init", &format!("tracedapp.dev/tools/{name}")])
-        .current_dir(&src))?;
-    Ok(src)
-}
-
-fn go(src: &Path, args: &[&str]) -> Result<()> {
-    go_at(Priority::Normal, src, args)
-}
-
 /// `go <args>` in `src`, static, at `priority` (the compilers it starts inherit it).
 fn go_at(priority: Priority, src: &Path, args: &[&str]) -> Result<()> {
     let mut cmd = match priority {
@@ -289,162 +273,86 @@ fn path_str(p: &Path) -> Result<&str> {
     p.to_str().context("tool paths must be UTF-8")
 }
 
-/// A committed `main.go` built as `<dir>/bin/<name>`, with `requires` in its module.
-fn build_main(dir: &Path, name: &str, source: &Path, requires: &[&str]) -> Result<()> {
-    let src = go_module(dir, name)?;
-    std::fs::copy(source, src.join("main.go"))?;
-    for r in requires {
-        go(&src, &["mod", "edit", &format!("-require={r}")])?;
+/// What each committed Go module builds: `(package, output under <dir>/bin)`.
+fn go_tool_outputs(tool: &t::GoTool) -> Vec<(String, String)> {
+    match tool.name {
+        "kubernetes" => t::KUBERNETES_COMMANDS
+            .iter()
+            .map(|c| (format!("k8s.io/kubernetes/cmd/{c}"), (*c).to_owned()))
+            .collect(),
+        "jaeger" => vec![(
+            "github.com/jaegertracing/jaeger/cmd/jaeger".to_owned(),
+            "jaeger".to_owned(),
+        )],
+        "kube-router" => vec![(
+            "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router".to_owned(),
+            "kube-router".to_owned(),
+        )],
+        // A `main` package of our own.
+        name => vec![(".".to_owned(), name.to_owned())],
     }
-    go(&src, &["mod", "tidy"])?;
-    let out = dir.join("bin").join(name);
-    go(
-        &src,
-        &["build", "-ldflags=-s -w", "-o", path_str(&out)?, "."],
-    )?;
-    std::fs::remove_dir_all(&src)?;
-    Ok(())
 }
 
-/// etcd's server as a program: a wrapper `main` calling `etcdmain.Main`.
-fn build_etcd(dir: &Path) -> Result<()> {
-    let src = go_module(dir, "etcd")?;
-    go(
-        &src,
-        &[
-            "mod",
-            "edit",
-            &format!("-require=go.etcd.io/etcd/server/v3@v{}", t::ETCD_VERSION),
-        ],
-    )?;
-    std::fs::write(
-        src.join("main.go"),
-        "package main\n\nimport (\n\t\"os\"\n\n\t\"go.etcd.io/etcd/server/v3/etcdmain\"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n",
-    )?;
-    go(&src, &["mod", "tidy"])?;
-    let out = dir.join("bin/etcd");
-    go(
-        &src,
-        &["build", "-ldflags=-s -w", "-o", path_str(&out)?, "."],
-    )?;
-    std::fs::remove_dir_all(&src)?;
-    Ok(())
+/// Version flags a program reports itself with.
+fn go_tool_ldflags(tool: &t::GoTool) -> Result<String> {
+    let mut flags = "-s -w".to_owned();
+    if tool.name == "kubernetes" {
+        let version = tool.version;
+        let minor = version.split('.').nth(1).context("version")?;
+        flags.push_str(&format!(
+            " -X k8s.io/component-base/version.gitVersion=v{version} \
+             -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor={minor} \
+             -X k8s.io/component-base/version.gitTreeState=clean"
+        ));
+    }
+    Ok(flags)
 }
 
-/// Jaeger v2 (all-in-one) from a wrapper module; Jaeger's go.mod replaces sarama, which a
-/// dependent module must repeat.
-fn build_jaeger(dir: &Path, priority: Priority) -> Result<()> {
-    let go = |src: &Path, args: &[&str]| go_at(priority, src, args);
-    let src = go_module(dir, "jaeger")?;
-    go(
-        &src,
-        &[
-            "mod",
-            "edit",
-            &format!(
-                "-require=github.com/jaegertracing/jaeger@v{}",
-                t::JAEGER_VERSION
-            ),
-            "-replace=github.com/Shopify/sarama=github.com/Shopify/sarama@v1.33.0",
-        ],
-    )?;
-    std::fs::write(
-        src.join("tools.go"),
-        "//go:build tools\n\npackage tools\n\nimport _ \"github.com/jaegertracing/jaeger/cmd/jaeger\"\n",
-    )?;
-    go(&src, &["mod", "tidy"])?;
-    let out = dir.join("bin/jaeger");
-    go(
-        &src,
-        &[
-            "build",
-            "-ldflags=-s -w",
-            "-o",
-            path_str(&out)?,
-            "github.com/jaegertracing/jaeger/cmd/jaeger",
-        ],
-    )?;
-    std::fs::remove_dir_all(&src)?;
-    Ok(())
-}
-
-/// Every Kubernetes program we run, in one `go build` (they share most packages), from
-/// `k8s.io/kubernetes`, which cannot be `go install`ed: its go.mod replaces the staging
-/// modules with `./staging/...`. A wrapper module requires it and replaces each staging module
-/// (listed in that go.mod) with its published `v0.Y.Z`.
-fn build_kubernetes(dir: &Path) -> Result<()> {
-    let version = t::KUBERNETES_VERSION;
-    let src = go_module(dir, "kubernetes")?;
-    let module = format!("k8s.io/kubernetes@v{version}");
-    go(
-        &src,
-        &["mod", "edit", "-go=1.25", &format!("-require={module}")],
-    )?;
-    let info = Command::new("go")
-        .args(["mod", "download", "-json", &module])
-        .output()?;
-    let info: serde_json::Value = serde_json::from_slice(&info.stdout)
-        .with_context(|| format!("go mod download {module}"))?;
-    let gomod = std::fs::read_to_string(info["GoMod"].as_str().context("no GoMod path")?)?;
-    let staging_version = format!("v0.{}", version.split_once('.').context("version")?.1);
-    let mut replaces = vec!["mod".to_owned(), "edit".to_owned()];
-    for line in gomod.lines() {
-        if let Some((from, to)) = line.trim().split_once("=>")
-            && to.trim().starts_with("./staging/")
-        {
-            let from = from.trim();
-            replaces.push(format!("-replace={from}={from}@{staging_version}"));
+/// A program from its committed Go module (see the module docs), cached by the module's hash.
+/// `go build` runs with `-mod=readonly`: a module whose checksum is not in the committed
+/// `go.sum` stops the build.
+fn go_tool(tools: &Path, tool: &t::GoTool, usually: &str, priority: Priority) -> Result<PathBuf> {
+    install_hashed(tools, &tool.cache_name(), usually, |dir| {
+        let src = dir.join("src");
+        std::fs::create_dir_all(&src)?;
+        for f in ["go.mod", "go.sum", "main.go", "tools.go"] {
+            let from = tool.source().join(f);
+            if from.exists() {
+                std::fs::copy(&from, src.join(f))?;
+            }
         }
-    }
-    eprintln!(
-        "setup:   kubernetes: {} staging modules replaced by {staging_version}",
-        replaces.len() - 2
-    );
-    go(
-        &src,
-        &replaces.iter().map(String::as_str).collect::<Vec<_>>(),
-    )?;
-    let imports: String = t::KUBERNETES_COMMANDS
-        .iter()
-        .map(|c| format!("import _ \"k8s.io/kubernetes/cmd/{c}\"\n"))
-        .collect();
-    std::fs::write(
-        src.join("tools.go"),
-        format!("//go:build tools\n\npackage tools\n\n{imports}"),
-    )?;
-    eprintln!("setup:   kubernetes: resolving modules");
-    go(&src, &["mod", "tidy"])?;
-    let minor = version.split('.').nth(1).context("version")?;
-    let ldflags = format!(
-        "-ldflags=-s -w -X k8s.io/component-base/version.gitVersion=v{version} \
-         -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor={minor} \
-         -X k8s.io/component-base/version.gitTreeState=clean"
-    );
-    eprintln!(
-        "setup:   kubernetes: compiling {} (about 9 minutes on 2 cores)",
-        t::KUBERNETES_COMMANDS.join(", ")
-    );
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin)?;
-    let out = format!("{}/", path_str(&bin)?);
-    let packages: Vec<String> = t::KUBERNETES_COMMANDS
-        .iter()
-        .map(|c| format!("k8s.io/kubernetes/cmd/{c}"))
-        .collect();
-    let mut args = vec!["build", &ldflags, "-o", &out];
-    args.extend(packages.iter().map(String::as_str));
-    go(&src, &args)?;
-    std::fs::remove_dir_all(&src)?;
-    Ok(())
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin)?;
+        let outputs = go_tool_outputs(tool);
+        if tool.name == "kubernetes" {
+            eprintln!(
+                "setup:   kubernetes: compiling {} (about 9 minutes on 2 cores)",
+                t::KUBERNETES_COMMANDS.join(", ")
+            );
+        }
+        let ldflags = format!("-ldflags={}", go_tool_ldflags(tool)?);
+        let out = if outputs.len() == 1 {
+            bin.join(&outputs[0].1)
+        } else {
+            // Several packages: `-o <folder>/` names each binary after its package.
+            PathBuf::from(format!("{}/", path_str(&bin)?))
+        };
+        let mut args = vec!["build", "-mod=readonly", &ldflags, "-o", path_str(&out)?];
+        args.extend(outputs.iter().map(|(pkg, _)| pkg.as_str()));
+        go_at(priority, &src, &args)?;
+        std::fs::remove_dir_all(&src)?;
+        Ok(())
+    })
 }
 
 /// What the one-node cluster needs from Debian: `(program to look for, package)`.
-pub const NODE_PACKAGES: [(&str, &str); 6] = [
+pub const NODE_PACKAGES: [(&str, &str); 7] = [
     ("/usr/bin/containerd", "containerd"),
     ("/usr/bin/ctr", "containerd"),
     ("/usr/sbin/runc", "runc"),
     ("/usr/lib/cni/bridge", "containernetworking-plugins"),
     ("/usr/sbin/iptables", "iptables"),
+    ("/usr/sbin/ipset", "ipset"),
     ("/usr/sbin/conntrack", "conntrack"),
 ];
 
@@ -464,7 +372,7 @@ pub fn missing_node_packages() -> Vec<&'static str> {
 fn node_packages() -> Result<()> {
     let missing = missing_node_packages();
     if missing.is_empty() {
-        eprintln!("setup: containerd, runc, CNI plugins, iptables and conntrack installed");
+        eprintln!("setup: containerd, runc, CNI plugins, iptables, ipset and conntrack installed");
         return Ok(());
     }
     let command = format!(

@@ -279,9 +279,14 @@ pub fn wait(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) -> R
     Ok(())
 }
 
-/// The address a NodePort answers on, on this node.
+/// Where the host reaches a NodePort of this node (a 127.0.0.1 forward into the node).
 pub fn node_port(port: u16) -> String {
-    format!("{NODE_IP}:{port}")
+    testkit::node::reach(&format!("{NODE_IP}:{port}"))
+}
+
+/// Where the host reaches `ip:port` inside the node (a pod's address).
+pub fn in_node(ip: &str, port: u16) -> String {
+    testkit::node::reach(&format!("{ip}:{port}"))
 }
 
 /// Jaeger's query API, as the in-cluster Jaeger serves it through its NodePort.

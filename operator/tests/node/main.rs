@@ -27,6 +27,9 @@ fn main() {
     let root = testkit::node::is_root();
     let listing = args.list;
     let cluster = if root && !listing && !filtered_out(&args) {
+        // Ctrl-C (or a CI timeout's SIGTERM) tears the cluster down and restores the host:
+        // its processes run as root in process groups of their own.
+        testkit::node::stop_on_signals();
         match cluster::Rig::start() {
             Ok(rig) => Some(Arc::new(rig)),
             Err(e) => {

@@ -6,7 +6,9 @@ use std::time::Duration;
 use libtest_mimic::Failed;
 use serde_json::Value;
 
-use crate::cluster::{Jaeger, Rig, Scenario, get, node_port, now_us, repo_file, tag, wait};
+use crate::cluster::{
+    Jaeger, Rig, Scenario, get, in_node, node_port, now_us, repo_file, tag, wait,
+};
 
 /// Every scenario, in order.
 pub const ALL: &[(&str, Scenario)] = &[
@@ -496,7 +498,7 @@ fn collector_crash(rig: &Rig) -> Result<(), Failed> {
     };
     let before = restarts();
     let pid = rig.container_pid(DEMO, &pod, "otel-collector");
-    let load = Load::start(format!("{ip}:3000"), "/health", 20);
+    let load = Load::start(in_node(&ip, 3000), "/health", 20);
     let killed = std::process::Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()?;
@@ -526,7 +528,7 @@ fn collector_crash(rig: &Rig) -> Result<(), Failed> {
     // Spans resume: requests now are all in Jaeger.
     let start = now_us();
     for _ in 0..20 {
-        assert!(matches!(get(&format!("{ip}:3000"), "/"), Ok((200, _))));
+        assert!(matches!(get(&in_node(&ip, 3000), "/"), Ok((200, _))));
     }
     let end = now_us();
     assert_spans_arrive(&jaeger, start, end, 20)
@@ -541,7 +543,7 @@ fn operator_pods(rig: &Rig) -> Vec<String> {
 /// family (`family`); 0 when absent.
 fn operator_metric(rig: &Rig, pod: &str, sample: &str) -> f64 {
     let ip = rig.jsonpath(OPERATOR_NS, &format!("pod/{pod}"), "{.status.podIP}");
-    let Ok((200, body)) = get(&format!("{ip}:8080"), "/metrics") else {
+    let Ok((200, body)) = get(&in_node(&ip, 8080), "/metrics") else {
         return 0.0;
     };
     if sample.contains('{') {
@@ -607,7 +609,7 @@ fn operator_replaced(rig: &Rig) -> Result<(), Failed> {
     let own = operator_metric(rig, &new[0], "tracedapp_api_writes_total");
     if own != 0.0 {
         let ip = rig.jsonpath(OPERATOR_NS, &format!("pod/{}", new[0]), "{.status.podIP}");
-        let metrics = get(&format!("{ip}:8080"), "/metrics")
+        let metrics = get(&in_node(&ip, 8080), "/metrics")
             .map(|(_, b)| b)
             .unwrap_or_default();
         let writes: Vec<&str> = metrics.lines().filter(|l| l.contains("writes")).collect();

@@ -1,6 +1,11 @@
 //! The files a one-node cluster runs from: certificates, tokens, kubeconfigs, and the
-//! configuration of containerd, the CNI bridge, the kubelet, CoreDNS and admission.
-//! Pure text (plus `openssl` for keys); [`super::Cluster`] writes them into its folder.
+//! configuration of containerd, the CNI bridge, the kubelet, CoreDNS, kube-router and admission.
+//! Pure text (plus `openssl` for keys and `/dev/urandom` for tokens); [`super::Cluster`]
+//! writes them into its folder.
+//!
+//! Credentials are the cluster's own: a new CA, certificates and random bearer tokens for every
+//! start, in files only their owner can read (0600, in a 0700 folder). Nothing is fixed or
+//! published; etcd takes only clients with a certificate from that CA.
 
 use std::path::Path;
 use std::process::Command;
@@ -10,8 +15,8 @@ use super::{API_PORT, BRIDGE, CLUSTER_DOMAIN, NODE_IP, POD_CIDR, SERVICE_CIDR};
 /// The first address of the Service range: the `kubernetes` Service.
 pub const KUBERNETES_SERVICE_IP: &str = "10.0.0.1";
 
-/// Static bearer tokens: `(component, user, groups)`; the token is `tracedapp-node-<component>`.
-pub const USERS: [(&str, &str, &str); 6] = [
+/// Bearer-token users: `(component, user, groups)`; each gets a random token per cluster.
+pub const USERS: [(&str, &str, &str); 7] = [
     ("admin", "admin", "system:masters"),
     (
         "kube-controller-manager",
@@ -22,7 +27,33 @@ pub const USERS: [(&str, &str, &str); 6] = [
     ("kubelet", "system:node:tracedapp-node", "system:nodes"),
     ("kube-proxy", "system:kube-proxy", ""),
     ("coredns", "tracedapp:coredns", ""),
+    ("kube-router", "tracedapp:kube-router", ""),
 ];
+
+/// Writes `text` to `path`, readable by its owner only.
+pub fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// 32 random bytes as hex, from the kernel.
+fn random_token() -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
 
 fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
     let out = Command::new("openssl")
@@ -41,10 +72,22 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<(), String> {
 }
 
 /// A CA, the API server's serving certificate (valid for every name and address pods and
-/// the host use), the API server's client certificate towards the kubelet, the
-/// service-account key pair, and the token file. Into `pki`.
+/// the host use), the API server's client certificates towards the kubelet and etcd, etcd's
+/// serving certificate, the service-account key pair, and the token file. Into `pki`, owner
+/// only.
 pub fn pki(pki: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(pki).map_err(|e| e.to_string())?;
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(pki)
+        .map_err(|e| e.to_string())?;
+    // Keys are written 0600 whatever the umask.
+    let umask_like = |name: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(pki.join(name), std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("{name}: {e}"))
+    };
     let days = "3650";
     openssl(
         pki,
@@ -72,11 +115,22 @@ pub fn pki(pki: &Path) -> Result<(), String> {
     std::fs::write(pki.join("apiserver.ext"), sans).map_err(|e| e.to_string())?;
     std::fs::write(pki.join("client.ext"), "extendedKeyUsage=clientAuth\n")
         .map_err(|e| e.to_string())?;
+    std::fs::write(
+        pki.join("etcd.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .map_err(|e| e.to_string())?;
     for (name, subject, ext) in [
         ("apiserver", "/CN=kube-apiserver", "apiserver.ext"),
         (
             "kubelet-client",
             "/O=system:masters/CN=kube-apiserver-kubelet-client",
+            "client.ext",
+        ),
+        ("etcd", "/CN=etcd", "etcd.ext"),
+        (
+            "apiserver-etcd-client",
+            "/CN=kube-apiserver-etcd-client",
             "client.ext",
         ),
     ] {
@@ -115,39 +169,60 @@ pub fn pki(pki: &Path) -> Result<(), String> {
     }
     openssl(pki, &["genrsa", "-out", "sa.key", "2048"])?;
     openssl(pki, &["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
-    let tokens: String = USERS
+    for key in [
+        "ca.key",
+        "apiserver.key",
+        "kubelet-client.key",
+        "etcd.key",
+        "apiserver-etcd-client.key",
+        "sa.key",
+    ] {
+        umask_like(key)?;
+    }
+    let mut tokens = String::new();
+    for (_, user, groups) in USERS {
+        let groups = if groups.is_empty() {
+            String::new()
+        } else {
+            format!(",\"{groups}\"")
+        };
+        tokens.push_str(&format!("{},{user},{user}{groups}\n", random_token()?));
+    }
+    write_private(&pki.join("tokens.csv"), &tokens)
+}
+
+/// The bearer token of a component of [`USERS`], from this cluster's token file.
+pub fn token(pki: &Path, component: &str) -> Result<String, String> {
+    let user = USERS
         .iter()
-        .map(|(component, user, groups)| {
-            let groups = if groups.is_empty() {
-                String::new()
-            } else {
-                format!(",\"{groups}\"")
-            };
-            format!("{},{user},{user}{groups}\n", token(component))
+        .find(|u| u.0 == component)
+        .ok_or_else(|| format!("no user {component}"))?
+        .1;
+    std::fs::read_to_string(pki.join("tokens.csv"))
+        .map_err(|e| e.to_string())?
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(',');
+            let token = f.next()?;
+            (f.next()? == user).then(|| token.to_owned())
         })
-        .collect();
-    std::fs::write(pki.join("tokens.csv"), tokens).map_err(|e| e.to_string())
+        .ok_or_else(|| format!("no token for {user}"))
 }
 
-/// The bearer token of a component of [`USERS`].
-pub fn token(component: &str) -> String {
-    format!("tracedapp-node-{component}")
-}
-
-/// The API server's URL (on the bridge: pods reach it through the `kubernetes` Service).
+/// The API server's URL inside the node (on the bridge: pods reach it through the
+/// `kubernetes` Service, the node's components directly).
 pub fn api_url() -> String {
     format!("https://{NODE_IP}:{API_PORT}")
 }
 
-/// A kubeconfig for `component` of [`USERS`], trusting our CA.
-pub fn kubeconfig(pki: &Path, component: &str) -> Result<String, String> {
+/// A kubeconfig for `component` of [`USERS`] talking to `server`, trusting our CA.
+pub fn kubeconfig(pki: &Path, component: &str, server: &str) -> Result<String, String> {
     use base64::Engine;
     let ca = std::fs::read(pki.join("ca.crt")).map_err(|e| e.to_string())?;
     Ok(format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: tracedapp-node\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: {component}\n  user:\n    token: {}\ncontexts:\n- name: tracedapp-node\n  context: {{cluster: tracedapp-node, user: {component}, namespace: default}}\ncurrent-context: tracedapp-node\n",
-        api_url(),
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: tracedapp-node\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: {component}\n  user:\n    token: {}\ncontexts:\n- name: tracedapp-node\n  context: {{cluster: tracedapp-node, user: {component}, namespace: default}}\ncurrent-context: tracedapp-node\n",
         base64::engine::general_purpose::STANDARD.encode(ca),
-        token(component)
+        token(pki, component)?
     ))
 }
 
@@ -173,6 +248,8 @@ state = "{d}/containerd/state"
   path = "{d}/containerd/opt"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{sandbox_image}"
+  # Pods' network namespaces under the state folder: the rig's own, by path.
+  netns_mounts_under_state_dir = true
   enable_selinux = false
   disable_apparmor = true
   # This VM's bounding set lacks CAP_SYS_RESOURCE: runc cannot lower oom_score_adj.
@@ -262,6 +339,8 @@ evictionHard: {{"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 enforceNodeAllocatable: ["pods"]
+# The pods' cgroups under a root of the rig's own name, so teardown removes only those.
+cgroupRoot: /{CGROUP_ROOT}
 "#
     )
 }
@@ -285,6 +364,33 @@ pub fn corefile(dir: &Path, health_port: u16, ready_port: u16) -> String {
         dir.display()
     )
 }
+
+/// The cgroup (in every hierarchy) the kubelet puts the pods under.
+pub const CGROUP_ROOT: &str = "tracedapp-node";
+
+/// What kube-router's NetworkPolicy controller reads (it starts informers for all of these),
+/// granted to its user.
+pub const KUBE_ROUTER_RBAC: &str = r#"apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "tracedapp:kube-router"}
+rules:
+  - apiGroups: [""]
+    resources: [namespaces, pods, services, endpoints, nodes]
+    verbs: [get, list, watch]
+  - apiGroups: [networking.k8s.io]
+    resources: [networkpolicies]
+    verbs: [get, list, watch]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "tracedapp:kube-router"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "tracedapp:kube-router"}
+subjects:
+  - {apiGroup: rbac.authorization.k8s.io, kind: User, name: "tracedapp:kube-router"}
+"#;
 
 /// What CoreDNS's kubernetes plugin reads, granted to its user.
 pub const COREDNS_RBAC: &str = r#"apiVersion: rbac.authorization.k8s.io/v1

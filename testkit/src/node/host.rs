@@ -1,13 +1,15 @@
 //! The host state a one-node cluster changes, and putting it back.
 //!
-//! Expected flow: [`Snapshot::take`] before anything changes → the cluster runs (the bridge
-//! and route we add, the sysctls the kubelet, kube-proxy and the CNI bridge plugin set, the
-//! iptables chains of the kubelet and kube-proxy, network namespaces, mounts and cgroups of
-//! pods) → [`restore`] undoes all of it → [`Snapshot::take`] again and [`Snapshot::diff`]
-//! says what, if anything, is still different.
+//! Expected flow: [`Snapshot::take`] before anything changes → the cluster runs (its network
+//! namespace, and in it the bridge, routes, iptables rules and ipsets; the global sysctls the
+//! kubelet sets; mounts and cgroups of pods) → [`restore`] undoes what is the rig's by name →
+//! [`Snapshot::take`] again and [`Snapshot::diff`] says what, if anything, is still different.
 //!
-//! Guarantees: only what did not exist in the first snapshot is removed (chains, network
-//! namespaces, cgroups, mounts under the node's folder), and sysctls get their old values back.
+//! Guarantees: [`restore`] removes only the rig's own: mounts under the node's folder, cgroups
+//! under [`super::config::CGROUP_ROOT`], shim sockets nobody listens on; it never removes
+//! anything because a snapshot lacks it (a snapshot may be stale after a crash). Sysctls get
+//! their old values back only for keys in [`SYSCTLS`] and plain numeric values (the snapshot
+//! comes from a file).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -168,17 +170,21 @@ fn mount_points() -> Vec<String> {
         .collect()
 }
 
+/// cgroup folders a kubelet makes: `kubepods` at a hierarchy's top (a kubelet without a
+/// cgroup root) and the rig's own root.
 fn kubepods_cgroups() -> Vec<String> {
     let mut out = Vec::new();
     let root = Path::new("/sys/fs/cgroup");
-    if root.join("kubepods").exists() {
-        out.push("/sys/fs/cgroup/kubepods".to_owned());
-    }
-    if let Ok(dirs) = std::fs::read_dir(root) {
-        for d in dirs.flatten() {
-            let p = d.path().join("kubepods");
-            if p.exists() {
-                out.push(p.to_string_lossy().into_owned());
+    for name in ["kubepods", super::config::CGROUP_ROOT] {
+        if root.join(name).exists() {
+            out.push(root.join(name).to_string_lossy().into_owned());
+        }
+        if let Ok(dirs) = std::fs::read_dir(root) {
+            for d in dirs.flatten() {
+                let p = d.path().join(name);
+                if p.exists() {
+                    out.push(p.to_string_lossy().into_owned());
+                }
             }
         }
     }
@@ -200,26 +206,30 @@ fn quietly(cmd: &[&str]) {
         .status();
 }
 
-/// Undoes what a cluster living in `dir` changed, relative to `before`. Processes must be
+/// Whether a sysctl read back from a state file may be written: a key the rig changes, a
+/// plain numeric value (a file an attacker wrote could otherwise name any path under /proc/sys).
+pub fn safe_sysctl(key: &str, value: &str) -> bool {
+    SYSCTLS.contains(&key)
+        && !value.is_empty()
+        && value.len() <= 64
+        && value.split_whitespace().all(|w| {
+            w.trim_start_matches('-')
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                && !w.is_empty()
+        })
+}
+
+/// Undoes what a cluster living in `dir` changed (see the module docs). Processes must be
 /// stopped already. Returns what could not be undone (best effort: everything is tried).
-pub fn restore(before: &Snapshot, dir: &Path, bridge: &str, service_cidr: &str) -> Vec<String> {
+pub fn restore(before: &Snapshot, dir: &Path) -> Vec<String> {
     let mut problems = Vec::new();
-    // Network namespaces of pods (deleting one deletes its veth pair too).
-    let now = Snapshot::take();
-    for ns in now.netns.difference(&before.netns) {
-        quietly(&["ip", "netns", "delete", ns]);
-    }
-    // Mounts under the node's folder (pod volumes, container root filesystems, shm), deepest
-    // first; and what containerd's shims left under /run/containerd.
-    let dir = dir.to_string_lossy().into_owned();
+    // Mounts under the node's folder (pod volumes and network namespaces, container root
+    // filesystems, shm), deepest first.
+    let dir = format!("{}/", dir.to_string_lossy().trim_end_matches('/'));
     let mut mounts: Vec<String> = mount_points()
         .into_iter()
-        .filter(|m| {
-            !before.mounts.contains(m)
-                && (m.starts_with(&dir)
-                    || m.starts_with("/run/containerd")
-                    || m.starts_with("/var/run/netns"))
-        })
+        .filter(|m| m.starts_with(&dir))
         .collect();
     mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
     for m in mounts {
@@ -232,22 +242,25 @@ pub fn restore(before: &Snapshot, dir: &Path, bridge: &str, service_cidr: &str) 
             quietly(&["umount", "-l", &m]);
         }
     }
-    // Chains the kubelet, kube-proxy and CNI plugins added, and the rules that jump to them.
-    remove_new_chains(before);
-    // The route and the bridge.
-    quietly(&["ip", "route", "del", service_cidr, "dev", bridge]);
-    quietly(&["ip", "link", "del", bridge]);
-    // Sysctls.
+    // The global sysctls the kubelet sets (the network ones live in the node's namespace).
     for (k, v) in &before.sysctls {
+        if !safe_sysctl(k, v) {
+            problems.push(format!(
+                "sysctl {k:?}={v:?} in the state file: not restored"
+            ));
+            continue;
+        }
+        if std::fs::read_to_string(Path::new("/proc/sys").join(k)).is_ok_and(|now| now.trim() == v)
+        {
+            continue;
+        }
         if let Err(e) = set_sysctl(k, v) {
             problems.push(format!("sysctl {k}={v}: {e}"));
         }
     }
-    // The kubelet's cgroups (empty once every container is gone), deepest first.
-    for root in kubepods_cgroups() {
-        if before.kubepods_cgroups.contains(&root) {
-            continue;
-        }
+    // The pods' cgroups, under the rig's own root in every hierarchy, deepest first (empty
+    // once every container is gone).
+    for root in rig_cgroups() {
         for _ in 0..20 {
             remove_cgroup_tree(Path::new(&root));
             if !Path::new(&root).exists() {
@@ -256,13 +269,50 @@ pub fn restore(before: &Snapshot, dir: &Path, bridge: &str, service_cidr: &str) 
             std::thread::sleep(std::time::Duration::from_millis(250));
         }
     }
-    if !before.run_containerd {
-        let _ = std::fs::remove_dir_all("/run/containerd");
-    }
+    remove_dead_shim_sockets(before.run_containerd);
     if before.netns.is_empty() {
+        // `ip netns add` made the folder; it goes if nothing else is in it.
         let _ = std::fs::remove_dir("/var/run/netns");
     }
     problems
+}
+
+/// The cgroup folders named after the rig (`<hierarchy>/tracedapp-node`).
+fn rig_cgroups() -> Vec<String> {
+    let root = Path::new("/sys/fs/cgroup");
+    let name = super::config::CGROUP_ROOT;
+    let mut out = Vec::new();
+    if root.join(name).exists() {
+        out.push(root.join(name).to_string_lossy().into_owned());
+    }
+    if let Ok(dirs) = std::fs::read_dir(root) {
+        for d in dirs.flatten() {
+            let p = d.path().join(name);
+            if p.exists() {
+                out.push(p.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// containerd's shims listen on sockets in `/run/containerd/s` (a fixed place in 1.6). Those
+/// nobody listens on any more are removed (another containerd's live shims are left alone),
+/// then the folders, if empty and if they were not there before.
+fn remove_dead_shim_sockets(existed_before: bool) {
+    let dir = Path::new("/run/containerd/s");
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            if std::os::unix::net::UnixStream::connect(&path).is_err() {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    if !existed_before {
+        let _ = std::fs::remove_dir(dir);
+        let _ = std::fs::remove_dir("/run/containerd");
+    }
 }
 
 fn remove_cgroup_tree(dir: &Path) {
@@ -276,95 +326,28 @@ fn remove_cgroup_tree(dir: &Path) {
     let _ = std::fs::remove_dir(dir);
 }
 
-/// Deletes every chain that was not in `before` (after removing the rules that reference it),
-/// in both families and every table.
-fn remove_new_chains(before: &Snapshot) {
-    for family in ["iptables", "ip6tables"] {
-        for table in TABLES {
-            let rules = lines(&[family, "-w", "-t", table, "-S"]);
-            let existed = |line: &str| {
-                before
-                    .iptables
-                    .contains(&format!("{family} {table} {line}"))
-            };
-            let new_chains: Vec<String> = rules
-                .iter()
-                .filter(|r| r.starts_with("-N ") && !existed(r))
-                .map(|r| r[3..].to_owned())
-                .collect();
-            if new_chains.is_empty() {
-                continue;
-            }
-            // Rules in any chain that jump to a new chain, e.g. `-A INPUT -j KUBE-FIREWALL`.
-            for r in rules.iter().filter(|r| r.starts_with("-A ") && !existed(r)) {
-                let targets_new = new_chains
-                    .iter()
-                    .any(|c| r.contains(&format!("-j {c}")) || r.contains(&format!("-g {c}")));
-                if targets_new {
-                    let spec = words(&r[3..]);
-                    let mut cmd = vec![family, "-w", "-t", table, "-D"];
-                    cmd.extend(spec.iter().map(String::as_str));
-                    quietly(&cmd);
-                }
-            }
-            for c in &new_chains {
-                quietly(&[family, "-w", "-t", table, "-F", c]);
-            }
-            for c in &new_chains {
-                quietly(&[family, "-w", "-t", table, "-X", c]);
-            }
-        }
-    }
-}
-
-/// Splits an `iptables -S` line into arguments: whitespace separates, double quotes group
-/// (`--comment "kubernetes service portals"` is one argument).
-fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    let mut any = false;
-    for c in line.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                any = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if any {
-                    out.push(std::mem::take(&mut word));
-                    any = false;
-                }
-            }
-            c => {
-                word.push(c);
-                any = true;
-            }
-        }
-    }
-    if any {
-        out.push(word);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A state file is untrusted: only known keys with numeric values are written back.
     #[test]
-    fn iptables_lines_split_like_a_shell() {
-        assert_eq!(
-            words(r#"OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES"#),
-            [
-                "OUTPUT",
-                "-m",
-                "comment",
-                "--comment",
-                "kubernetes service portals",
-                "-j",
-                "KUBE-SERVICES"
-            ]
+    fn only_known_numeric_sysctls_are_restored() {
+        assert!(safe_sysctl("vm/overcommit_memory", "0"));
+        assert!(safe_sysctl("kernel/panic", "-1"));
+        assert!(safe_sysctl("net/ipv4/ip_forward", "1"));
+        assert!(
+            !safe_sysctl("../../etc/passwd", "0"),
+            "not a key the rig changes"
         );
+        assert!(
+            !safe_sysctl("kernel/core_pattern", "|/tmp/x"),
+            "not in the list"
+        );
+        assert!(
+            !safe_sysctl("vm/overcommit_memory", "1; rm"),
+            "not a number"
+        );
+        assert!(!safe_sysctl("vm/overcommit_memory", ""));
     }
 }

@@ -6,7 +6,9 @@
 //!   default contrib image name a TracedApp deploys, laid out like the upstream image;
 //! - Jaeger: the one built from Go modules, under the name in `manifests/jaeger.yaml`, laid
 //!   out like the upstream image (`JAEGER_LISTEN_HOST=0.0.0.0`, user 10001);
-//! - the pod sandbox's `pause`.
+//! - the pod sandbox's `pause`;
+//! - [`HOSTILE_COLLECTOR_IMAGE`]: a collector image a tenant chose, whose `/metrics` is built
+//!   to hurt its reader (tests of export health; never shipped).
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,9 @@ type Result<T, E = String> = std::result::Result<T, E>;
 
 /// Where Debian (and distroless) keep the CA certificates.
 const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The hostile stand-in for a tenant's collector image (`tools/hostile-collector`).
+pub const HOSTILE_COLLECTOR_IMAGE: &str = "localhost/tracedapp/hostile-collector:1";
 
 /// Our two programs, as built by cargo (debug for tests, release for `cluster up`).
 #[derive(Debug, Clone)]
@@ -105,6 +110,9 @@ pub fn build(out: &Path, binaries: &Binaries) -> Result<Vec<PathBuf>> {
             .env("JAEGER_LISTEN_HOST=0.0.0.0")
             .program(&tools::jaeger(), "/cmd/jaeger/jaeger-linux"),
         Image::new(PAUSE_IMAGE, &["/pause"]).program(&tools::pause(), "/pause"),
+        Image::new(HOSTILE_COLLECTOR_IMAGE, &["/hostile-collector"])
+            .user("10001:10001")
+            .program(&tools::hostile_collector(), "/hostile-collector"),
     ];
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     images

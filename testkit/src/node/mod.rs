@@ -3,28 +3,41 @@
 //! kube-proxy and CoreDNS. Needs root (and Linux). Images come from OCI archives
 //! ([`crate::image`]), imported into containerd: nothing is pulled.
 //!
-//! Expected flow: [`Cluster::start`] → tests use [`Cluster::kubectl`], pod and Service
-//! addresses, images → [`Cluster::stop`] (or drop) deletes the workloads, stops every process
-//! it started (by PID) and restores the host: network namespaces, mounts, iptables chains,
-//! the bridge and route, sysctls, cgroups. [`Cluster::stop`] then compares the host with a
-//! snapshot taken before the start and reports any difference.
+//! Expected flow: [`Cluster::start`] → tests use [`Cluster::kubectl`], [`Cluster::reach`] (a
+//! 127.0.0.1 forward to a pod, Service or NodePort address), images → [`Cluster::stop`] (or
+//! drop, or a signal: [`stop_on_signals`]) deletes the workloads, stops every process it started
+//! (by PID, only if it is still ours) and removes what the rig made, by its own names: the
+//! node's network namespace, mounts under its folder, its cgroups, the global sysctls the
+//! kubelet set. [`Cluster::stop`] then compares the host with a snapshot taken before the start
+//! and reports any difference.
 //!
-//! Network: pods live on our bridge [`BRIDGE`] ([`POD_CIDR`]; its address [`NODE_IP`] is
-//! the node's IP, the pods' gateway, where the API server and CoreDNS listen). The Service
-//! range [`SERVICE_CIDR`] is routed into the bridge. Nothing is masqueraded out or routed
-//! anywhere else, so traffic stays between the host and the bridge.
+//! Network: the node has a network namespace of its own ([`netns`], as kind's node
+//! containers have). Inside it, pods live on our bridge [`BRIDGE`] ([`POD_CIDR`]; its address
+//! [`NODE_IP`] is the node's IP, the pods' gateway, where the API server and CoreDNS listen),
+//! the Service range [`SERVICE_CIDR`] is routed into the bridge, and kube-proxy's and
+//! kube-router's rules live. The host reaches it only through 127.0.0.1 forwards; its own
+//! namespace never sees a destination outside 127.0.0.0/8. NetworkPolicies are enforced by
+//! kube-router's policy controller (its routing and service proxy off).
+//!
+//! Security: the cluster's credentials are its own (a new CA, client certificates and random
+//! tokens per start, readable by their owner only); etcd takes only clients with a certificate
+//! and listens on the namespace's loopback; the API server refuses anonymous requests and is
+//! reachable from the host through the forward only with the admin kubeconfig (0600).
 //!
 //! One cluster at a time: its folder ([`node_dir`]) holds `state.json`, which
-//! `cargo xtask cluster down`, and the next start after a crash, use to clean up.
+//! `cargo xtask cluster down`, and the next start after a crash, use to clean up. The file is
+//! read as untrusted: a process is stopped only if it still runs one of the recorded programs
+//! in the rig's namespace, and a sysctl is restored only if it is one the rig may change.
 
 mod components;
 mod config;
 pub mod host;
 pub mod images;
+pub mod netns;
 mod teardown;
 
 use teardown::{alive, read_state, teardown};
-pub use teardown::{down, running};
+pub use teardown::{down, running, stop_on_signals};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -53,6 +66,30 @@ pub const PAUSE_IMAGE: &str = "localhost/tracedapp/pause:1";
 
 type Result<T, E = String> = std::result::Result<T, E>;
 
+/// A 127.0.0.1 address on the host that reaches `target` (a pod, a Service, a NodePort on the
+/// node's IP: `10.88.0.1:30300`) inside the node's network namespace; one forward per target
+/// for the life of this process.
+pub fn reach(target: &str) -> String {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+    use std::sync::{Mutex, OnceLock};
+    static FORWARDS: OnceLock<Mutex<HashMap<SocketAddr, SocketAddr>>> = OnceLock::new();
+    let target: SocketAddr = target
+        .parse()
+        .unwrap_or_else(|e| panic!("{target}: not an address: {e}"));
+    let mut forwards = FORWARDS
+        .get_or_init(Mutex::default)
+        .lock()
+        .expect("the forwards lock");
+    if let Some(local) = forwards.get(&target) {
+        return local.to_string();
+    }
+    let forward = netns::forward(0, target)
+        .unwrap_or_else(|e| panic!("forwarding to {target} in the node: {e}"));
+    forwards.insert(target, forward.local);
+    forward.local.to_string()
+}
+
 /// Whether this process runs as root (the cluster needs it).
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
@@ -78,6 +115,29 @@ struct Recorded {
     pid: u32,
     /// The program, to tell our process from a later one with the same PID.
     exe: PathBuf,
+    /// Whether it runs inside the node's network namespace (every component does; the host's
+    /// forwarder of `cargo xtask cluster up` does not).
+    #[serde(default = "inside")]
+    in_node: bool,
+}
+
+fn inside() -> bool {
+    true
+}
+
+/// The argument that marks the forwarder process of `cargo xtask cluster up`.
+pub const FORWARDER_MARK: &str = "__forward";
+
+/// The node's folder, created owner-only (it holds the cluster's keys and tokens).
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 /// Everything needed to tear the cluster down, kept in `<dir>/state.json`.
@@ -92,10 +152,13 @@ struct State {
 #[derive(Debug)]
 pub struct Cluster {
     dir: PathBuf,
-    /// A kubeconfig for the admin user (`system:masters`).
+    /// A kubeconfig for the admin user (`system:masters`), through the 127.0.0.1 forward to
+    /// the API server; readable by its owner only.
     pub kubeconfig: PathBuf,
     state: State,
     children: Vec<Child>,
+    /// The host's 127.0.0.1 port forwarded to the API server (0: any free one).
+    api_port: u16,
     stopped: bool,
     detached: bool,
 }
@@ -105,6 +168,12 @@ impl Cluster {
     /// Ready, kube-proxy and CoreDNS answer, and the `default` ServiceAccount exists.
     /// A cluster left behind by a crashed run is cleaned up first; a running one is an error.
     pub fn start(images: &[PathBuf]) -> Result<Self> {
+        Self::start_on(images, 0)
+    }
+
+    /// [`Cluster::start`] with the API server forwarded from `127.0.0.1:<api_port>` (0: any
+    /// free port).
+    pub fn start_on(images: &[PathBuf], api_port: u16) -> Result<Self> {
         let started = Instant::now();
         preflight()?;
         let dir = node_dir();
@@ -125,15 +194,12 @@ impl Cluster {
                 eprintln!("node: {p}");
             }
         }
-        for r in [POD_CIDR, SERVICE_CIDR] {
-            let routes = Command::new("ip").args(["route", "show", r]).output();
-            if routes.is_ok_and(|o| !o.stdout.is_empty()) {
-                return Err(format!(
-                    "{r} is already routed on this machine; the cluster needs it for itself"
-                ));
-            }
+        if netns::exists() {
+            // Left by a run that crashed before it wrote its state: nothing of it runs.
+            netns::delete();
         }
         let _ = std::fs::remove_dir_all(&dir);
+        private_dir(&dir)?;
         for sub in ["logs", "run", "cni", "pki", "pod-logs", "images"] {
             std::fs::create_dir_all(dir.join(sub)).map_err(|e| e.to_string())?;
         }
@@ -145,12 +211,13 @@ impl Cluster {
                 processes: Vec::new(),
             },
             children: Vec::new(),
+            api_port,
             stopped: false,
             detached: false,
         };
         cluster.save()?;
         // From here on, a failure tears down what was started (Drop).
-        cluster.prepare_host()?;
+        netns::create()?;
         cluster.write_config()?;
         cluster.start_components(images)?;
         cluster.log(&format!("ready in {:.1?}", started.elapsed()));
@@ -166,30 +233,6 @@ impl Cluster {
         std::fs::write(self.dir.join("state.json"), json).map_err(|e| e.to_string())
     }
 
-    /// The bridge (its address is the node IP), the Service route into it, and the sysctls
-    /// the pods' network needs.
-    fn prepare_host(&mut self) -> Result<()> {
-        run(&["ip", "link", "add", BRIDGE, "type", "bridge"])?;
-        run(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{NODE_IP}/{}", POD_CIDR.split_once('/').expect("CIDR").1),
-            "dev",
-            BRIDGE,
-        ])?;
-        run(&["ip", "link", "set", BRIDGE, "up"])?;
-        run(&["ip", "route", "add", SERVICE_CIDR, "dev", BRIDGE])?;
-        // Pods reach Services on the same bridge only if bridged traffic passes iptables.
-        for (k, v) in [
-            ("net/ipv4/ip_forward", "1"),
-            ("net/bridge/bridge-nf-call-iptables", "1"),
-        ] {
-            host::set_sysctl(k, v).map_err(|e| format!("sysctl {k}={v}: {e}"))?;
-        }
-        Ok(())
-    }
-
     fn write_config(&self) -> Result<()> {
         let d = &self.dir;
         let write = |name: &str, text: &str| {
@@ -197,10 +240,13 @@ impl Cluster {
         };
         config::pki(&d.join("pki"))?;
         for (component, ..) in config::USERS {
-            write(
-                &format!("{component}.kubeconfig"),
-                &config::kubeconfig(&d.join("pki"), component)?,
-            )?;
+            // The admin's is written once the API server's forward exists.
+            if component != "admin" {
+                config::write_private(
+                    &d.join(format!("{component}.kubeconfig")),
+                    &config::kubeconfig(&d.join("pki"), component, &config::api_url())?,
+                )?;
+            }
         }
         write("containerd.toml", &config::containerd(d, PAUSE_IMAGE))?;
         write("cni/10-tracedapp.conflist", &config::cni(d))?;
@@ -209,14 +255,28 @@ impl Cluster {
         write("coredns-rbac.yaml", config::COREDNS_RBAC)
     }
 
-    /// Starts `cmd` as `name`, logging to `logs/<name>.log`, in its own process group (a
-    /// Ctrl-C meant for the tests must not kill it before the teardown has run).
-    fn spawn(&mut self, name: &str, mut cmd: Command) -> Result<()> {
+    /// The admin kubeconfig, for the API server's forward at `server` (owner only).
+    fn write_admin_kubeconfig(&self, server: &str) -> Result<()> {
+        config::write_private(
+            &self.kubeconfig,
+            &config::kubeconfig(&self.dir.join("pki"), "admin", server)?,
+        )
+    }
+
+    /// A 127.0.0.1 address on the host that reaches `target` (see [`reach`]).
+    pub fn reach(&self, target: &str) -> String {
+        reach(target)
+    }
+
+    /// Starts `cmd` (made by [`netns::command`], running `exe` inside the node's network
+    /// namespace) as `name`, logging to `logs/<name>.log`, in its own process group (a Ctrl-C
+    /// meant for the tests must not kill it before the teardown has run: the tests' signal
+    /// handler does that).
+    fn spawn(&mut self, name: &str, exe: PathBuf, mut cmd: Command) -> Result<()> {
         use std::os::unix::process::CommandExt;
         let log = std::fs::File::create(self.dir.join("logs").join(format!("{name}.log")))
             .map_err(|e| e.to_string())?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
-        let exe = PathBuf::from(cmd.get_program());
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log)
@@ -228,6 +288,7 @@ impl Cluster {
             name: name.to_owned(),
             pid: child.id(),
             exe,
+            in_node: true,
         });
         self.children.push(child);
         self.save()
@@ -344,6 +405,24 @@ impl Cluster {
         }
     }
 
+    /// Points the admin kubeconfig at the API server's forward on `127.0.0.1:<port>` (a
+    /// forwarder that outlives this process: `cargo xtask cluster up`).
+    pub fn point_admin_at(&self, port: u16) -> Result<()> {
+        self.write_admin_kubeconfig(&format!("https://127.0.0.1:{port}"))
+    }
+
+    /// Records a process started on the host for the cluster (the forwarder of `cargo xtask
+    /// cluster up`, whose arguments carry [`FORWARDER_MARK`]) so that the teardown stops it.
+    pub fn record_host_process(&mut self, name: &str, pid: u32, exe: PathBuf) -> Result<()> {
+        self.state.processes.push(Recorded {
+            name: name.to_owned(),
+            pid,
+            exe,
+            in_node: false,
+        });
+        self.save()
+    }
+
     /// Leaves the cluster running when this value goes away (`cargo xtask cluster up`);
     /// `cargo xtask cluster down` ([`down`]) stops it.
     pub fn detach(mut self) {
@@ -395,37 +474,21 @@ fn ctr_at(sock: &Path, args: &[&str]) -> Result<String> {
     }
 }
 
-fn run(cmd: &[&str]) -> Result<()> {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", cmd[0]))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}: {}",
-            cmd.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 fn path(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// Whether `GET http://127.0.0.1:<port><path>` answers 200.
+/// Whether `GET http://127.0.0.1:<port><path>` inside the node's namespace answers 200.
 fn http_ok(port: u16, path: &str) -> bool {
-    crate::http::get(&format!("http://127.0.0.1:{port}{path}")).is_ok_and(|(code, _)| code == 200)
+    netns::http_status(([127, 0, 0, 1], port).into(), path) == Some(200)
 }
 
 /// Root, Linux, and the Debian packages and built tools the cluster runs.
 fn preflight() -> Result<()> {
     if !is_root() {
         return Err(
-            "the one-node cluster needs root (it adds a bridge, iptables rules, \
-                    mounts and cgroups)"
+            "the one-node cluster needs root (it adds a network namespace, mounts and \
+                    cgroups)"
                 .to_owned(),
         );
     }
@@ -435,6 +498,8 @@ fn preflight() -> Result<()> {
         ("runc", "/usr/sbin/runc"),
         ("CNI plugins", "/usr/lib/cni/bridge"),
         ("iptables", "/usr/sbin/iptables"),
+        ("ipset", "/usr/sbin/ipset"),
+        ("nsenter", "/usr/bin/nsenter"),
     ]
     .into_iter()
     .filter(|(_, p)| !Path::new(p).exists())
@@ -443,7 +508,7 @@ fn preflight() -> Result<()> {
     if !missing.is_empty() {
         return Err(format!(
             "missing {}: `cargo xtask setup` installs them as root (apt-get install -y \
-             containerd runc containernetworking-plugins iptables conntrack)",
+             containerd runc containernetworking-plugins iptables ipset conntrack)",
             missing.join(", ")
         ));
     }

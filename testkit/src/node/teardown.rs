@@ -1,5 +1,12 @@
-//! Stopping a cluster and restoring the host, from the cluster's own handle or from its state
-//! file (`cargo xtask cluster down`, or the next start after a crash).
+//! Stopping a cluster and putting the host back, from the cluster's own handle, from its state
+//! file (`cargo xtask cluster down`, or the next start after a crash), or on a signal.
+//!
+//! Guarantees: only what the rig itself made is removed, found by its own names, never by
+//! comparing with a snapshot that may be stale: the network namespace [`netns::NETNS`] (with
+//! every link, route, iptables rule and ipset in it), mounts under the node's folder, the
+//! cgroups under [`config::CGROUP_ROOT`]. A recorded PID is stopped only if it still runs the
+//! recorded program inside the rig's namespace. The state file is untrusted input: its sysctls
+//! are restored only for keys the rig may change ([`host::SYSCTLS`]) and plain numeric values.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,15 +27,56 @@ pub fn running() -> bool {
     read_state(&node_dir()).is_some_and(|s| s.processes.iter().any(alive))
 }
 
+/// On SIGINT, SIGTERM or SIGHUP: tear the cluster down (from its state file), say what was
+/// done, and exit with 130. The cluster's processes run in process groups of their own, so a
+/// Ctrl-C at the terminal reaches only this process; without this handler they would outlive
+/// it, as root.
+pub fn stop_on_signals() {
+    let handler = || {
+        eprintln!("node: interrupted; stopping the cluster and restoring the host ...");
+        match down() {
+            Ok(problems) if problems.is_empty() => {
+                eprintln!("node: stopped; the host is as it was")
+            }
+            Ok(problems) => {
+                for p in problems {
+                    eprintln!("node: host not restored: {p}");
+                }
+            }
+            Err(e) => eprintln!("node: {e}"),
+        }
+        std::process::exit(130);
+    };
+    if let Err(e) = ctrlc::set_handler(handler) {
+        eprintln!(
+            "node: cannot handle Ctrl-C ({e}); stop the cluster with `cargo xtask cluster down`"
+        );
+    }
+}
+
 pub(super) fn read_state(dir: &Path) -> Option<State> {
     let text = std::fs::read_to_string(dir.join("state.json")).ok()?;
     serde_json::from_str(&text).ok()
 }
 
-/// Whether the recorded process still runs (the same program under that PID).
+/// Whether the recorded process still runs: the same program under that PID, inside the
+/// rig's network namespace while it exists (so a reused PID is never taken for ours).
 pub(super) fn alive(p: &Recorded) -> bool {
-    std::fs::read_link(format!("/proc/{}/exe", p.pid))
-        .is_ok_and(|exe| exe == p.exe || exe.ends_with(p.exe.file_name().unwrap_or_default()))
+    let same_program = std::fs::read_link(format!("/proc/{}/exe", p.pid))
+        .is_ok_and(|exe| exe == p.exe || exe.ends_with(p.exe.file_name().unwrap_or_default()));
+    let ours = if p.in_node {
+        match netns::identity() {
+            Some(node) => netns::of_process(p.pid) == Some(node),
+            // The namespace is gone: whatever runs there now is not in it.
+            None => false,
+        }
+    } else {
+        std::fs::read(format!("/proc/{}/cmdline", p.pid)).is_ok_and(|c| {
+            c.split(|b| *b == 0)
+                .any(|arg| arg == FORWARDER_MARK.as_bytes())
+        })
+    };
+    same_program && ours
 }
 
 /// Stops `p` by PID (SIGTERM, then SIGKILL after `grace`), if it is still ours.
@@ -62,10 +110,11 @@ pub(super) fn teardown(dir: &Path, state: &State, keep_logs: bool) -> Vec<String
     let running = |name: &str| state.processes.iter().any(|p| p.name == name && alive(p));
     // Workloads first, while the kubelet can still stop pods properly (CNI DEL, unmounts).
     if running("kube-apiserver") && running("kubelet") {
-        delete_workloads(&kubeconfig);
+        delete_workloads(dir, &kubeconfig);
     }
     let order = [
         "coredns",
+        "kube-router",
         "kube-proxy",
         "kubelet",
         "kube-scheduler",
@@ -77,13 +126,6 @@ pub(super) fn teardown(dir: &Path, state: &State, keep_logs: bool) -> Vec<String
         for p in state.processes.iter().filter(|p| p.name == name) {
             stop_process(p, Duration::from_secs(10));
         }
-    }
-    if let Ok(proxy) = std::panic::catch_unwind(|| tools::kubernetes("kube-proxy")) {
-        let _ = Command::new(proxy)
-            .arg("--cleanup")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
     }
     // Containers the kubelet did not stop.
     let sock = dir.join("run/containerd.sock");
@@ -119,11 +161,12 @@ pub(super) fn teardown(dir: &Path, state: &State, keep_logs: bool) -> Vec<String
     {
         stop_process(p, Duration::from_secs(10));
     }
-    let mut problems = host::restore(&state.before, dir, BRIDGE, SERVICE_CIDR);
+    let mut problems = host::restore(&state.before, dir);
+    netns::delete();
     problems.extend(state.before.diff(&host::Snapshot::take()));
     if keep_logs {
-        // Keep the logs, drop the bulk (images, snapshots).
-        for sub in ["containerd", "kubelet", "etcd", "images"] {
+        // Keep the logs, drop the bulk (images, snapshots) and the credentials.
+        for sub in ["containerd", "kubelet", "etcd", "images", "pki"] {
             let _ = std::fs::remove_dir_all(dir.join(sub));
         }
         let _ = std::fs::remove_file(dir.join("state.json"));
@@ -135,9 +178,28 @@ pub(super) fn teardown(dir: &Path, state: &State, keep_logs: bool) -> Vec<String
 }
 
 /// Deletes every namespace but the system ones, and the pods in `default`, and waits (up to
-/// a minute) until no pod is left.
-fn delete_workloads(kubeconfig: &Path) {
-    let k = |args: &[&str]| crate::kube::kubectl(kubeconfig, args, None);
+/// a minute) until no pod is left. The API server is reached through a forward of this
+/// process's own (the one that started the cluster may be gone).
+fn delete_workloads(dir: &Path, kubeconfig: &Path) {
+    let Ok(forward) = netns::forward(0, ([127, 0, 0, 1], API_PORT).into()) else {
+        return;
+    };
+    // The admin kubeconfig, pointed at this forward.
+    let Ok(text) = std::fs::read_to_string(kubeconfig) else {
+        return;
+    };
+    let Some(server_line) = text.lines().find(|l| l.trim_start().starts_with("server:")) else {
+        return;
+    };
+    let local = dir.join("teardown.kubeconfig");
+    let rewritten = text.replace(
+        server_line,
+        &format!("    server: https://{}", forward.local),
+    );
+    if config::write_private(&local, &rewritten).is_err() {
+        return;
+    }
+    let k = |args: &[&str]| crate::kube::kubectl(&local, args, None);
     let namespaces = String::from_utf8_lossy(&k(&["get", "ns", "-o=name"]).stdout).into_owned();
     for ns in namespaces.lines() {
         let name = ns.trim_start_matches("namespace/");
@@ -157,9 +219,9 @@ fn delete_workloads(kubeconfig: &Path) {
     while Instant::now() < deadline {
         let out = k(&["get", "pods", "-A", "-o=name"]);
         if out.status.success() && out.stdout.is_empty() {
-            return;
+            break;
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    eprintln!("node: pods still present after a minute; stopping anyway");
+    let _ = std::fs::remove_file(local);
 }

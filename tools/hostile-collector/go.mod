@@ -1,0 +1,3 @@
+module tracedapp.dev/tools/hostile-collector
+
+go 1.24

@@ -1,0 +1,3 @@
+module tracedapp.dev/tools/pause
+
+go 1.24
