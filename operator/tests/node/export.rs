@@ -7,7 +7,7 @@ use std::time::Duration;
 use libtest_mimic::Failed;
 
 use crate::cluster::{Rig, wait};
-use crate::scenarios::{APP, DEMO, Load, cluster_ip, events};
+use crate::scenarios::{APP, DEMO, Load, events, service_addr};
 
 /// Seconds between rounds, the window, and the stall time the scenario runs the operator with
 /// (the chart's defaults are 30, 300 and 120: minutes for a test).
@@ -24,7 +24,7 @@ pub fn export_health(rig: &Rig) -> Result<(), Failed> {
         ],
         true,
     );
-    let load = Load::start(format!("{}:3000", cluster_ip(rig, DEMO, APP)), "/", 20);
+    let load = Load::start(service_addr(rig, DEMO, APP, 3000), "/", 20);
     let export = || rig.condition(DEMO, APP, "ExportHealthy");
     let message = || {
         rig.jsonpath(
@@ -89,12 +89,12 @@ pub fn export_health(rig: &Rig) -> Result<(), Failed> {
     })
     .map_err(|e| format!("{e}: {:?} {}", export(), message()))?;
 
-    // X-Ray cannot be reached (nothing listens on that port of the node): False naming awsxray.
-    let xray = format!(
-        r#"{{"spec":{{"exporters":{{"xray":{{"region":"us-east-1","endpoint":"http://{}:1"}}}}}}}}"#,
-        testkit::node::NODE_IP
+    // X-Ray cannot be reached (nothing listens on that port of the pod's own loopback): False
+    // naming awsxray.
+    patch_app(
+        rig,
+        r#"{"spec":{"exporters":{"xray":{"region":"us-east-1","endpoint":"http://127.0.0.1:1"}}}}"#,
     );
-    patch_app(rig, &xray);
     let xray_failing = wait(
         "ExportHealthy=False naming awsxray",
         Duration::from_secs(180),

@@ -12,6 +12,7 @@ mod burst;
 mod cgroup;
 mod cluster;
 mod export;
+mod policy;
 mod scenarios;
 
 use std::sync::Arc;

@@ -32,6 +32,18 @@ pub const ALL: &[(&str, Scenario)] = &[
     ),
     ("failing_probe_and_stuck_rollout_are_reported", failures),
     (
+        "network_policy_narrows_and_is_enforced",
+        crate::policy::network_policy,
+    ),
+    (
+        "operator_upgrade_moves_the_selector_without_a_restart",
+        crate::policy::selector_upgrade,
+    ),
+    (
+        "hostile_collector_metrics_do_not_stall_the_operator",
+        crate::policy::hostile_tenant,
+    ),
+    (
         "export_health_follows_jaeger_and_xray",
         crate::export::export_health,
     ),
@@ -124,7 +136,7 @@ fn through_kind_mapping(url: &str) -> (String, String) {
     (node_port(node), format!("/{path}"))
 }
 
-fn jaeger() -> Jaeger {
+pub(crate) fn jaeger() -> Jaeger {
     let (addr, _) = through_kind_mapping("http://localhost:16686");
     Jaeger { addr }
 }
@@ -398,7 +410,7 @@ fn server_spans(jaeger: &Jaeger, service: &str, start: u128, end: u128) -> Vec<V
 }
 
 /// Waits until Jaeger holds `expected` server spans for the window, then compares.
-fn assert_spans_arrive(
+pub(crate) fn assert_spans_arrive(
     jaeger: &Jaeger,
     start: u128,
     end: u128,
@@ -416,8 +428,12 @@ fn assert_spans_arrive(
     }
 }
 
-pub(crate) fn cluster_ip(rig: &Rig, ns: &str, service: &str) -> String {
-    rig.jsonpath(ns, &format!("svc/{service}"), "{.spec.clusterIP}")
+/// Where the host reaches a Service's `port` (its ClusterIP, inside the node).
+pub(crate) fn service_addr(rig: &Rig, ns: &str, service: &str, port: u16) -> String {
+    in_node(
+        &rig.jsonpath(ns, &format!("svc/{service}"), "{.spec.clusterIP}"),
+        port,
+    )
 }
 
 pub(crate) fn rolled_out(rig: &Rig) -> Result<(), Failed> {
@@ -445,7 +461,7 @@ pub(crate) fn rolled_out(rig: &Rig) -> Result<(), Failed> {
 /// answered request's server span reaches Jaeger.
 fn rollout(rig: &Rig) -> Result<(), Failed> {
     let jaeger = jaeger();
-    let addr = format!("{}:3000", cluster_ip(rig, DEMO, APP));
+    let addr = service_addr(rig, DEMO, APP, 3000);
     let start = now_us();
     let load = Load::start(addr, "/", 40);
     std::thread::sleep(Duration::from_secs(2));

@@ -237,3 +237,22 @@ pub fn serve_forever(pairs: &[(u16, SocketAddr)]) -> Result<(), String> {
         std::thread::park();
     }
 }
+
+/// A TCP connection to `addr` from inside another network namespace (`ns`: a pod's, e.g.
+/// `/proc/<pid>/ns/net`), within `timeout`: what that pod would get.
+pub fn connect_from(
+    ns: &std::path::Path,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    let handle = std::fs::File::open(ns)?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(&handle, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::other)?;
+            TcpStream::connect_timeout(&addr, timeout)
+        })
+        .join()
+        .map_err(|_| std::io::Error::other("the connecting thread panicked"))?
+    })
+}
