@@ -16,7 +16,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Errors quote files and servers: print them as data.
-            eprintln!("tracedapp: {}", traceview::terminal_safe(&e.to_string()));
+            eprintln!(
+                "tracedapp: {}",
+                traceview::terminal_safe_text(&e.to_string())
+            );
             ExitCode::from(e.exit_code())
         }
     }

@@ -98,3 +98,23 @@ fn every_invalid_spec_fails_with_its_exact_message() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// What the binary prints is what the goldens hold: an error of several lines keeps its lines
+/// (control characters from the file are escaped, line breaks of the message are not).
+#[test]
+fn the_binary_prints_the_golden_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tracedapp"))
+        .args([
+            "render",
+            "k8s",
+            "-f",
+            "testdata/invalid/app-port-clash.yaml",
+        ])
+        .current_dir(testkit::repo_root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let expected =
+        std::fs::read_to_string(testdata().join("invalid/app-port-clash.error")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stderr), expected);
+}

@@ -18,7 +18,11 @@ pub struct Collector {
     /// The `awsxray` receiver's UDP address (`127.0.0.1:<port>`), if the config has one.
     pub xray_udp: Option<String>,
     process: Process,
-    _dir: TempDir,
+    /// How it was started (the same ports on a restart).
+    command: (Vec<String>, Vec<(String, String)>),
+    ports: (u16, u16),
+    restarts: u32,
+    dir: TempDir,
 }
 
 /// How to start a [`Collector`]: the config, extra command-line flags, environment.
@@ -109,23 +113,60 @@ impl Collector {
             for (k, v) in &options.env {
                 cmd.env(k, v);
             }
+            let args: Vec<String> = cmd
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
             let process = Process::start("otelcol", cmd, dir.path().join("otelcol.log"));
-            (process, (grpc, health, prom, xray_udp))
+            (process, (grpc, health, prom, xray_udp, args))
         };
-        let (process, (grpc, _, prom, xray_udp)) = start_on_free_ports(
+        let (process, (grpc, health, prom, xray_udp, args)) = start_on_free_ports(
             "the collector to listen",
             Duration::from_secs(60),
             launch,
-            |&(grpc, health, _, _)| listening(grpc) && listening(health),
+            |(grpc, health, ..)| listening(*grpc) && listening(*health),
         );
+        let mut env = vec![("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned())];
+        env.extend(options.env.iter().cloned());
         Self {
             config_file: file,
             otlp_grpc_url: format!("http://127.0.0.1:{grpc}"),
             prometheus_url: format!("http://127.0.0.1:{prom}/metrics"),
             xray_udp: has_xray_receiver.then(|| format!("127.0.0.1:{xray_udp}")),
             process,
-            _dir: dir,
+            command: (args, env),
+            ports: (grpc, health),
+            restarts: 0,
+            dir,
         }
+    }
+
+    /// Stops the collector and starts it again, same config, same ports (its exporters start
+    /// over: new connections, no back-off carried from failed attempts). Waits until it listens.
+    pub fn restart(&mut self) {
+        self.process.stop();
+        self.restarts += 1;
+        let mut cmd = Command::new(tools::otelcol());
+        cmd.args(&self.command.0);
+        for (k, v) in &self.command.1 {
+            cmd.env(k, v);
+        }
+        let log = self
+            .dir
+            .path()
+            .join(format!("otelcol.{}.log", self.restarts));
+        self.process = Process::start("otelcol", cmd, log);
+        let (grpc, health) = self.ports;
+        crate::wait_until(
+            "the restarted collector to listen",
+            Duration::from_secs(60),
+            || listening(grpc) && listening(health),
+        );
+    }
+
+    /// Where its log is written.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.process.log_path()
     }
 
     /// The Prometheus exporter's current text exposition.

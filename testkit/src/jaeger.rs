@@ -141,6 +141,11 @@ exporters:
             .unwrap_or_default()
     }
 
+    /// Where its log is written.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self.process.log_path()
+    }
+
     /// Panics with Jaeger's log if it has exited.
     pub fn assert_running(&mut self) {
         self.process.assert_running();

@@ -88,6 +88,11 @@ impl Moto {
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("moto {service} {path}: {text}"))
     }
 
+    /// Where its log is written.
+    pub fn log_path(&self) -> std::path::PathBuf {
+        self._process.log_path()
+    }
+
     /// Every X-Ray trace moto holds in `region`, whole: `{Id, Segments: [{Id, Document}]}` with each
     /// segment document parsed (X-Ray returns them as JSON strings).
     pub fn xray_traces(&self, region: &str) -> Vec<Value> {

@@ -108,6 +108,11 @@ impl Process {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
+    /// Where the log is written.
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
     /// The whole log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -120,10 +125,20 @@ impl Process {
     }
 }
 
+/// Whether a [`Process`] dropped during a panic prints its log (a test's failure shows it);
+/// a user-facing command turns this off and says what explains the failure itself.
+static DUMP_LOGS_ON_PANIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Stops processes from printing their logs when a panic unwinds past them.
+pub fn quiet_on_panic() {
+    DUMP_LOGS_ON_PANIC.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         self.stop();
-        if std::thread::panicking() {
+        if std::thread::panicking() && DUMP_LOGS_ON_PANIC.load(std::sync::atomic::Ordering::Relaxed)
+        {
             eprintln!(
                 "--- {} log ({}) ---\n{}",
                 self.name,

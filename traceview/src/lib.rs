@@ -12,7 +12,7 @@ mod safe;
 pub mod xray;
 
 pub use draw::{Style, draw};
-pub use safe::terminal_safe;
+pub use safe::{terminal_safe, terminal_safe_text};
 
 /// Where the end-to-end tests record real traces (`RECORD_TRACES=1`), and where the drawing's
 /// golden outputs live: `testdata/traces/` at the repository root.

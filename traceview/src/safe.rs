@@ -28,6 +28,28 @@ pub fn terminal_safe(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`terminal_safe`] for text of several lines (an error message of ours that quotes data):
+/// line breaks and tabs stay, every other control character is written out.
+pub fn terminal_safe_text(text: &str) -> Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| unsafe_char(c) && c != '\n' && c != '\t')
+    {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.split('\n')
+            .map(|line| {
+                line.split('\t')
+                    .map(|part| terminal_safe(part).into_owned())
+                    .collect::<Vec<_>>()
+                    .join("\t")
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
 fn unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{061c}' | '\u{200e}' | '\u{200f}')
@@ -56,5 +78,11 @@ mod tests {
         assert_eq!(terminal_safe("\u{9b}31m"), "\\x9b31m", "C1 CSI");
         assert_eq!(terminal_safe("\x7f"), "\\x7f");
         assert_eq!(terminal_safe("abc\u{202e}fed"), "abc\\u{202e}fed");
+    }
+
+    #[test]
+    fn text_keeps_its_lines() {
+        assert_eq!(terminal_safe_text("a:\n  b\tc"), "a:\n  b\tc");
+        assert_eq!(terminal_safe_text("a\x1b[2J\nb\r"), "a\\x1b[2J\nb\\r");
     }
 }

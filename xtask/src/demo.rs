@@ -7,6 +7,13 @@
 //! processes, `checkout` calling `checkout-backend` on `/chain`. Metrics on the collector's
 //! Prometheus exporter and as EMF records in CloudWatch Logs. Stays up until Ctrl-C, then
 //! stops everything.
+//!
+//! On a fresh machine Jaeger builds last, in the background: the first trace is drawn from
+//! X-Ray, then Jaeger starts and the collector is restarted, so that its Jaeger exporter
+//! connects at once (a gRPC connection that failed for minutes waits up to two minutes before
+//! trying again). The waits follow what happens — traffic is sent again while waiting, each
+//! wait ends on its outcome or a generous deadline — and a failure is one message: what was
+//! awaited, the log lines that explain it, and where the whole logs are.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -40,6 +47,49 @@ pub struct Options {
     /// placeholder page instead); the demo then prints the UI's link to the trace.
     #[arg(long, env = "TRACEDAPP_JAEGER")]
     jaeger_bin: Option<std::path::PathBuf>,
+    /// (For bench/demo-cold.sh) start Jaeger this many seconds after it is ready, as a slower
+    /// build would: the late-Jaeger path, on a warm machine too.
+    #[arg(long, hide = true, default_value_t = 0)]
+    delay_jaeger_secs: u64,
+}
+
+/// The longest a trace may take to show up once everything runs: the collector batches for up
+/// to 10 s and retries a failed export for up to a minute; traffic is sent again meanwhile.
+const TRACE_WAIT: Duration = Duration::from_secs(180);
+
+/// Log lines that explain a failure, from `logs`: errors and warnings, without the noise that
+/// buried the cause before (moto's access log, Jaeger warning about its own self-tracing).
+fn explain(logs: &[(&str, std::path::PathBuf)]) -> String {
+    let mut out = Vec::new();
+    for (name, path) in logs {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                let lower = l.to_ascii_lowercase();
+                (lower.contains("error") || lower.contains("warn") || lower.contains("fail"))
+                    && !lower.contains("\"get /")
+                    && !lower.contains("\"post /")
+                    && !lower.contains("self-tracing")
+                    && !lower.contains("jaeger_tracer")
+            })
+            .collect();
+        let shown = &lines[lines.len().saturating_sub(8)..];
+        if !shown.is_empty() {
+            out.push(format!("  {name}:"));
+            out.extend(
+                shown
+                    .iter()
+                    .map(|l| format!("    {}", l.chars().take(300).collect::<String>())),
+            );
+        }
+    }
+    out.push("  whole logs:".to_owned());
+    out.extend(
+        logs.iter()
+            .map(|(name, p)| format!("    {name}: {}", p.display())),
+    );
+    out.join("\n")
 }
 
 fn check_free(port: u16, flag: &str) -> Result<()> {
@@ -109,7 +159,9 @@ pub fn run(
         let bin = o.jaeger_bin.clone().unwrap_or_else(testkit::tools::jaeger);
         Jaeger::start_binary(&bin, Some(o.jaeger_port), Some(jaeger_otlp_port))
     };
-    let mut jaeger = jaeger_build.is_none().then(start_jaeger);
+    // Jaeger starts now, or late: once its build is done (or after the bench's delay).
+    let late = jaeger_build.is_some() || o.delay_jaeger_secs > 0;
+    let mut jaeger = (!late).then(start_jaeger);
     eprintln!("demo: starting moto (X-Ray, CloudWatch) ...");
     let aws = Moto::start();
 
@@ -132,7 +184,7 @@ pub fn run(
     cw.endpoint = Some(aws.url.clone());
     let (namespace, log_group) = (cw.namespace.clone(), cw.log_group.clone());
     eprintln!("demo: starting the collector with the config rendered from {EXAMPLE} ...");
-    let collector = Collector::start_for(
+    let mut collector = Collector::start_for(
         &app.spec,
         &CollectorOptions {
             env: moto::credentials(),
@@ -190,19 +242,42 @@ pub fn run(
         ..traceview::Style::default()
     };
 
-    if let Some(pending) = jaeger_build {
+    let logs = |collector: &Collector, jaeger: Option<&Jaeger>| {
+        let mut l = vec![
+            ("collector", collector.log_path()),
+            ("moto", aws.log_path()),
+            ("checkout", dir.path().join(format!("{service}.log"))),
+            (
+                "checkout-backend",
+                dir.path().join(format!("{backend}.log")),
+            ),
+        ];
+        if let Some(j) = jaeger {
+            l.push(("jaeger", j.log_path()));
+        }
+        l
+    };
+    if late {
         eprintln!(
-            "demo: Jaeger is still building; waiting for the first /chain trace in X-Ray (moto) ..."
+            "demo: Jaeger is not up yet; waiting for the first /chain trace in X-Ray (moto) ..."
         );
-        let mut first = None;
-        wait_until("a /chain trace in X-Ray", Duration::from_secs(60), || {
-            first = aws.xray_traces(&region).into_iter().find(|t| {
+        let first = wait_for_trace(&app_url, &stop, || {
+            aws.xray_traces(&region).into_iter().find(|t| {
                 let spans = traceview::xray::spans(t);
                 spans.len() >= 3 && spans.iter().any(|s| s.name == "GET /chain")
-            });
-            first.is_some()
-        });
-        let first = first.unwrap_or_default();
+            })
+        })
+        .with_context(|| {
+            format!(
+                "no /chain trace reached X-Ray (moto) within {} s; what the logs say:\n{}",
+                TRACE_WAIT.as_secs(),
+                explain(&logs(&collector, None))
+            )
+        })?;
+        let Some(first) = first else {
+            eprintln!("\ndemo: stopping ...");
+            return Ok(());
+        };
         println!();
         println!(
             "Your first trace: /chain, through the collector into X-Ray (moto). Jaeger is still \
@@ -213,34 +288,56 @@ pub fn run(
             println!("  {line}");
         }
         println!();
-        if !jobs::join_unless(pending, &stop)? {
+        if let Some(pending) = jaeger_build
+            && !jobs::join_unless(pending, &stop)?
+        {
             eprintln!("\ndemo: stopping ...");
             return Ok(());
         }
+        if o.delay_jaeger_secs > 0 {
+            eprintln!(
+                "demo: starting Jaeger {} s late (--delay-jaeger-secs) ...",
+                o.delay_jaeger_secs
+            );
+            std::thread::sleep(Duration::from_secs(o.delay_jaeger_secs));
+        }
         jaeger = Some(start_jaeger());
-        send_traffic(&app_url);
+        // Its Jaeger exporter has been failing to connect since the start: a new collector
+        // connects now instead of after its grown back-off (up to two minutes).
+        eprintln!("demo: Jaeger is up; restarting the collector so that it connects to it now ...");
+        collector.restart();
     }
     let jaeger = jaeger.context("Jaeger was started above")?;
     eprintln!(
-        "demo: waiting for the /chain trace in Jaeger and X-Ray (the collector batches for up to 10 s) ..."
+        "demo: waiting for a /chain trace in Jaeger (the collector batches for up to 10 s; traffic is sent again meanwhile) ..."
     );
-    let mut jaeger_trace = None;
-    wait_until("a /chain trace in Jaeger", Duration::from_secs(60), || {
-        jaeger_trace = jaeger.traces(&service, 20).into_iter().find(|t| {
+    let jaeger_trace = wait_for_trace(&app_url, &stop, || {
+        jaeger.traces(&service, 20).into_iter().find(|t| {
             traceview::jaeger::spans(t)
                 .iter()
                 .any(|s| s.name == "GET /chain")
                 && traceview::jaeger::spans(t).len() >= 3
-        });
-        jaeger_trace.is_some()
-    });
-    let jaeger_trace = jaeger_trace.unwrap_or_default();
+        })
+    })
+    .with_context(|| {
+        format!(
+            "no /chain trace reached Jaeger within {} s of it starting; what the logs say:\n{}",
+            TRACE_WAIT.as_secs(),
+            explain(&logs(&collector, Some(&jaeger)))
+        )
+    })?;
+    let Some(jaeger_trace) = jaeger_trace else {
+        eprintln!("\ndemo: stopping ...");
+        return Ok(());
+    };
     let trace_id = jaeger_trace["traceID"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    // The same trace in X-Ray: shown if it is there within a minute (Jaeger's is the one the
+    // demo waits for).
     let mut xray_trace = None;
-    wait_until("the same trace in X-Ray", Duration::from_secs(60), || {
+    let _ = testkit::process::try_wait_until(Duration::from_secs(60), || {
         xray_trace = aws.xray_traces(&region).into_iter().find(|t| {
             t["Id"]
                 .as_str()
@@ -308,6 +405,35 @@ pub fn run(
     }
     eprintln!("\ndemo: stopping ...");
     Ok(())
+}
+
+/// Waits up to [`TRACE_WAIT`] for `find` to find a trace, sending traffic again every 15 s (a
+/// collector that just (re)connected needs new spans); `Ok(None)` on Ctrl-C, `Err` on timeout.
+fn wait_for_trace(
+    app_url: &str,
+    stop: &AtomicBool,
+    mut find: impl FnMut() -> Option<Value>,
+) -> Result<Option<Value>> {
+    let started = std::time::Instant::now();
+    let mut last_traffic = started;
+    while started.elapsed() < TRACE_WAIT {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        if let Some(trace) = find() {
+            return Ok(Some(trace));
+        }
+        if last_traffic.elapsed() > Duration::from_secs(15) {
+            eprintln!(
+                "demo: still waiting ({} s); sending traffic again ...",
+                started.elapsed().as_secs()
+            );
+            send_traffic(app_url);
+            last_traffic = std::time::Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    bail!("timed out")
 }
 
 /// A few requests to the front service: two chains, a 404, the metrics endpoint.

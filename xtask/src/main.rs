@@ -54,8 +54,41 @@ enum Cmd {
     },
 }
 
-fn main() -> Result<()> {
+/// Runs the command; a failure (an error, or a panic in the test harness it drives) ends as one
+/// message, never a backtrace.
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    // The harness's processes print their logs when a panic unwinds past them (for tests); a
+    // command explains its own failures instead.
+    testkit::process::quiet_on_panic();
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| {
+                info.payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+            })
+            .unwrap_or_else(|| "failed".to_owned());
+        eprintln!("xtask: {}", traceview::terminal_safe_text(&message));
+    }));
+    match std::panic::catch_unwind(|| run(args)) {
+        Ok(Ok(())) => std::process::ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!(
+                "xtask: {}",
+                traceview::terminal_safe_text(&format!("{e:#}"))
+            );
+            std::process::ExitCode::FAILURE
+        }
+        // The hook has said why.
+        Err(_) => std::process::ExitCode::FAILURE,
+    }
+}
+
+fn run(args: Args) -> Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     std::env::set_current_dir(&root)?;
     match args.command {
