@@ -31,6 +31,18 @@ pub enum UrlError {
     Scheme(String),
 }
 
+/// Whether `url` may be a downstream: HTTP(S), without credentials in it (it is shown in
+/// answers, logs and spans). Checked at start, before anything else runs.
+pub fn check_url(url: &Url) -> Result<(), UrlError> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlError::Credentials);
+    }
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(UrlError::Scheme(shown(url)));
+    }
+    Ok(())
+}
+
 /// Query parameters whose values are secrets (signed URLs), replaced by `REDACTED` wherever a
 /// URL is shown, as the OpenTelemetry semantic conventions for `url.full` ask.
 const SECRET_QUERY_KEYS: [&str; 4] = ["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
@@ -86,12 +98,7 @@ impl Downstream {
     /// once at start: /chain must not take the service down.
     /// Refuses a URL with credentials in it (it would be shown) or that is not HTTP(S).
     pub fn new(url: Url, timeout: Duration) -> Result<Self, UrlError> {
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(UrlError::Credentials);
-        }
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(UrlError::Scheme(shown(&url)));
-        }
+        check_url(&url)?;
         // Redirects are not followed: a downstream must not turn /chain into a proxy to
         // whatever address it names.
         let builder = || {

@@ -7,7 +7,7 @@ use clap::Parser;
 use reqwest::Url;
 
 use traced_service::config::TelemetryConfig;
-use traced_service::downstream::Downstream;
+use traced_service::downstream::{Downstream, check_url};
 use traced_service::server::{Limits, default_max_connections, serve, shutdown_signal};
 use traced_service::telemetry::{Telemetry, TelemetryOptions};
 use traced_service::{AppState, app};
@@ -142,17 +142,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let downstream = match args
-        .downstream_url
-        .map(|url| Downstream::new(url, downstream_timeout))
-        .transpose()
-    {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("traced-service: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    if let Some(Err(e)) = args.downstream_url.as_ref().map(check_url) {
+        eprintln!("traced-service: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -183,6 +176,12 @@ fn main() -> ExitCode {
             telemetry = if config.disabled { "disabled" } else { "enabled" },
             "listening"
         );
+        // After the log is set up: a client without CA certificates says so there.
+        let downstream = args
+            .downstream_url
+            .map(|url| Downstream::new(url, downstream_timeout))
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let limits = Limits {
             header_read_timeout,
             idle_timeout,
