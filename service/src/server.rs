@@ -196,8 +196,6 @@ struct ConnState {
     in_flight: AtomicUsize,
     /// Milliseconds after `opened` at which the last request finished (or started).
     last_activity_ms: AtomicU64,
-    /// Wakes the watchdog when a request starts or ends.
-    changed: Notify,
 }
 
 impl ConnState {
@@ -209,14 +207,12 @@ impl ConnState {
             http2: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             last_activity_ms: AtomicU64::new(0),
-            changed: Notify::new(),
         }
     }
 
     fn touch(&self) {
         let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_activity_ms.store(ms, Ordering::Relaxed);
-        self.changed.notify_one();
     }
 
     /// When the connection must be looked at next, or what is wrong with it now.
@@ -263,7 +259,9 @@ async fn drive<C: Future>(
     limits: Limits,
 ) {
     tokio::pin!(connection);
-    let mut next_check = state.opened + limits.header_read_timeout;
+    // The first look: at the head deadline, or sooner if the idle limit is shorter (each look
+    // computes the next from what the connection did, so requests need not wake it).
+    let mut next_check = state.opened + limits.header_read_timeout.min(limits.idle_timeout);
     let mut closing_since: Option<Instant> = None;
     let close_gracefully = |connection: Pin<&mut C>, since: &mut Option<Instant>| {
         if since.is_none() {
@@ -281,11 +279,6 @@ async fn drive<C: Future>(
             () = evicted.notified() => {
                 tracing::debug!(connection = state.id, "closed to make room: no request yet");
                 return;
-            }
-            () = state.changed.notified(), if closing_since.is_none() => {
-                if let Check::Later(at) = state.check(Instant::now(), &limits) {
-                    next_check = at;
-                }
             }
             changed = stopping.changed(), if !stop_requested => {
                 if changed.is_err() {
