@@ -40,10 +40,14 @@ impl MemoryCgroup {
         let dashes = uid.replace('_', "-");
         for qos in ["", "/burstable", "/besteffort"] {
             for id in [&underscores, &dashes] {
+                // Under the node's cgroup root (the kubelet's `cgroupRoot`).
+                let root = testkit::node::CGROUP_ROOT;
                 let v1 = Self::v1(Path::new(&format!(
-                    "/sys/fs/cgroup/memory/kubepods{qos}/pod{id}"
+                    "/sys/fs/cgroup/memory/{root}/kubepods{qos}/pod{id}"
                 )));
-                let v2 = Self::v2(Path::new(&format!("/sys/fs/cgroup/kubepods{qos}/pod{id}")));
+                let v2 = Self::v2(Path::new(&format!(
+                    "/sys/fs/cgroup/{root}/kubepods{qos}/pod{id}"
+                )));
                 if let Some(found) = [v1, v2].into_iter().find(|c| c.usage.exists()) {
                     return Some(found);
                 }

@@ -36,6 +36,7 @@ pub mod images;
 pub mod netns;
 mod teardown;
 
+pub use config::CGROUP_ROOT;
 use teardown::{alive, read_state, teardown};
 pub use teardown::{down, running, stop_on_signals};
 
