@@ -353,6 +353,39 @@ pub fn helm() -> PathBuf {
 mod tests {
     use super::*;
 
+    /// A program someone else could have replaced is refused: one writable by others, or in a
+    /// folder writable by others (as root, every path here belongs to root).
+    #[test]
+    fn programs_others_could_replace_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        if !crate::node::is_root() {
+            return; // ownership is only checked for root
+        }
+        let dir = crate::TempDir::new("trust");
+        let program = dir.path().join("tool");
+        std::fs::write(&program, "#!/bin/sh\n").unwrap();
+        let set = |p: &std::path::Path, mode: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        set(dir.path(), 0o755);
+        set(&program, 0o755);
+        assert_eq!(check_trusted(&program), Ok(()));
+        set(&program, 0o777);
+        assert!(
+            check_trusted(&program)
+                .unwrap_err()
+                .contains("writable by others")
+        );
+        set(&program, 0o755);
+        set(dir.path(), 0o777);
+        assert!(
+            check_trusted(&program)
+                .unwrap_err()
+                .contains("writable by others")
+        );
+        set(dir.path(), 0o755);
+    }
+
     /// Each committed Go module requires the version this file pins (one fact, one place:
     /// a bump here without the module, or the other way round, fails).
     #[test]
