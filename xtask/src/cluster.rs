@@ -47,36 +47,12 @@ fn forward(pairs: &[String]) -> Result<()> {
     node::netns::serve_forever(&pairs).map_err(anyhow::Error::msg)
 }
 
-/// `(host port, node port)` of kind-config.yaml's extraPortMappings.
-fn kind_mappings() -> Result<Vec<(u16, u16)>> {
-    let text = std::fs::read_to_string("kind-config.yaml")?;
-    let config: serde_json::Value =
-        serde_saphyr::from_str(&text).context("kind-config.yaml is not YAML")?;
-    Ok(config["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|n| {
-            n["extraPortMappings"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|m| {
-            Some((
-                u16::try_from(m["hostPort"].as_u64()?).ok()?,
-                u16::try_from(m["containerPort"].as_u64()?).ok()?,
-            ))
-        })
-        .collect())
-}
-
 fn up() -> Result<()> {
     if node::running() {
         bail!("a cluster is already running: `cargo xtask cluster down` stops it");
     }
     let mut host_ports = vec![(API_HOST_PORT, 0)];
-    host_ports.extend(kind_mappings()?);
+    host_ports.extend(node::kind_port_mappings().map_err(anyhow::Error::msg)?);
     for (port, _) in &host_ports {
         if std::net::TcpListener::bind(("127.0.0.1", *port)).is_err() {
             bail!(

@@ -64,6 +64,9 @@ fn settles(from: &std::path::Path, to: SocketAddr, open: bool, what: &str) -> Re
     })
 }
 
+/// The collector's own telemetry port (export health reads it).
+const TELEMETRY: u16 = tracedapp_api::collector::TELEMETRY_PORT as u16;
+
 fn pod_ip(rig: &Rig, ns: &str, pod: &str) -> String {
     rig.jsonpath(ns, &format!("pod/{pod}"), "{.status.podIP}")
 }
@@ -161,7 +164,7 @@ spec:
     settles(&client, helm, false, "the look-alike pods still closed")?;
     settles(
         &client,
-        addr(&np_ip, tracedapp_api::collector::TELEMETRY_PORT as u16),
+        addr(&np_ip, TELEMETRY),
         false,
         "the telemetry port closed to another namespace",
     )?;
@@ -170,7 +173,7 @@ spec:
     let from_operator = pod_netns(rig, OPERATOR_NS, &operator, "operator");
     settles(
         &from_operator,
-        addr(&np_ip, tracedapp_api::collector::TELEMETRY_PORT as u16),
+        addr(&np_ip, TELEMETRY),
         true,
         "the operator reaching the collector's telemetry port",
     )?;
@@ -206,7 +209,7 @@ spec:
     settles(&client, helm, false, "the look-alike pods still closed")?;
     settles(
         &client,
-        addr(&np_ip, tracedapp_api::collector::TELEMETRY_PORT as u16),
+        addr(&np_ip, TELEMETRY),
         false,
         "the telemetry port still closed",
     )?;

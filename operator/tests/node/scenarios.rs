@@ -96,29 +96,6 @@ fn readme_walkthrough() -> Vec<String> {
     commands
 }
 
-/// `localhost:<host port>` of kind-config.yaml's port mappings, as `(host port, node port)`.
-fn kind_port_mappings() -> Vec<(u16, u16)> {
-    let text = std::fs::read_to_string(repo_file("kind-config.yaml")).expect("kind-config.yaml");
-    let config: Value = serde_saphyr::from_str(&text).expect("kind-config.yaml is YAML");
-    config["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|n| {
-            n["extraPortMappings"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|m| {
-            Some((
-                u16::try_from(m["hostPort"].as_u64()?).ok()?,
-                u16::try_from(m["containerPort"].as_u64()?).ok()?,
-            ))
-        })
-        .collect()
-}
-
 /// `localhost:<port>` → the node's address for the NodePort kind maps it to.
 fn through_kind_mapping(url: &str) -> (String, String) {
     let rest = url
@@ -129,7 +106,8 @@ fn through_kind_mapping(url: &str) -> (String, String) {
         .split_once('/')
         .map_or((rest, ""), |(p, path)| (p, path));
     let port: u16 = port.parse().expect("a port");
-    let (_, node) = kind_port_mappings()
+    let (_, node) = testkit::node::kind_port_mappings()
+        .expect("kind-config.yaml")
         .into_iter()
         .find(|(host, _)| *host == port)
         .unwrap_or_else(|| panic!("kind-config.yaml maps no localhost:{port}"));

@@ -173,21 +173,8 @@ fn mount_points() -> Vec<String> {
 /// cgroup folders a kubelet makes: `kubepods` at a hierarchy's top (a kubelet without a
 /// cgroup root) and the rig's own root.
 fn kubepods_cgroups() -> Vec<String> {
-    let mut out = Vec::new();
-    let root = Path::new("/sys/fs/cgroup");
-    for name in ["kubepods", super::config::CGROUP_ROOT] {
-        if root.join(name).exists() {
-            out.push(root.join(name).to_string_lossy().into_owned());
-        }
-        if let Ok(dirs) = std::fs::read_dir(root) {
-            for d in dirs.flatten() {
-                let p = d.path().join(name);
-                if p.exists() {
-                    out.push(p.to_string_lossy().into_owned());
-                }
-            }
-        }
-    }
+    let mut out = cgroups_named("kubepods");
+    out.extend(cgroups_named(super::config::CGROUP_ROOT));
     out.sort();
     out
 }
@@ -279,8 +266,13 @@ pub fn restore(before: &Snapshot, dir: &Path) -> Vec<String> {
 
 /// The cgroup folders named after the rig (`<hierarchy>/tracedapp-node`).
 fn rig_cgroups() -> Vec<String> {
+    cgroups_named(super::config::CGROUP_ROOT)
+}
+
+/// `/sys/fs/cgroup/<name>` (cgroup v2) and `/sys/fs/cgroup/<hierarchy>/<name>` (v1), where
+/// they exist.
+fn cgroups_named(name: &str) -> Vec<String> {
     let root = Path::new("/sys/fs/cgroup");
-    let name = super::config::CGROUP_ROOT;
     let mut out = Vec::new();
     if root.join(name).exists() {
         out.push(root.join(name).to_string_lossy().into_owned());

@@ -91,6 +91,32 @@ pub fn reach(target: &str) -> String {
     forward.local.to_string()
 }
 
+/// `kind-config.yaml`'s port mappings as `(host port, node port)`: what the walk-through's
+/// `localhost:<port>` reaches, on kind and on this node alike.
+pub fn kind_port_mappings() -> Result<Vec<(u16, u16)>> {
+    let file = crate::repo_root().join("kind-config.yaml");
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let config: serde_json::Value =
+        serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok(config["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|n| {
+            n["extraPortMappings"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|m| {
+            Some((
+                u16::try_from(m["hostPort"].as_u64()?).ok()?,
+                u16::try_from(m["containerPort"].as_u64()?).ok()?,
+            ))
+        })
+        .collect())
+}
+
 /// Whether this process runs as root (the cluster needs it).
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
