@@ -2,6 +2,10 @@
 //! (built by `cargo xtask setup` from tools/otelcol-builder.yaml, AWS components included),
 //! with nothing removed and the same command-line flags a pod or task passes; a broken
 //! configuration fails it.
+//!
+//! `sigv4auth` fetches credentials while it validates its configuration (at start, in a pod),
+//! so `validate` runs with static test keys, and with every AWS endpoint pointed at a closed
+//! loopback port: a configuration that assumes a role would fail here rather than call STS.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,6 +31,8 @@ fn validate(dir: &Path, name: &str, yaml: &str, flags: &[String]) -> (bool, Stri
         .arg(format!("--config=file:{}", file.display()))
         .args(flags)
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .envs(testkit::moto::CREDENTIALS)
         .output()
         .unwrap();
     let text = format!(
@@ -47,7 +53,9 @@ fn every_rendered_config_passes_the_real_collector() {
     for spec in &specs {
         let app = tracedapp_api::load::read(spec).unwrap();
         let yaml = tracedapp_api::collector::render(&app.spec).to_yaml();
-        aws += usize::from(yaml.contains("awsxray") || yaml.contains("awsemf"));
+        aws += usize::from(
+            yaml.contains("awsxray") || yaml.contains("awsemf") || yaml.contains("sigv4auth"),
+        );
         let flags = tracedapp_api::collector::command_flags(&app.spec);
         let name = spec.file_stem().unwrap().to_string_lossy().into_owned();
         let (ok, output) = validate(dir.path(), &name, &yaml, &flags);
@@ -118,6 +126,8 @@ spec:
         .arg(format!("--config=file:{}", file.display()))
         .args(tracedapp_api::collector::command_flags(&app.spec))
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .envs(testkit::moto::CREDENTIALS)
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&out.stdout);

@@ -15,6 +15,8 @@
 //! - [`http`]: a blocking HTTP GET.
 //! - `otlp` (feature `otlp`): an in-process OTLP receiver that records or counts.
 //! - [`prom`]: reading samples from Prometheus text.
+//! - `xray_otlp` (feature `otlp`): a stand-in for X-Ray's OTLP endpoint that checks SigV4
+//!   signatures as AWS does.
 
 pub mod collector;
 pub mod http;
@@ -28,5 +30,7 @@ pub mod otlp;
 pub mod process;
 pub mod prom;
 pub mod tools;
+#[cfg(feature = "otlp")]
+pub mod xray_otlp;
 
 pub use process::{Process, TempDir, files_ending, free_port, repo_root, wait_until};

@@ -88,6 +88,18 @@ impl Moto {
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("moto {service} {path}: {text}"))
     }
 
+    /// The roles moto's STS let someone assume so far (`AssumeRole`, `AssumeRoleWithWebIdentity`):
+    /// each with `role_arn`, `role_session_name` and the `access_key_id` it issued.
+    pub fn assumed_roles(&self) -> Vec<Value> {
+        let data: Value = reqwest::blocking::get(format!("{}/moto-api/data.json", self.url))
+            .and_then(|r| r.json())
+            .unwrap_or_else(|e| panic!("moto's state: {e}"));
+        data["sts"]["AssumedRole"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Where its log is written.
     pub fn log_path(&self) -> std::path::PathBuf {
         self._process.log_path()

@@ -208,7 +208,7 @@ impl Server {
 }
 
 /// An HTTP request's body, gunzipped if its `Content-Encoding` says gzip.
-fn unpack(
+pub(crate) fn unpack(
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> Result<Vec<u8>, (axum::http::StatusCode, String)> {
@@ -276,6 +276,8 @@ impl MetricsService for Grpc {
 #[derive(Debug, Clone)]
 pub struct Span {
     pub service: String,
+    /// Its resource's attributes (`service.name` included).
+    pub resource: HashMap<String, String>,
     pub name: String,
     /// 1 internal, 2 server, 3 client (OTLP `SpanKind`).
     pub kind: i32,
@@ -327,14 +329,16 @@ impl Recorder {
             .iter()
             .flat_map(|r| &r.resource_spans)
         {
-            let service = rs
+            let resource = rs
                 .resource
                 .as_ref()
-                .and_then(|r| attrs(&r.attributes).remove("service.name"))
+                .map(|r| attrs(&r.attributes))
                 .unwrap_or_default();
+            let service = resource.get("service.name").cloned().unwrap_or_default();
             for s in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
                 out.push(Span {
                     service: service.clone(),
+                    resource: resource.clone(),
                     name: s.name.clone(),
                     kind: s.kind,
                     trace_id: hex(&s.trace_id),

@@ -151,25 +151,32 @@ fn install_collector(tools: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The collector manifest replaces contrib's `internal/aws/*` v0.161.0 modules, which the Go
-/// proxy here refuses, with older served ones. Say so when v0.161.0 is served after all.
+/// The collector manifest stands in older served modules for two of this train's that the Go
+/// proxy here does not serve: contrib's `internal/aws/*` (`replaces:`) and the
+/// `sigv4authextension` (listed at v0.155.0). Say so when the train's own release is served.
 fn report_aws_stand_ins() {
-    let module = format!(
-        "github.com/open-telemetry/opentelemetry-collector-contrib/internal/aws/awsutil@v{}",
-        t::COLLECTOR_BUILDER_VERSION
-    );
-    let served = Command::new("go")
-        .args(["mod", "download", "-json", &module])
-        .env("GOFLAGS", "-mod=mod")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if served {
-        eprintln!(
-            "setup: note: {module} is now served: the `replaces:` in tools/otelcol-builder.yaml \
-             can be removed"
-        );
+    let contrib = "github.com/open-telemetry/opentelemetry-collector-contrib";
+    let v = t::COLLECTOR_BUILDER_VERSION;
+    for (module, what) in [
+        (
+            format!("{contrib}/internal/aws/awsutil@v{v}"),
+            "the `replaces:` in tools/otelcol-builder.yaml can be removed",
+        ),
+        (
+            format!("{contrib}/extension/sigv4authextension@v{v}"),
+            "tools/otelcol-builder.yaml can list it at the train's version",
+        ),
+    ] {
+        let served = Command::new("go")
+            .args(["mod", "download", "-json", &module])
+            .env("GOFLAGS", "-mod=mod")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if served {
+            eprintln!("setup: note: {module} is now served: {what}");
+        }
     }
 }
 

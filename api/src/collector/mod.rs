@@ -5,8 +5,9 @@
 //! `--config=env:VAR`). Rules, fixing the mistakes of the seed (the Flask guide this project
 //! rebuilds, see the README):
 //! - processors: `memory_limiter` first, then (optional) `probabilistic_sampler`, then `batch`;
-//! - traces → Jaeger (OTLP/gRPC) and/or `awsxray`; metrics → `prometheus` and optionally
-//!   `awsemf`; metrics never go to Jaeger, which only takes traces;
+//! - traces → Jaeger (OTLP/gRPC) and/or X-Ray: by default OTLP/HTTP signed by the `sigv4auth`
+//!   extension to X-Ray's OTLP endpoint, or the legacy `awsxray` exporter; metrics →
+//!   `prometheus` and optionally `awsemf`; metrics never go to Jaeger, which only takes traces;
 //! - OTLP receivers on localhost only; `health_check` (13133) for probes;
 //! - only components of the contrib distribution, with their current type names.
 
@@ -16,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::spec::{Distribution, TracedAppSpec};
+use crate::spec::{Distribution, TracedAppSpec, XrayExporter, XrayProtocol};
 
 /// Pinned default contrib image: the release train the tests build and validate against
 /// (tools/otelcol-builder.yaml).
@@ -73,6 +74,37 @@ pub fn port_rule(field: &str) -> kube::core::Rule {
             listed.join(", ")
         )))
         .field_path(format!(".{field}"))
+}
+
+/// X-Ray's OTLP endpoint takes at most this many spans in one request (and 5 MB uncompressed,
+/// 200 KB per span: AWS's "OTLP endpoint" limits).
+pub const XRAY_OTLP_MAX_SPANS: u32 = 10_000;
+
+/// Path of the traces endpoint under X-Ray's OTLP host (the `otlphttp` exporter appends it to
+/// its `endpoint`).
+pub const XRAY_OTLP_PATH: &str = "/v1/traces";
+
+/// SigV4 service name of X-Ray (its OTLP endpoint included).
+pub const XRAY_SIGNING_SERVICE: &str = "xray";
+
+/// X-Ray's regional endpoint, e.g. `https://xray.eu-west-1.amazonaws.com`.
+pub fn xray_regional_endpoint(region: &str) -> String {
+    format!("https://xray.{region}.amazonaws.com")
+}
+
+/// The CRD rule that batches fit one request to X-Ray's OTLP endpoint.
+pub fn xray_otlp_batch_rule() -> kube::core::Rule {
+    kube::core::Rule::new(format!(
+        "!(has(self.exporters.xray) && self.exporters.xray.enabled && \
+         self.exporters.xray.protocol == 'otlp') || \
+         (self.collector.batch.sendBatchMaxSize >= 1 && \
+         self.collector.batch.sendBatchMaxSize <= {XRAY_OTLP_MAX_SPANS})"
+    ))
+    .message(kube::core::Message::Message(format!(
+        "collector.batch.sendBatchMaxSize must be 1 to {XRAY_OTLP_MAX_SPANS} when exporting to \
+         X-Ray over OTLP: its endpoint refuses requests of more spans"
+    )))
+    .field_path(".collector.batch.sendBatchMaxSize")
 }
 
 /// A collector configuration: what `--config` reads.
@@ -241,35 +273,32 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
             tls.insert("ca_file".into(), ca.clone().into());
         }
         let name = format!("{kind}/jaeger");
-        // Batches reach the exporter at most `send_batch_max_size` spans each (0: no limit,
-        // then about `send_batch_size`).
-        let batch_spans = match col.batch.send_batch_max_size {
-            0 => col.batch.send_batch_size,
-            max => max,
-        };
         let queue_size =
-            crate::resources::exporter_queue_batches(col.memory_limit_mib, batch_spans);
+            crate::resources::exporter_queue_batches(col.memory_limit_mib, batch_spans(spec));
         exporters.insert(
             name.clone(),
             json!({"endpoint": j.endpoint, "tls": tls, "sending_queue": {"queue_size": queue_size}}),
         );
         trace_exporters.push(name);
     }
+    let mut service_extensions = vec!["health_check".to_owned()];
     if let Some(x) = spec.exporters.xray.as_ref().filter(|x| x.enabled) {
-        let mut cfg = serde_json::Map::new();
-        cfg.insert("region".into(), aws_region(spec).into());
-        if let Some(role) = &x.role_arn {
-            cfg.insert("role_arn".into(), role.clone().into());
-        }
-        if let Some(endpoint) = &x.endpoint {
-            cfg.insert("endpoint".into(), endpoint.clone().into());
-        }
-        cfg.insert("index_all_attributes".into(), x.index_all_attributes.into());
-        if !x.indexed_attributes.is_empty() {
-            cfg.insert("indexed_attributes".into(), json!(x.indexed_attributes));
-        }
-        exporters.insert("awsxray".to_owned(), Value::Object(cfg));
-        trace_exporters.push("awsxray".to_owned());
+        let region = aws_region(spec);
+        let name = match x.protocol {
+            XrayProtocol::Otlp => {
+                let (auth, exporter) = xray_otlp(spec, x, &region);
+                extensions.insert(XRAY_SIGV4_EXTENSION.to_owned(), auth);
+                service_extensions.push(XRAY_SIGV4_EXTENSION.to_owned());
+                let name = format!("{}/xray", otlp_http_type(col.distribution));
+                exporters.insert(name.clone(), exporter);
+                name
+            }
+            XrayProtocol::Xray => {
+                exporters.insert("awsxray".to_owned(), awsxray(x, &region));
+                "awsxray".to_owned()
+            }
+        };
+        trace_exporters.push(name);
     }
 
     exporters.insert(
@@ -358,11 +387,83 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
         exporters,
         extensions,
         service: Service {
-            extensions: vec!["health_check".to_owned()],
+            extensions: service_extensions,
             pipelines,
             telemetry: Telemetry::served_on(TELEMETRY_HOST),
         },
     }
+}
+
+/// Name of the `sigv4auth` extension instance that signs the requests to X-Ray.
+pub const XRAY_SIGV4_EXTENSION: &str = "sigv4auth/xray";
+
+/// The OTLP/HTTP exporter's type name: `otlp_http` since collector v0.144; ADOT releases still
+/// use `otlphttp`, which contrib keeps as a deprecated alias.
+fn otlp_http_type(distribution: Distribution) -> &'static str {
+    match distribution {
+        Distribution::Contrib => "otlp_http",
+        Distribution::Adot => "otlphttp",
+    }
+}
+
+/// Spans a batch holds at most as it reaches an exporter: `send_batch_max_size`, or about
+/// `send_batch_size` when that is 0 (no limit).
+fn batch_spans(spec: &TracedAppSpec) -> u32 {
+    let batch = &spec.collector.batch;
+    match batch.send_batch_max_size {
+        0 => batch.send_batch_size,
+        max => max,
+    }
+}
+
+/// X-Ray over OTLP: the `sigv4auth` extension (service `xray`, the region, and the role to
+/// assume if any) and the OTLP/HTTP exporter it signs for. Credentials come from the AWS SDK's
+/// default chain in the collector's environment (IRSA or EKS Pod Identity, the ECS task role,
+/// or keys from a Secret), never from this configuration.
+fn xray_otlp(spec: &TracedAppSpec, x: &XrayExporter, region: &str) -> (Value, Value) {
+    let mut auth = serde_json::Map::new();
+    auth.insert("region".into(), region.into());
+    auth.insert("service".into(), XRAY_SIGNING_SERVICE.into());
+    if let Some(role) = &x.role_arn {
+        auth.insert(
+            "assume_role".into(),
+            json!({"arn": role, "sts_region": region, "session_name": "tracedapp-collector"}),
+        );
+    }
+    let endpoint = x
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| xray_regional_endpoint(region));
+    let queue_size = crate::resources::exporter_queue_batches(
+        spec.collector.memory_limit_mib,
+        batch_spans(spec),
+    );
+    let exporter = json!({
+        "traces_endpoint": format!("{}{XRAY_OTLP_PATH}", endpoint.trim_end_matches('/')),
+        "auth": {"authenticator": XRAY_SIGV4_EXTENSION},
+        "compression": "gzip",
+        "encoding": "proto",
+        "retry_on_failure": {"enabled": true},
+        "sending_queue": {"queue_size": queue_size},
+    });
+    (Value::Object(auth), exporter)
+}
+
+/// The legacy `awsxray` exporter (segments through `PutTraceSegments`).
+fn awsxray(x: &XrayExporter, region: &str) -> Value {
+    let mut cfg = serde_json::Map::new();
+    cfg.insert("region".into(), region.into());
+    if let Some(role) = &x.role_arn {
+        cfg.insert("role_arn".into(), role.clone().into());
+    }
+    if let Some(endpoint) = &x.endpoint {
+        cfg.insert("endpoint".into(), endpoint.clone().into());
+    }
+    cfg.insert("index_all_attributes".into(), x.index_all_attributes.into());
+    if !x.indexed_attributes.is_empty() {
+        cfg.insert("indexed_attributes".into(), json!(x.indexed_attributes));
+    }
+    Value::Object(cfg)
 }
 
 impl CollectorConfig {
@@ -408,12 +509,16 @@ fn escape_dollars(value: &mut Value) {
 
 /// Command-line flags the collector needs besides `--config`, the same on both targets.
 ///
-/// With the `awsxray` exporter: the `exporter.xray.allowDot` feature gate (beta, so on by
+/// With the legacy `awsxray` exporter: the `exporter.xray.allowDot` feature gate (beta, so on by
 /// default since v0.97) keeps dots in annotation keys, which X-Ray documents as letters,
 /// digits and `_` only and will not filter on; turning it off makes `http.route` the
 /// annotation `http_route`.
 pub fn command_flags(spec: &TracedAppSpec) -> Vec<String> {
-    let xray = spec.exporters.xray.as_ref().is_some_and(|x| x.enabled);
+    let xray = spec
+        .exporters
+        .xray
+        .as_ref()
+        .is_some_and(|x| x.enabled && x.protocol == XrayProtocol::Xray);
     if xray {
         vec!["--feature-gates=-exporter.xray.allowDot".to_owned()]
     } else {

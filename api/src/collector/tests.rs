@@ -56,10 +56,45 @@ fn adot_names_the_otlp_exporter_the_old_way() {
 }
 
 #[test]
-fn xray_takes_its_region_role_and_endpoint_and_turns_off_dotted_annotations() {
+fn xray_goes_over_otlp_signed_for_xray_in_its_region_by_default() {
+    let s = spec("  exporters: {xray: {region: eu-west-1}}");
+    let c = render(&s);
+    assert_eq!(pipeline(&c, "traces").exporters, ["otlp_http/xray"]);
+    let x = &c.exporters["otlp_http/xray"];
+    assert_eq!(
+        x["traces_endpoint"],
+        "https://xray.eu-west-1.amazonaws.com/v1/traces"
+    );
+    assert_eq!(x["auth"]["authenticator"], "sigv4auth/xray");
+    assert_eq!(x["compression"], "gzip");
+    let auth = &c.extensions["sigv4auth/xray"];
+    assert_eq!(auth["region"], "eu-west-1");
+    assert_eq!(auth["service"], "xray");
+    assert!(auth.get("assume_role").is_none(), "no role: {auth}");
+    assert_eq!(c.service.extensions, ["health_check", "sigv4auth/xray"]);
+    assert!(!c.exporters.contains_key("awsxray"));
+    assert!(command_flags(&s).is_empty(), "no awsxray feature gate");
+    assert_eq!(exporters_summary(&s), "xray,prometheus");
+}
+
+#[test]
+fn xray_over_otlp_assumes_the_role_and_takes_the_endpoint_override() {
+    let c = render(&spec(
+        "  exporters: {xray: {region: us-west-2, roleArn: 'arn:aws:iam::123456789012:role/x', \
+         endpoint: 'http://127.0.0.1:4000/'}}\n  collector: {distribution: adot}",
+    ));
+    let x = &c.exporters["otlphttp/xray"];
+    assert_eq!(x["traces_endpoint"], "http://127.0.0.1:4000/v1/traces");
+    let role = &c.extensions["sigv4auth/xray"]["assume_role"];
+    assert_eq!(role["arn"], "arn:aws:iam::123456789012:role/x");
+    assert_eq!(role["sts_region"], "us-west-2");
+}
+
+#[test]
+fn legacy_xray_takes_its_region_role_and_endpoint_and_turns_off_dotted_annotations() {
     let s = spec(
-        "  exporters: {xray: {region: eu-west-1, roleArn: 'arn:aws:iam::123456789012:role/x', \
-         endpoint: 'https://xray.example'}}",
+        "  exporters: {xray: {protocol: xray, region: eu-west-1, \
+         roleArn: 'arn:aws:iam::123456789012:role/x', endpoint: 'https://xray.example'}}",
     );
     let c = render(&s);
     let x = &c.exporters["awsxray"];
@@ -70,12 +105,16 @@ fn xray_takes_its_region_role_and_endpoint_and_turns_off_dotted_annotations() {
         command_flags(&s),
         ["--feature-gates=-exporter.xray.allowDot"]
     );
+    assert!(
+        c.extensions.keys().all(|e| e == "health_check"),
+        "no signer"
+    );
 }
 
 #[test]
 fn the_xray_receiver_gets_its_own_pipeline_when_traces_also_go_elsewhere() {
-    let both = "  exporters: {jaeger: {endpoint: 'jaeger:4317'}, xray: {region: us-east-1}}\n  \
-                collector: {xrayReceiver: true}";
+    let both = "  exporters: {jaeger: {endpoint: 'jaeger:4317'}, \
+                xray: {protocol: xray, region: us-east-1}}\n  collector: {xrayReceiver: true}";
     let c = render(&spec(both));
     assert_eq!(pipeline(&c, "traces/xray").exporters, ["awsxray"]);
     assert_eq!(pipeline(&c, "traces").exporters, ["otlp_grpc/jaeger"]);
@@ -85,9 +124,19 @@ fn the_xray_receiver_gets_its_own_pipeline_when_traces_also_go_elsewhere() {
             .contains(&"awsxray".to_owned())
     );
 
-    let alone = "  exporters: {xray: {region: us-east-1}}\n  collector: {xrayReceiver: true}";
+    let alone = "  exporters: {xray: {protocol: xray, region: us-east-1}}\n  collector: {xrayReceiver: true}";
     let c = render(&spec(alone));
     assert!(!c.service.pipelines.contains_key("traces/xray"), "no need");
+
+    // Over OTLP the exporter changes nothing in the data: one pipeline for all.
+    let otlp = "  exporters: {jaeger: {endpoint: 'jaeger:4317'}, xray: {region: us-east-1}}\n  \
+                collector: {xrayReceiver: true}";
+    let c = render(&spec(otlp));
+    assert!(!c.service.pipelines.contains_key("traces/xray"));
+    assert_eq!(
+        pipeline(&c, "traces").exporters,
+        ["otlp_grpc/jaeger", "otlp_http/xray"]
+    );
 }
 
 #[test]

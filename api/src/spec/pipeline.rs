@@ -139,7 +139,8 @@ pub struct Exporters {
     /// Send traces to Jaeger over OTLP/gRPC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jaeger: Option<JaegerExporter>,
-    /// Send traces to AWS X-Ray (`awsxray` exporter, no X-Ray daemon needed).
+    /// Send traces to AWS X-Ray, over OTLP signed with SigV4 (`protocol: otlp`, the default)
+    /// or with the legacy `awsxray` exporter (`protocol: xray`). No X-Ray daemon either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xray: Option<XrayExporter>,
     /// Expose the app's metrics for Prometheus to scrape (`prometheus` exporter).
@@ -178,32 +179,54 @@ pub struct Tls {
 #[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.enabled || has(self.region)").message("region is required when X-Ray export is enabled"))]
+#[x_kube(validation = Rule::new("self.protocol == 'xray' || ((!has(self.indexedAttributes) || size(self.indexedAttributes) == 0) && !self.indexAllAttributes)").message("indexedAttributes and indexAllAttributes choose X-Ray annotations, which only the legacy awsxray exporter makes: set protocol: xray to keep them, or remove them (over OTLP X-Ray keeps every span attribute, and Transaction Search searches them all)"))]
 pub struct XrayExporter {
     /// Turn X-Ray export on or off without deleting its settings.
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// How spans reach X-Ray. `otlp` (default): OTLP/HTTP to X-Ray's OTLP endpoint
+    /// (`https://xray.<region>.amazonaws.com/v1/traces`), signed with SigV4; the account needs
+    /// CloudWatch Transaction Search turned on (`tracedapp aws check` says whether it is).
+    /// `xray`: the legacy `awsxray` exporter (segments through `PutTraceSegments`), for
+    /// accounts without Transaction Search.
+    #[serde(default)]
+    pub protocol: XrayProtocol,
     /// AWS region of X-Ray, e.g. `us-east-1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = REGION))]
     pub region: Option<String>,
-    /// IAM role the collector assumes to call X-Ray (in addition to its own identity).
+    /// IAM role the collector assumes (through STS) to call X-Ray, on top of its own identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = ROLE_ARN))]
     pub role_arn: Option<String>,
-    /// Override the X-Ray API endpoint (tests, VPC endpoints).
+    /// Override X-Ray's endpoint, `scheme://host[:port]` (tests, VPC endpoints). Under `otlp`
+    /// spans go to `<endpoint>/v1/traces`; under `xray` the X-Ray API is called there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = HTTP_URL), length(max = 2048))]
     pub endpoint: Option<String>,
-    /// Span attributes to index as X-Ray annotations (searchable with filter expressions); the
-    /// others are kept as metadata. X-Ray keeps at most 50 annotations per trace. Keys become
-    /// what X-Ray accepts, letters, digits and `_`: `http.route` is annotation `http_route`.
+    /// `protocol: xray` only. Span attributes to index as X-Ray annotations (searchable with
+    /// filter expressions); the others are kept as metadata. X-Ray keeps at most 50
+    /// annotations per trace. Keys become what X-Ray accepts, letters, digits and `_`:
+    /// `http.route` is annotation `http_route`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50), inner(length(min = 1, max = 255), regex(pattern = TOKEN)))]
     pub indexed_attributes: Vec<String>,
-    /// Index every span attribute, and every resource attribute (as `otel_resource_<key>`),
-    /// instead of `indexedAttributes`. X-Ray drops annotations past 50 per trace.
+    /// `protocol: xray` only. Index every span attribute, and every resource attribute (as
+    /// `otel_resource_<key>`), instead of `indexedAttributes`. X-Ray drops annotations past 50
+    /// per trace.
     #[serde(default)]
     pub index_all_attributes: bool,
+}
+
+/// How the collector sends spans to X-Ray.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum XrayProtocol {
+    /// OTLP/HTTP with SigV4 to X-Ray's OTLP endpoint (needs Transaction Search).
+    #[default]
+    Otlp,
+    /// The legacy `awsxray` exporter (`PutTraceSegments`).
+    Xray,
 }
 
 /// The Prometheus exporter in the collector.
