@@ -103,21 +103,31 @@ fn a_broken_config_fails_validation_with_a_clear_reason() {
 /// as literal text (its `print-config` shows the configuration after its own expansion).
 #[test]
 fn spec_strings_are_never_expanded_by_the_collector() {
+    // Both X-Ray paths: the legacy exporter's annotations, the OTLP exporter's endpoint.
+    for xray in [
+        "{protocol: xray, region: us-east-1, endpoint: 'http://127.0.0.1:1/${file:/etc/hostname}', \
+         indexedAttributes: ['${env:PATH}']}",
+        "{protocol: otlp, region: us-east-1, endpoint: 'http://127.0.0.1:1/${file:/etc/hostname}'}",
+    ] {
+        never_expanded(xray);
+    }
+}
+
+fn never_expanded(xray: &str) {
     let dir = TempDir::new("otelcol-injection");
-    let spec = r#"
+    let spec = format!(
+        r#"
 apiVersion: tracedapp.dev/v1alpha1
 kind: TracedApp
-metadata: {name: inject, namespace: demo}
+metadata: {{name: inject, namespace: demo}}
 spec:
-  app: {image: "app:1"}
+  app: {{image: "app:1"}}
   exporters:
-    jaeger: {endpoint: "jaeger:4317", tls: {caFile: "/certs/${env:HOME}/ca.pem"}}
-    xray:
-      region: us-east-1
-      endpoint: "http://127.0.0.1:1/${file:/etc/hostname}"
-      indexedAttributes: ["${env:PATH}"]
-"#;
-    let app = tracedapp_api::load::from_yaml(spec).expect("the spec is valid");
+    jaeger: {{endpoint: "jaeger:4317", tls: {{caFile: "/certs/${{env:HOME}}/ca.pem"}}}}
+    xray: {xray}
+"#
+    );
+    let app = tracedapp_api::load::from_yaml(&spec).expect("the spec is valid");
     let yaml = tracedapp_api::collector::render(&app.spec).to_yaml();
     let file = dir.path().join("config.yaml");
     std::fs::write(&file, &yaml).unwrap();
@@ -136,11 +146,14 @@ spec:
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for literal in [
+    let mut literals = vec![
         "/certs/${env:HOME}/ca.pem",
         "http://127.0.0.1:1/${file:/etc/hostname}",
-        "${env:PATH}",
-    ] {
+    ];
+    if xray.contains("indexedAttributes") {
+        literals.push("${env:PATH}");
+    }
+    for literal in literals {
         assert!(
             printed.contains(literal),
             "{literal} was expanded:\n{printed}"

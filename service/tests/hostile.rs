@@ -218,14 +218,15 @@ fn idle_connections_are_closed_in_both_protocols() {
 }
 
 /// Thousands of connections that send nothing (plain sockets and stalled HTTP/2 handshakes)
-/// against a cap of 100: `/health` answers throughout, each probe on a new connection within
-/// a second, and every silent socket is closed by the first-request deadline.
+/// against a cap of 100: `/health` answers throughout, each probe on a new connection well
+/// before the first-request deadline (10 s: without eviction a probe would wait for it), and
+/// every silent socket is closed, evicted or at that deadline.
 #[test]
 fn silent_connections_cannot_hold_the_connection_cap() {
     let service = Service::start(
         "http://127.0.0.1:1",
         &[
-            ("HEADER_READ_TIMEOUT_SECS", "3"),
+            ("HEADER_READ_TIMEOUT_SECS", "10"),
             ("MAX_CONNECTIONS", "100"),
         ],
         &[],
@@ -254,8 +255,9 @@ fn silent_connections_cannot_hold_the_connection_cap() {
         probes += 1;
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Generous for a loaded 2-core machine, and still far below the deadline.
     assert!(
-        slowest < Duration::from_secs(1),
+        slowest < Duration::from_secs(3),
         "slowest probe {slowest:?}"
     );
     let mut held = flood.join().unwrap();
@@ -266,7 +268,7 @@ fn silent_connections_cannot_hold_the_connection_cap() {
     );
     // Every one of them is closed: evicted to make room, or at its deadline.
     for s in held.iter_mut().step_by(97) {
-        closed_within(s, Duration::from_secs(10));
+        closed_within(s, Duration::from_secs(15));
     }
     assert_eq!(get(&service.url("/health")).map(|r| r.0), Ok(200));
 }
