@@ -3,7 +3,7 @@
 //! `tracedapp-operator`.
 //!
 //! Exit codes: 0 success, 2 bad input (unreadable file, invalid spec), 3 AWS or API failure,
-//! 1 anything else.
+//! 4 a check found the account not ready, 1 anything else.
 
 use std::path::{Path, PathBuf};
 
@@ -12,12 +12,15 @@ use tracedapp_api::TracedApp;
 
 use tracedapp_operator::manifests;
 
+pub mod aws;
 pub mod trace;
 
 /// Exit code for bad input.
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code for an AWS or Kubernetes API failure.
 pub const EXIT_API: u8 = 3;
+/// Exit code for a check that found the account not ready (`aws check`).
+pub const EXIT_NOT_READY: u8 = 4;
 
 const ABOUT: &str = "\
 Ship a traced service to Kubernetes and AWS ECS from one TracedApp spec.
@@ -34,10 +37,12 @@ EXAMPLES:
       aws ecs register-task-definition --cli-input-json file://td.json
   tracedapp ecs register -f app.yaml --dry-run           what would be registered
   tracedapp ecs register -f app.yaml --region eu-west-1  register (only if changed)
+  tracedapp aws check -f app.yaml                        can X-Ray take the spans? (Transaction
+                                                          Search, for protocol: otlp)
   tracedapp trace --service shop                         the latest trace of shop, drawn
   tracedapp trace 4bf92f3577b34da6a3ce929d0e0e4736       one trace (JAEGER_URL or --jaeger)
 
-EXIT CODES: 0 ok, 2 bad input (file or spec), 3 AWS/API failure, 1 other.";
+EXIT CODES: 0 ok, 2 bad input (file or spec), 3 AWS/API failure, 4 account not ready, 1 other.";
 
 #[derive(Debug, Parser)]
 #[command(name = "tracedapp", version, about = ABOUT, after_help = EXAMPLES)]
@@ -69,6 +74,9 @@ pub enum Command {
     /// AWS ECS: register the task definition.
     #[command(subcommand)]
     Ecs(EcsCommand),
+    /// AWS account checks, before you deploy (EKS or ECS).
+    #[command(subcommand)]
+    Aws(AwsCommand),
     /// Draw a trace from Jaeger as a waterfall: one row per span, indented by parentage, a
     /// bar placed by start time and sized by duration, status and key HTTP attributes.
     Trace {
@@ -112,6 +120,24 @@ pub enum EcsCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// Check that the account can take the TracedApp's traces: under
+    /// `exporters.xray.protocol: otlp` (the default) X-Ray's OTLP endpoint needs CloudWatch
+    /// Transaction Search on, which X-Ray's GetTraceSegmentDestination tells (destination
+    /// `CloudWatchLogs`). Says how to turn it on, or to use `protocol: xray`. Exit code 4 when
+    /// the account is not ready. Credentials come from the usual AWS chain; the identity needs
+    /// `xray:GetTraceSegmentDestination`.
+    Check {
+        /// The TracedApp YAML file (`-` for standard input).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// X-Ray API endpoint override, e.g. a VPC endpoint or an emulator.
+        #[arg(long, env = "AWS_ENDPOINT_URL_XRAY")]
+        endpoint_url: Option<String>,
+    },
+}
+
 /// What `render` produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RenderTarget {
@@ -137,6 +163,8 @@ pub enum CliError {
     BadInput(String),
     #[error("{0}")]
     Api(String),
+    #[error("{0}")]
+    NotReady(String),
 }
 
 impl CliError {
@@ -144,6 +172,7 @@ impl CliError {
         match self {
             CliError::BadInput(_) => EXIT_BAD_INPUT,
             CliError::Api(_) => EXIT_API,
+            CliError::NotReady(_) => EXIT_NOT_READY,
         }
     }
 }
@@ -246,6 +275,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             print!("{}", trace::trace(&request).await?);
             Ok(())
+        }
+        Command::Aws(AwsCommand::Check { file, endpoint_url }) => {
+            let app = read_app(&file)?;
+            let name = app.metadata.name.clone().unwrap_or_default();
+            let Some((region, protocol)) = aws::xray_target(&app.spec) else {
+                println!("{name}: does not export to X-Ray: nothing to check");
+                return Ok(());
+            };
+            eprintln!("asking X-Ray in {region} where it stores traces...");
+            let destination = aws::destination(&region, endpoint_url.as_deref())
+                .await
+                .map_err(CliError::Api)?;
+            match aws::judge(&region, protocol, &destination) {
+                aws::Verdict::Ready(text) => {
+                    println!("{name}: ok: {text}");
+                    Ok(())
+                }
+                aws::Verdict::Blocked(text) => Err(CliError::NotReady(format!("{name}: {text}"))),
+            }
         }
         Command::Ecs(EcsCommand::Register {
             file,

@@ -11,6 +11,10 @@
 //! or anything signed changed on the way). Accepted bodies are gunzipped if need be and decoded
 //! as OTLP, into a [`Recorder`] for assertions.
 //!
+//! It also answers X-Ray's `GetTraceSegmentDestination` (signed just the same), with a
+//! destination the test sets ([`Verifier::set_destination`]; `CloudWatchLogs`, `ACTIVE` — an
+//! account with Transaction Search on — until then), for `tracedapp aws check`.
+//!
 //! Keys are known two ways: given to [`Verifier::start`] (static keys, or what a stand-in
 //! credentials endpoint hands out), or, for temporary keys that moto's STS issued
 //! (`AssumeRole`, `AssumeRoleWithWebIdentity`), looked up in moto's state as AWS looks up its
@@ -358,6 +362,7 @@ pub struct Outcome {
 /// A running stand-in for X-Ray's OTLP endpoint on 127.0.0.1; stops when dropped.
 pub struct Verifier {
     pub addr: SocketAddr,
+    state: Arc<State>,
     recorder: Arc<Recorder>,
     outcomes: Arc<Mutex<Vec<Outcome>>>,
     _server: Served,
@@ -421,6 +426,8 @@ impl Drop for Served {
 }
 
 struct State {
+    /// What `GetTraceSegmentDestination` answers: (destination, status).
+    destination: Mutex<(String, String)>,
     scope: Scope,
     keys: Vec<Key>,
     moto_url: Option<String>,
@@ -459,6 +466,7 @@ impl Verifier {
         let recorder = Arc::new(Recorder::default());
         let outcomes = Arc::new(Mutex::new(Vec::new()));
         let state = Arc::new(State {
+            destination: Mutex::new(("CloudWatchLogs".to_owned(), "ACTIVE".to_owned())),
             scope: Scope {
                 region: options.region,
                 service: tracedapp_api::collector::XRAY_SIGNING_SERVICE.to_owned(),
@@ -473,11 +481,16 @@ impl Verifier {
                 tracedapp_api::collector::XRAY_OTLP_PATH,
                 axum::routing::post(handle),
             )
+            .route(
+                "/GetTraceSegmentDestination",
+                axum::routing::post(segment_destination),
+            )
             .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
-            .with_state(state);
+            .with_state(state.clone());
         let server = Served::start(app);
         Self {
             addr: server.addr,
+            state,
             recorder,
             outcomes,
             _server: server,
@@ -497,6 +510,12 @@ impl Verifier {
     /// Every request answered so far.
     pub fn outcomes(&self) -> Vec<Outcome> {
         self.outcomes.lock().unwrap().clone()
+    }
+
+    /// What `GetTraceSegmentDestination` answers from now on: `XRay` or `CloudWatchLogs`,
+    /// `ACTIVE` or `PENDING`.
+    pub fn set_destination(&self, destination: &str, status: &str) {
+        *self.state.destination.lock().unwrap() = (destination.to_owned(), status.to_owned());
     }
 }
 
@@ -570,16 +589,14 @@ impl CredentialsEndpoint {
     }
 }
 
-async fn handle(
-    axum::extract::State(state): axum::extract::State<Arc<State>>,
-    request: axum::extract::Request,
-) -> axum::response::Response {
+/// Checks a request's signature off the runtime (looking a key up in moto is a blocking HTTP
+/// call), and notes refusals; the refusal as AWS sends it, if any.
+async fn check_signed(
+    state: &Arc<State>,
+    parts: &http::request::Parts,
+    body: &axum::body::Bytes,
+) -> (Option<String>, Option<axum::response::Response>) {
     use axum::response::IntoResponse;
-    let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, usize::MAX).await {
-        Ok(b) => b,
-        Err(e) => return (http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    };
     let path = parts
         .uri
         .path_and_query()
@@ -597,7 +614,6 @@ async fn handle(
         parts.headers.clone(),
         body.clone(),
     );
-    // Looking a key up in moto is a blocking HTTP call.
     let verdict = tokio::task::spawn_blocking(move || {
         verify(
             &method,
@@ -611,24 +627,45 @@ async fn handle(
     })
     .await
     .expect("the check does not panic");
-    let note = |status: u16, error: &str| {
-        state.outcomes.lock().unwrap().push(Outcome {
-            access_key_id: access_key_id.clone(),
+    let Err(refusal) = verdict else {
+        return (access_key_id, None);
+    };
+    state.note(access_key_id.clone(), 403, refusal.kind);
+    let answer = (
+        http::StatusCode::FORBIDDEN,
+        [
+            ("x-amzn-ErrorType", refusal.kind),
+            ("content-type", "application/json"),
+        ],
+        serde_json::json!({"message": refusal.message}).to_string(),
+    )
+        .into_response();
+    (access_key_id, Some(answer))
+}
+
+impl State {
+    fn note(&self, access_key_id: Option<String>, status: u16, error: &str) {
+        self.outcomes.lock().unwrap().push(Outcome {
+            access_key_id,
             status,
             error: error.to_owned(),
         });
+    }
+}
+
+async fn handle(
+    axum::extract::State(state): axum::extract::State<Arc<State>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(b) => b,
+        Err(e) => return (http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
-    if let Err(refusal) = verdict {
-        note(403, refusal.kind);
-        return (
-            http::StatusCode::FORBIDDEN,
-            [
-                ("x-amzn-ErrorType", refusal.kind),
-                ("content-type", "application/json"),
-            ],
-            serde_json::json!({"message": refusal.message}).to_string(),
-        )
-            .into_response();
+    let (access_key_id, refused) = check_signed(&state, &parts, &body).await;
+    if let Some(answer) = refused {
+        return answer;
     }
     let decoded = crate::otlp::unpack(&parts.headers, &body)
         .map_err(|(_, e)| e)
@@ -636,7 +673,7 @@ async fn handle(
     match decoded {
         Ok(request) => {
             state.recorder.traces(request);
-            note(200, "");
+            state.note(access_key_id, 200, "");
             (
                 [("content-type", "application/x-protobuf")],
                 ExportTraceServiceResponse::default().encode_to_vec(),
@@ -644,10 +681,29 @@ async fn handle(
                 .into_response()
         }
         Err(e) => {
-            note(400, "BadRequest");
+            state.note(access_key_id, 400, "BadRequest");
             (http::StatusCode::BAD_REQUEST, e).into_response()
         }
     }
+}
+
+/// X-Ray's `GetTraceSegmentDestination` (REST-JSON), signed like everything else.
+async fn segment_destination(
+    axum::extract::State(state): axum::extract::State<Arc<State>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let (access_key_id, refused) = check_signed(&state, &parts, &body).await;
+    if let Some(answer) = refused {
+        return answer;
+    }
+    state.note(access_key_id, 200, "");
+    let (destination, status) = state.destination.lock().unwrap().clone();
+    axum::Json(serde_json::json!({"Destination": destination, "Status": status})).into_response()
 }
 
 #[cfg(test)]

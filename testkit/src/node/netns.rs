@@ -227,6 +227,37 @@ fn splice(a: TcpStream, b: TcpStream) {
     let _ = up.join();
 }
 
+/// A listener inside the namespace on the node IP (a free port) whose connections are
+/// forwarded to `target` on the host's loopback: how pods reach a program a test runs on
+/// 127.0.0.1 (a stand-in for an AWS endpoint). It serves until the process ends.
+pub fn expose(target: SocketAddr) -> std::io::Result<SocketAddr> {
+    let handle = std::fs::File::open(path())?;
+    let listener = std::thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(&handle, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::other)?;
+            TcpListener::bind((super::NODE_IP, 0))
+        })
+        .join()
+        .map_err(|_| std::io::Error::other("the binding thread panicked"))?
+    })?;
+    let inside = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name(format!("expose-{}", inside.port()))
+        .spawn(move || {
+            for client in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    if let Ok(upstream) =
+                        TcpStream::connect_timeout(&target, Duration::from_secs(5))
+                    {
+                        splice(client, upstream);
+                    }
+                });
+            }
+        })?;
+    Ok(inside)
+}
+
 /// Serves `pairs` of `(local port, target)` forever (the body of a detached forwarder
 /// process, for `cargo xtask cluster up`).
 pub fn serve_forever(pairs: &[(u16, SocketAddr)]) -> Result<(), String> {
