@@ -124,6 +124,14 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
             "xray-receiver-port-clash",
             "spec.app.port: Invalid value: app.port must not be a port the collector opens",
         ),
+        (
+            "xray-annotations-over-otlp",
+            "indexedAttributes and indexAllAttributes choose X-Ray annotations",
+        ),
+        (
+            "xray-otlp-unbounded-batch",
+            "spec.collector.batch.sendBatchMaxSize: Invalid value: collector.batch.sendBatchMaxSize must be 1 to 10000",
+        ),
     ];
     let dir = repo_root().join("testdata/invalid");
     let mut failures = Vec::new();

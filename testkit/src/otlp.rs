@@ -287,6 +287,9 @@ pub struct Span {
     pub attrs: HashMap<String, String>,
     /// 0 unset, 1 ok, 2 error (OTLP `StatusCode`).
     pub status: i32,
+    /// Start and end, in nanoseconds since the Unix epoch.
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
 }
 
 /// One metric data point: the metric, its attributes, and its value (the count for a
@@ -346,6 +349,8 @@ impl Recorder {
                     parent_span_id: hex(&s.parent_span_id),
                     attrs: attrs(&s.attributes),
                     status: s.status.as_ref().map_or(0, |st| st.code),
+                    start_unix_nano: s.start_time_unix_nano,
+                    end_unix_nano: s.end_time_unix_nano,
                 });
             }
         }

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::{HTTP_KEYS, Span};
+use crate::Span;
 
 /// The spans of one trace object (an element of the answer's `data`).
 pub fn spans(trace: &Value) -> Vec<Span> {
@@ -43,14 +43,7 @@ pub fn spans(trace: &Value) -> Vec<Span> {
                 kind: tag("span.kind").unwrap_or_default(),
                 error: tag("error").as_deref() == Some("true")
                     || tag("otel.status_code").as_deref() == Some("ERROR"),
-                http: HTTP_KEYS
-                    .iter()
-                    .filter_map(|names| {
-                        names
-                            .iter()
-                            .find_map(|n| tag(n).map(|v| ((*names[0]).to_owned(), v)))
-                    })
-                    .collect(),
+                http: crate::http_attributes(tag),
             }
         })
         .collect()

@@ -50,6 +50,19 @@ pub struct Span {
     pub http: Vec<(String, String)>,
 }
 
+/// The key HTTP attributes of a span whose attributes `get` reads, as [`Span::http`] holds
+/// them (for spans from other sources, e.g. OTLP).
+pub fn http_attributes(get: impl Fn(&str) -> Option<String>) -> Vec<(String, String)> {
+    HTTP_KEYS
+        .iter()
+        .filter_map(|names| {
+            names
+                .iter()
+                .find_map(|n| get(n).map(|v| (names[0].to_owned(), v)))
+        })
+        .collect()
+}
+
 /// The HTTP attributes shown, each with the older names some stores use.
 pub(crate) const HTTP_KEYS: &[&[&str]] = &[
     &["http.request.method", "http.method"],

@@ -1,15 +1,17 @@
 //! `cargo xtask demo`: the seed's docker-compose system (the seed is the Flask guide this
 //! project rebuilds, see the README), without Docker, on 127.0.0.1, with the AWS half included.
 //!
-//! Jaeger v2, and moto standing in for AWS X-Ray and CloudWatch Logs ← the OpenTelemetry
-//! Collector running the configuration rendered from `manifests/examples/aws.yaml` (only the
-//! Jaeger, X-Ray and CloudWatch endpoints pointed at the local programs) ← two traced-service
-//! processes, `checkout` calling `checkout-backend` on `/chain`. Metrics on the collector's
-//! Prometheus exporter and as EMF records in CloudWatch Logs. Stays up until Ctrl-C, then
-//! stops everything.
+//! Jaeger v2; X-Ray over OTLP (the path AWS recommends, `protocol: otlp`), to a local stand-in
+//! for X-Ray's OTLP endpoint that checks every request's SigV4 signature as AWS does (no
+//! emulator implements that endpoint); moto standing in for CloudWatch Logs ← the
+//! OpenTelemetry Collector running the configuration rendered from
+//! `manifests/examples/aws.yaml` (only the Jaeger, X-Ray and CloudWatch endpoints pointed at
+//! the local programs, and a demo access key) ← two traced-service processes, `checkout`
+//! calling `checkout-backend` on `/chain`. Metrics on the collector's Prometheus exporter and
+//! as EMF records in CloudWatch Logs. Stays up until Ctrl-C, then stops everything.
 //!
 //! On a fresh machine Jaeger builds last, in the background: the first trace is drawn from
-//! X-Ray, then Jaeger starts and the collector is restarted, so that its Jaeger exporter
+//! what X-Ray received, then Jaeger starts and the collector is restarted, so that its Jaeger exporter
 //! connects at once (a gRPC connection that failed for minutes waits up to two minutes before
 //! trying again). The waits follow what happens — traffic is sent again while waiting, each
 //! wait ends on its outcome or a generous deadline — and a failure is one message: what was
@@ -24,7 +26,8 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use testkit::collector::{Collector, Options as CollectorOptions};
 use testkit::jaeger::Jaeger;
-use testkit::moto::{self, Moto};
+use testkit::moto::Moto;
+use testkit::xray_otlp::{Key, Verifier};
 use testkit::{Process, TempDir, free_port, wait_until};
 
 use crate::jobs;
@@ -162,7 +165,7 @@ pub fn run(
     // Jaeger starts now, or late: once its build is done (or after the bench's delay).
     let late = jaeger_build.is_some() || o.delay_jaeger_secs > 0;
     let mut jaeger = (!late).then(start_jaeger);
-    eprintln!("demo: starting moto (X-Ray, CloudWatch) ...");
+    eprintln!("demo: starting moto (CloudWatch Logs) and a stand-in for X-Ray's OTLP endpoint ...");
     let aws = Moto::start();
 
     let mut app = tracedapp_api::load::from_yaml(&std::fs::read_to_string(EXAMPLE)?)
@@ -174,20 +177,35 @@ pub fn run(
         .context("the example exports to Jaeger")?;
     j.endpoint = format!("127.0.0.1:{jaeger_otlp_port}");
     j.tls.insecure = true;
-    let xray = ex.xray.as_mut().context("the example exports to X-Ray")?;
-    xray.endpoint = Some(aws.url.clone());
-    let region = xray.region.clone().context("an X-Ray region")?;
+    let xray_spec = ex.xray.as_mut().context("the example exports to X-Ray")?;
+    let region = xray_spec.region.clone().context("an X-Ray region")?;
+    let protocol = serde_json::to_value(xray_spec.protocol)?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // The collector signs with this key; the stand-in knows it, as AWS knows an account's.
+    let key = Key::new("AKIDTRACEDAPPDEMO", "demo-secret-known-to-the-stand-in");
+    let xray = Verifier::start(testkit::xray_otlp::Options {
+        region: region.clone(),
+        keys: vec![key.clone()],
+        moto_url: None,
+    });
+    xray_spec.endpoint = Some(xray.endpoint());
     let cw = ex
         .cloudwatch_metrics
         .as_mut()
         .context("the example exports to CloudWatch")?;
     cw.endpoint = Some(aws.url.clone());
     let (namespace, log_group) = (cw.namespace.clone(), cw.log_group.clone());
-    eprintln!("demo: starting the collector with the config rendered from {EXAMPLE} ...");
+    eprintln!(
+        "demo: starting the collector with the config rendered from {EXAMPLE} (X-Ray over \
+         {protocol}) ..."
+    );
     let mut collector = Collector::start_for(
         &app.spec,
         &CollectorOptions {
-            env: moto::credentials(),
+            // moto takes any key for CloudWatch Logs.
+            env: key.env(),
             prometheus_port: Some(o.prometheus_port),
             ..Default::default()
         },
@@ -259,32 +277,30 @@ pub fn run(
     };
     if late {
         eprintln!(
-            "demo: Jaeger is not up yet; waiting for the first /chain trace in X-Ray (moto) ..."
+            "demo: Jaeger is not up yet; waiting for the first /chain trace in X-Ray (over OTLP) ..."
         );
         let first = wait_for_trace(&app_url, &stop, || {
-            aws.xray_traces(&region).into_iter().find(|t| {
-                let spans = traceview::xray::spans(t);
-                spans.len() >= 3 && spans.iter().any(|s| s.name == "GET /chain")
-            })
+            chain_trace(&xray.spans(), None).map(Value::String)
         })
         .with_context(|| {
             format!(
-                "no /chain trace reached X-Ray (moto) within {} s; what the logs say:\n{}",
+                "no /chain trace reached X-Ray's OTLP endpoint (the local stand-in) within {} s; \
+                 what the logs say:\n{}",
                 TRACE_WAIT.as_secs(),
                 explain(&logs(&collector, None))
             )
         })?;
-        let Some(first) = first else {
+        let Some(Value::String(id)) = first else {
             eprintln!("\ndemo: stopping ...");
             return Ok(());
         };
         println!();
         println!(
-            "Your first trace: /chain, through the collector into X-Ray (moto). Jaeger is still \
-             building; the same kind of trace from Jaeger follows when it is up."
+            "Your first trace: /chain, through the collector into X-Ray over OTLP (SigV4-signed, \
+             checked by the local stand-in). Jaeger is still building; the same kind of trace \
+             from Jaeger follows when it is up."
         );
-        let id = first["Id"].as_str().unwrap_or_default();
-        for line in traceview::draw(id, &traceview::xray::spans(&first), &style) {
+        for line in traceview::draw(&id, &otlp_spans(&xray.spans(), &id), &style) {
             println!("  {line}");
         }
         println!();
@@ -336,14 +352,8 @@ pub fn run(
         .to_owned();
     // The same trace in X-Ray: shown if it is there within a minute (Jaeger's is the one the
     // demo waits for).
-    let mut xray_trace = None;
-    let _ = testkit::process::try_wait_until(Duration::from_secs(60), || {
-        xray_trace = aws.xray_traces(&region).into_iter().find(|t| {
-            t["Id"]
-                .as_str()
-                .is_some_and(|id| moto::w3c_trace_id(id) == trace_id)
-        });
-        xray_trace.is_some()
+    let xray_has_it = testkit::process::try_wait_until(Duration::from_secs(60), || {
+        chain_trace(&xray.spans(), Some(&trace_id)).is_some()
     });
     let mut emf = Vec::new();
     if let Some(group) = &log_group {
@@ -376,17 +386,23 @@ pub fn run(
         collector.prometheus_url
     );
     println!("  collector config: {}", collector.config_file.display());
-    println!("  AWS (moto):       {}   region {region}", aws.url);
+    let signed = xray.outcomes().iter().filter(|o| o.status == 200).count();
+    println!(
+        "  X-Ray (OTLP):     {}/v1/traces   region {region}: the path AWS recommends \
+         (exporters.xray.protocol: otlp); a local stand-in that checks every request's SigV4 \
+         signature ({signed} accepted so far)",
+        xray.endpoint()
+    );
+    println!("  CloudWatch (moto): {}   region {region}", aws.url);
     println!();
     println!("The /chain trace, from Jaeger:");
     for line in traceview::draw(&trace_id, &traceview::jaeger::spans(&jaeger_trace), &style) {
         println!("  {line}");
     }
-    if let Some(t) = &xray_trace {
+    if xray_has_it {
         println!();
-        println!("The same trace as X-Ray stored it (its segments):");
-        let id = t["Id"].as_str().unwrap_or_default();
-        for line in traceview::draw(id, &traceview::xray::spans(t), &style) {
+        println!("The same trace as X-Ray received it (OTLP, signed):");
+        for line in traceview::draw(&trace_id, &otlp_spans(&xray.spans(), &trace_id), &style) {
             println!("  {line}");
         }
     }
@@ -405,6 +421,47 @@ pub fn run(
     }
     eprintln!("\ndemo: stopping ...");
     Ok(())
+}
+
+/// The id of a whole `/chain` trace (its root and the two spans under it) among `spans`, or
+/// of trace `id` if it is one.
+fn chain_trace(spans: &[testkit::otlp::Span], id: Option<&str>) -> Option<String> {
+    spans
+        .iter()
+        .filter(|s| s.name == "GET /chain" && id.is_none_or(|id| s.trace_id == id))
+        .map(|root| &root.trace_id)
+        .find(|t| spans.iter().filter(|s| &s.trace_id == *t).count() >= 3)
+        .cloned()
+}
+
+/// The spans of trace `id`, as traceview draws them.
+fn otlp_spans(spans: &[testkit::otlp::Span], id: &str) -> Vec<traceview::Span> {
+    let ids: std::collections::HashSet<&str> = spans
+        .iter()
+        .filter(|s| s.trace_id == id)
+        .map(|s| s.span_id.as_str())
+        .collect();
+    spans
+        .iter()
+        .filter(|s| s.trace_id == id)
+        .map(|s| traceview::Span {
+            id: s.span_id.clone(),
+            parent: Some(s.parent_span_id.clone()).filter(|p| ids.contains(p.as_str())),
+            service: s.service.clone(),
+            name: s.name.clone(),
+            start_us: i64::try_from(s.start_unix_nano / 1000).unwrap_or(i64::MAX),
+            duration_us: i64::try_from(s.end_unix_nano.saturating_sub(s.start_unix_nano) / 1000)
+                .unwrap_or(i64::MAX),
+            kind: match s.kind {
+                testkit::otlp::KIND_SERVER => "server",
+                testkit::otlp::KIND_CLIENT => "client",
+                _ => "internal",
+            }
+            .to_owned(),
+            error: s.status == testkit::otlp::STATUS_ERROR,
+            http: traceview::http_attributes(|k| s.attrs.get(k).cloned()),
+        })
+        .collect()
 }
 
 /// Waits up to [`TRACE_WAIT`] for `find` to find a trace, sending traffic again every 15 s (a
