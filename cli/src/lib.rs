@@ -13,6 +13,7 @@ use tracedapp_api::TracedApp;
 use tracedapp_operator::manifests;
 
 pub mod aws;
+pub mod ecs;
 pub mod trace;
 
 /// Exit code for bad input.
@@ -21,6 +22,13 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_API: u8 = 3;
 /// Exit code for a check that found the account not ready (`aws check`).
 pub const EXIT_NOT_READY: u8 = 4;
+/// Exit code for a deployment that failed, was rolled back or was replaced (`ecs deploy`,
+/// `ecs rollback`).
+pub const EXIT_DEPLOY_FAILED: u8 = 5;
+/// Exit code for a wait that gave up (`--timeout`); the deployment goes on.
+pub const EXIT_TIMED_OUT: u8 = 6;
+/// Exit code when the user stopped waiting (Ctrl-C), as shells report SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 const ABOUT: &str = "\
 Ship a traced service to Kubernetes and AWS ECS from one TracedApp spec.
@@ -118,6 +126,41 @@ pub enum EcsCommand {
         #[arg(long, env = "AWS_ENDPOINT_URL_ECS")]
         endpoint_url: Option<String>,
     },
+    /// Deploy: register the task definition (if it changed), create the service
+    /// (`spec.ecs.service`) or update it (if it differs), then wait for the deployment this
+    /// started — by its id — until it completes (exit 0), fails or is rolled back by the
+    /// circuit breaker (exit 5, with ECS's reason, the stopped tasks' reasons and exit codes,
+    /// the last events), is replaced by a deployment someone else started (exit 5), or the
+    /// timeout passes (exit 6). Progress and new service events on stderr as they happen.
+    Deploy {
+        #[command(flatten)]
+        target: ecs::Target,
+        #[command(flatten)]
+        waiting: ecs::Waiting,
+    },
+    /// What `deploy` would change: the task definition against the family's latest ACTIVE
+    /// revision and the service against the live one, as unified diffs of the normalised
+    /// documents. Exit 1 when they differ, 0 when not (like `diff`).
+    Diff {
+        #[command(flatten)]
+        target: ecs::Target,
+    },
+    /// Put the service back on the previous ACTIVE revision of the family (or `--to N`) and
+    /// wait for that deployment like `deploy`. Deregisters nothing.
+    Rollback {
+        #[command(flatten)]
+        target: ecs::Target,
+        /// The revision to go back to.
+        #[arg(long)]
+        to: Option<i32>,
+        #[command(flatten)]
+        waiting: ecs::Waiting,
+    },
+    /// The service's deployments (state, task counts, task definition), its latest events.
+    Status {
+        #[command(flatten)]
+        target: ecs::Target,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +208,15 @@ pub enum CliError {
     Api(String),
     #[error("{0}")]
     NotReady(String),
+    #[error("{0}")]
+    DeployFailed(String),
+    /// `ecs diff` found differences (already printed).
+    #[error("")]
+    Differs,
+    #[error("{0}")]
+    TimedOut(String),
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl CliError {
@@ -173,6 +225,10 @@ impl CliError {
             CliError::BadInput(_) => EXIT_BAD_INPUT,
             CliError::Api(_) => EXIT_API,
             CliError::NotReady(_) => EXIT_NOT_READY,
+            CliError::DeployFailed(_) => EXIT_DEPLOY_FAILED,
+            CliError::Differs => 1,
+            CliError::TimedOut(_) => EXIT_TIMED_OUT,
+            CliError::Interrupted(_) => EXIT_INTERRUPTED,
         }
     }
 }
@@ -246,6 +302,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => {
             let app = read_app(&file)?;
             let site = manifests::Site { operator_namespace };
+            if target == RenderTarget::K8s
+                && app.spec.ecs.as_ref().is_some_and(|e| e.service.is_some())
+            {
+                eprintln!(
+                    "note: spec.ecs.service is for `tracedapp ecs deploy`; Kubernetes ignores it"
+                );
+            }
             if target == RenderTarget::Ecs {
                 warn_ecs(&app);
                 if let Err(errors) =
@@ -275,6 +338,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             print!("{}", trace::trace(&request).await?);
             Ok(())
+        }
+        Command::Ecs(EcsCommand::Deploy { target, waiting }) => {
+            ecs::deploy(&target, &waiting).await
+        }
+        Command::Ecs(EcsCommand::Rollback {
+            target,
+            to,
+            waiting,
+        }) => ecs::rollback(&target, to, &waiting).await,
+        Command::Ecs(EcsCommand::Status { target }) => ecs::status(&target).await,
+        Command::Ecs(EcsCommand::Diff { target }) => {
+            if ecs::diff(&target).await? {
+                Err(CliError::Differs)
+            } else {
+                Ok(())
+            }
         }
         Command::Aws(AwsCommand::Check { file, endpoint_url }) => {
             let app = read_app(&file)?;
@@ -346,7 +425,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 /// On stderr: what of the spec an ECS task cannot use, and what ECS would refuse.
-fn warn_ecs(app: &TracedApp) {
+pub(crate) fn warn_ecs(app: &TracedApp) {
     for line in tracedapp_ecs::ignored_fields(&app.spec) {
         eprintln!("warning: {line}");
     }

@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(tracedapp_cli::CliError::Differs) => ExitCode::from(1),
         Err(e) => {
             // Errors quote files and servers: print them as data.
             eprintln!(

@@ -122,12 +122,10 @@ async fn register_is_idempotent_against_moto() {
         .collect();
     assert_eq!(names, ["otel-collector", "app"]);
     let collector = &td.container_definitions[0];
+    // X-Ray over OTLP: the legacy exporter's feature gate is not passed.
     assert_eq!(
         collector.command,
-        [
-            "--config=env:TRACEDAPP_COLLECTOR_CONFIG",
-            "--feature-gates=-exporter.xray.allowDot"
-        ],
+        ["--config=env:TRACEDAPP_COLLECTOR_CONFIG"],
         "the command ECS stores is the one rendered"
     );
     let config = collector
@@ -135,7 +133,7 @@ async fn register_is_idempotent_against_moto() {
         .iter()
         .find(|e| e.name == "TRACEDAPP_COLLECTOR_CONFIG")
         .expect("the collector's config variable");
-    assert!(config.value.contains("awsxray:") && config.value.contains("memory_limiter:"));
+    assert!(config.value.contains("otlp_http/xray:") && config.value.contains("memory_limiter:"));
     assert_eq!(td.container_definitions[1].image, "ghcr.io/acme/shop:1.1.0");
 }
 

@@ -128,7 +128,7 @@ pub async fn register(client: &Client, desired: &TaskDefinition) -> Result<Outco
 }
 
 /// Puts both sides in one canonical form: sorted environment, AWS's implied defaults dropped.
-fn normalise(mut td: TaskDefinition) -> TaskDefinition {
+pub fn normalise(mut td: TaskDefinition) -> TaskDefinition {
     for c in &mut td.container_definitions {
         c.environment.sort_by(|a, b| a.name.cmp(&b.name));
         for p in &mut c.port_mappings {
@@ -352,7 +352,7 @@ fn container_from_sdk(c: &sdk::ContainerDefinition) -> ContainerDefinition {
 }
 
 /// The SDK's top-level error says little ("service error"); show its causes too.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

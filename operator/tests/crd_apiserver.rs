@@ -129,6 +129,18 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
             "indexedAttributes and indexAllAttributes choose X-Ray annotations",
         ),
         (
+            "ecs-service-without-subnets",
+            "spec.ecs.service.network.subnets: Invalid value: 0: spec.ecs.service.network.subnets in body should have at least 1 items",
+        ),
+        (
+            "ecs-service-grace-without-lb",
+            "healthCheckGracePeriodSeconds applies only with a loadBalancer",
+        ),
+        (
+            "ecs-service-no-room-to-deploy",
+            "maximumPercent must be above minimumHealthyPercent",
+        ),
+        (
             "xray-otlp-unbounded-batch",
             "spec.collector.batch.sendBatchMaxSize: Invalid value: collector.batch.sendBatchMaxSize must be 1 to 10000",
         ),

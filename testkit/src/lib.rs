@@ -15,10 +15,14 @@
 //! - [`http`]: a blocking HTTP GET.
 //! - `otlp` (feature `otlp`): an in-process OTLP receiver that records or counts.
 //! - [`prom`]: reading samples from Prometheus text.
+//! - `ecs_script` (feature `otlp`): a scripted ECS endpoint for fault injection (deployments
+//!   that complete, roll back, hang, are replaced; throttling).
 //! - `xray_otlp` (feature `otlp`): a stand-in for X-Ray's OTLP endpoint that checks SigV4
 //!   signatures as AWS does.
 
 pub mod collector;
+#[cfg(feature = "otlp")]
+pub mod ecs_script;
 pub mod http;
 pub mod image;
 pub mod jaeger;

@@ -365,7 +365,7 @@ pub struct Verifier {
     state: Arc<State>,
     recorder: Arc<Recorder>,
     outcomes: Arc<Mutex<Vec<Outcome>>>,
-    _server: Served,
+    _server: Background,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -378,14 +378,15 @@ impl std::fmt::Debug for Verifier {
 
 /// An axum app served on a free port of 127.0.0.1 by a thread of its own (so that blocking
 /// tests can use it); stops when dropped.
-struct Served {
-    addr: SocketAddr,
+#[derive(Debug)]
+pub struct Background {
+    pub addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Served {
-    fn start(app: axum::Router) -> Self {
+impl Background {
+    pub fn serve(app: axum::Router) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         listener
             .set_nonblocking(true)
@@ -414,7 +415,7 @@ impl Served {
     }
 }
 
-impl Drop for Served {
+impl Drop for Background {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -487,7 +488,7 @@ impl Verifier {
             )
             .layer(axum::extract::DefaultBodyLimit::max(32 * 1024 * 1024))
             .with_state(state.clone());
-        let server = Served::start(app);
+        let server = Background::serve(app);
         Self {
             addr: server.addr,
             state,
@@ -530,7 +531,7 @@ pub struct CredentialsEndpoint {
     /// The token a caller must present.
     pub token: String,
     served: Arc<Mutex<usize>>,
-    server: Served,
+    server: Background,
 }
 
 impl std::fmt::Debug for CredentialsEndpoint {
@@ -565,7 +566,7 @@ impl CredentialsEndpoint {
             key,
             token: token.to_owned(),
             served,
-            server: Served::start(app),
+            server: Background::serve(app),
         }
     }
 

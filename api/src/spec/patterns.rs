@@ -31,6 +31,14 @@ pub(crate) const DNS_SUBDOMAIN: &str =
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// An ECS task-definition family.
 pub(crate) const ECS_FAMILY: &str = r"^[A-Za-z0-9_-]{1,255}$";
+/// An ECS cluster: its name, or its ARN.
+pub(crate) const ECS_CLUSTER: &str = r"^([A-Za-z0-9_-]{1,255}|arn:aws(-[a-z]+)*:ecs:[a-z0-9-]+:[0-9]{12}:cluster/[A-Za-z0-9_-]{1,255})$";
+/// A VPC subnet id.
+pub(crate) const SUBNET_ID: &str = r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$";
+/// A VPC security group id.
+pub(crate) const SECURITY_GROUP_ID: &str = r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$";
+/// An Elastic Load Balancing target group ARN.
+pub(crate) const TARGET_GROUP_ARN: &str = r"^arn:aws(-[a-z]+)*:elasticloadbalancing:[a-z0-9-]+:[0-9]{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}$";
 /// ECS task CPU units.
 pub(crate) const ECS_CPU: &str = r"^[1-9][0-9]{0,5}$";
 /// ECS task memory, MiB.
@@ -87,6 +95,19 @@ pub const PATTERN_MEANINGS: &[(&str, &str)] = &[
         "a Secret name (lowercase letters, digits, '-' and '.')",
     ),
     (ECS_FAMILY, "1 to 255 letters, digits, '-' or '_'"),
+    (
+        ECS_CLUSTER,
+        "an ECS cluster name (letters, digits, '-', '_') or cluster ARN",
+    ),
+    (SUBNET_ID, "a subnet id like subnet-0123456789abcdef0"),
+    (
+        SECURITY_GROUP_ID,
+        "a security group id like sg-0123456789abcdef0",
+    ),
+    (
+        TARGET_GROUP_ARN,
+        "a target group ARN like arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef",
+    ),
     (ECS_CPU, "CPU units like 256, 512 or 1024"),
     (ECS_MEMORY, "MiB like 512 or 2048"),
     (
