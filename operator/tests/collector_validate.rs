@@ -26,21 +26,7 @@ fn specs() -> Vec<PathBuf> {
 fn validate(dir: &Path, name: &str, yaml: &str, flags: &[String]) -> (bool, String) {
     let file = dir.join(format!("{name}.yaml"));
     std::fs::write(&file, yaml).unwrap();
-    let out = Command::new(testkit::tools::otelcol())
-        .arg("validate")
-        .arg(format!("--config=file:{}", file.display()))
-        .args(flags)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
-        .envs(testkit::moto::CREDENTIALS)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    testkit::collector::validate(&file, flags, "http://127.0.0.1:1")
 }
 
 #[test]

@@ -196,3 +196,25 @@ impl Collector {
         self.process.assert_running();
     }
 }
+
+/// Runs the collector's `validate` on the configuration file `config` with `flags`, as a pod
+/// would start it, and every AWS API at `aws_endpoint` (`sigv4auth` fetches credentials while
+/// it checks its configuration, and assumes its role through STS then): static test keys, no
+/// instance metadata. `(passed, what it printed)`.
+pub fn validate(config: &std::path::Path, flags: &[String], aws_endpoint: &str) -> (bool, String) {
+    let out = Command::new(tools::otelcol())
+        .arg("validate")
+        .arg(format!("--config=file:{}", config.display()))
+        .args(flags)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL", aws_endpoint)
+        .envs(crate::moto::CREDENTIALS)
+        .output()
+        .expect("run the collector");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
