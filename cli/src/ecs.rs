@@ -6,7 +6,7 @@ use std::time::Duration;
 use tracedapp_ecs::deploy::{self, WaitEnd, WaitOptions};
 use tracedapp_ecs::model::{ServiceDefinition, TaskDefinition};
 use tracedapp_ecs::register::{self, Endpoint};
-use tracedapp_ecs::service::{normalise, service_definition};
+use tracedapp_ecs::service::{compare, normalise, service_definition};
 
 use crate::CliError;
 
@@ -129,7 +129,7 @@ pub async fn deploy(target: &Target, waiting: &Waiting) -> Result<(), CliError> 
             eprintln!("creating service {name} in cluster {cluster}...");
             (deploy::create(&client, &service).await.map_err(api)?, None)
         }
-        Some(l) if normalise(l.definition.clone()) == normalise(service.clone()) => {
+        Some(l) if compare(&l.definition, &service).0 => {
             let primary = l
                 .snapshot
                 .deployments
@@ -317,7 +317,17 @@ pub async fn diff(target: &Target) -> Result<bool, CliError> {
     let live = deploy::describe(&client, &service.cluster, &service.service_name)
         .await
         .map_err(api)?;
-    let current_service = live.map(|l| normalise(l.definition));
+    let current_service = live.map(|l| {
+        let mut current = l.definition;
+        if compare(&current, &service).1 {
+            eprintln!(
+                "note: ECS's answer left out the service's deployment configuration; it is not \
+                 compared"
+            );
+            current.deployment_configuration = service.deployment_configuration.clone();
+        }
+        normalise(current)
+    });
     let desired_service = normalise(service);
     let mut changed = false;
     let show = |label: &str, current: Option<String>, desired: String| {

@@ -130,14 +130,14 @@ fn definition_of(s: &sdk::Service, cluster: &str) -> ServiceDefinition {
             })
             .collect(),
         health_check_grace_period_seconds: s.health_check_grace_period_seconds(),
-        deployment_configuration: DeploymentConfiguration {
-            minimum_healthy_percent: d.and_then(|d| d.minimum_healthy_percent()).unwrap_or(100),
-            maximum_percent: d.and_then(|d| d.maximum_percent()).unwrap_or(200),
+        deployment_configuration: d.map(|d| DeploymentConfiguration {
+            minimum_healthy_percent: d.minimum_healthy_percent().unwrap_or(100),
+            maximum_percent: d.maximum_percent().unwrap_or(200),
             deployment_circuit_breaker: DeploymentCircuitBreaker {
                 enable: breaker.is_some_and(|b| b.enable()),
                 rollback: breaker.is_some_and(|b| b.rollback()),
             },
-        },
+        }),
         enable_execute_command: s.enable_execute_command(),
     }
 }
@@ -190,19 +190,19 @@ fn network(d: &ServiceDefinition) -> Result<sdk::NetworkConfiguration, CallError
         .build())
 }
 
-fn deployment_configuration(
-    d: &ServiceDefinition,
-) -> Result<sdk::DeploymentConfiguration, CallError> {
-    let c = &d.deployment_configuration;
+fn deployment_configuration(d: &ServiceDefinition) -> Option<sdk::DeploymentConfiguration> {
+    let c = d.deployment_configuration.as_ref()?;
     let breaker = sdk::DeploymentCircuitBreaker::builder()
         .enable(c.deployment_circuit_breaker.enable)
         .rollback(c.deployment_circuit_breaker.rollback)
         .build();
-    Ok(sdk::DeploymentConfiguration::builder()
-        .minimum_healthy_percent(c.minimum_healthy_percent)
-        .maximum_percent(c.maximum_percent)
-        .deployment_circuit_breaker(breaker)
-        .build())
+    Some(
+        sdk::DeploymentConfiguration::builder()
+            .minimum_healthy_percent(c.minimum_healthy_percent)
+            .maximum_percent(c.maximum_percent)
+            .deployment_circuit_breaker(breaker)
+            .build(),
+    )
 }
 
 fn strategy(d: &ServiceDefinition) -> Result<Vec<sdk::CapacityProviderStrategyItem>, CallError> {
@@ -266,7 +266,7 @@ pub async fn create(client: &Client, d: &ServiceDefinition) -> Result<String, Ca
         .network_configuration(network(d)?)
         .set_load_balancers(Some(load_balancers(d)).filter(|l| !l.is_empty()))
         .set_health_check_grace_period_seconds(d.health_check_grace_period_seconds)
-        .deployment_configuration(deployment_configuration(d)?)
+        .set_deployment_configuration(deployment_configuration(d))
         .enable_execute_command(d.enable_execute_command)
         .scheduling_strategy(sdk::SchedulingStrategy::Replica)
         .propagate_tags(sdk::PropagateTags::Service)
@@ -293,7 +293,7 @@ pub async fn update(client: &Client, d: &ServiceDefinition) -> Result<String, Ca
         .network_configuration(network(d)?)
         .set_load_balancers(Some(load_balancers(d)))
         .set_health_check_grace_period_seconds(d.health_check_grace_period_seconds)
-        .deployment_configuration(deployment_configuration(d)?)
+        .set_deployment_configuration(deployment_configuration(d))
         .enable_execute_command(d.enable_execute_command)
         .send()
         .await

@@ -6,10 +6,11 @@ use tracedapp_api::TracedAppSpec;
 pub fn ignored_fields(spec: &TracedAppSpec) -> Vec<String> {
     let mut out = Vec::new();
     let app = &spec.app;
-    if app.replicas != 1 {
+    let service = spec.ecs.as_ref().and_then(|e| e.service.as_ref());
+    if app.replicas != 1 && service.is_none() {
         out.push(format!(
-            "spec.app.replicas ({}) is not part of a task definition: set the desired count on \
-             the ECS service",
+            "spec.app.replicas ({}) is not part of a task definition: it becomes the ECS \
+             service's desired count with spec.ecs.service (`tracedapp ecs deploy`)",
             app.replicas
         ));
     }

@@ -132,7 +132,9 @@ pub struct ServiceDefinition {
     pub load_balancers: Vec<LoadBalancer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_grace_period_seconds: Option<i32>,
-    pub deployment_configuration: DeploymentConfiguration,
+    /// Always set in what we send; `None` when ECS's answer did not say (not compared then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_configuration: Option<DeploymentConfiguration>,
     pub enable_execute_command: bool,
 }
 

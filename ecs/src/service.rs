@@ -60,14 +60,14 @@ pub fn service_definition(app: &TracedApp, task_definition: &str) -> Option<Serv
             })
             .collect(),
         health_check_grace_period_seconds: s.health_check_grace_period_seconds,
-        deployment_configuration: DeploymentConfiguration {
+        deployment_configuration: Some(DeploymentConfiguration {
             minimum_healthy_percent: s.deployment.minimum_healthy_percent,
             maximum_percent: s.deployment.maximum_percent,
             deployment_circuit_breaker: DeploymentCircuitBreaker {
                 enable: s.deployment.rollback_on_failure,
                 rollback: s.deployment.rollback_on_failure,
             },
-        },
+        }),
         enable_execute_command: s.enable_execute_command,
     })
 }
@@ -86,6 +86,18 @@ pub fn normalise(mut s: ServiceDefinition) -> ServiceDefinition {
     s.load_balancers
         .sort_by(|a, b| a.target_group_arn.cmp(&b.target_group_arn));
     s
+}
+
+/// `live` and `desired` compared in canonical form. A deployment configuration ECS's answer
+/// left out (an emulator's gap: ECS itself always reports it) is not counted as a difference;
+/// the second value says whether that happened.
+pub fn compare(live: &ServiceDefinition, desired: &ServiceDefinition) -> (bool, bool) {
+    let mut live = live.clone();
+    let unknown = live.deployment_configuration.is_none();
+    if unknown {
+        live.deployment_configuration = desired.deployment_configuration.clone();
+    }
+    (normalise(live) == normalise(desired.clone()), unknown)
 }
 
 /// What follows the last `/` of an ARN (the whole text if none).
@@ -124,7 +136,7 @@ spec:
         assert_eq!(s.cluster, "default");
         assert_eq!(s.desired_count, 3);
         assert_eq!(s.launch_type.as_deref(), Some("FARGATE"));
-        let d = &s.deployment_configuration;
+        let d = s.deployment_configuration.as_ref().unwrap();
         assert_eq!((d.minimum_healthy_percent, d.maximum_percent), (100, 200));
         assert!(d.deployment_circuit_breaker.enable && d.deployment_circuit_breaker.rollback);
         assert_eq!(

@@ -27,6 +27,17 @@ pub fn credentials() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The text of the first `<tag>` of an XML answer.
+fn xml_value(xml: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let start = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
+        + open.len();
+    let end = xml[start..].find('<').map_or(xml.len(), |e| start + e);
+    xml[start..end].to_owned()
+}
+
 /// A running moto server; stopped when dropped.
 #[derive(Debug)]
 pub struct Moto {
@@ -38,10 +49,17 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// With moto's own settings in its environment, e.g. `MOTO_ECS_SERVICE_RUNNING` (how many
+    /// tasks a new ECS service starts with running).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("moto");
         let port = free_port();
         let mut cmd = Command::new(tools::moto_server());
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        cmd.envs(env.iter().copied());
         let process = Process::start("moto", cmd, dir.path().join("moto.log"));
         wait_until("moto to listen", Duration::from_secs(30), || {
             listening(port)
@@ -86,6 +104,72 @@ impl Moto {
             .unwrap_or_else(|e| panic!("moto {service} {path}: {e}"));
         let text = response.text().unwrap_or_default();
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("moto {service} {path}: {text}"))
+    }
+
+    /// Calls EC2's Query API (`Action=...`) in `region` with `params`; the XML answer.
+    pub fn ec2(&self, region: &str, action: &str, params: &[(&str, &str)]) -> String {
+        let mut form = vec![("Action", action), ("Version", "2016-11-15")];
+        form.extend_from_slice(params);
+        let encode = |text: &str| -> String {
+            text.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect()
+        };
+        let body: Vec<String> = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let response = reqwest::blocking::Client::new()
+            .post(&self.url)
+            .header(
+                "Authorization",
+                format!(
+                    "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/ec2/aws4_request, \
+                     SignedHeaders=host, Signature=0"
+                ),
+            )
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body.join("&"))
+            .send()
+            .unwrap_or_else(|e| panic!("moto ec2 {action}: {e}"));
+        let status = response.status();
+        let text = response.text().unwrap_or_default();
+        assert!(status.is_success(), "moto ec2 {action}: {status}: {text}");
+        text
+    }
+
+    /// A VPC with one subnet and one security group in `region`: `(subnet id, group id)`.
+    pub fn network(&self, region: &str) -> (String, String) {
+        let vpc = xml_value(
+            &self.ec2(region, "CreateVpc", &[("CidrBlock", "10.20.0.0/16")]),
+            "vpcId",
+        );
+        let subnet = xml_value(
+            &self.ec2(
+                region,
+                "CreateSubnet",
+                &[("VpcId", &vpc), ("CidrBlock", "10.20.1.0/24")],
+            ),
+            "subnetId",
+        );
+        let group = xml_value(
+            &self.ec2(
+                region,
+                "CreateSecurityGroup",
+                &[
+                    ("VpcId", &vpc),
+                    ("GroupName", "tasks"),
+                    ("GroupDescription", "the tasks"),
+                ],
+            ),
+            "groupId",
+        );
+        (subnet, group)
     }
 
     /// The roles moto's STS let someone assume so far (`AssumeRole`, `AssumeRoleWithWebIdentity`):

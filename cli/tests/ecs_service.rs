@@ -1,0 +1,213 @@
+//! `tracedapp ecs deploy | diff | rollback | status` against moto, the real ECS emulator (with
+//! its EC2 holding the VPC, subnet and security group, which moto checks): create, the same
+//! spec again, update, diff, rollback, status. moto never moves a deployment after
+//! `UpdateService`, so updates and rollbacks run with `--no-wait` here; how waiting ends is
+//! proven against the scripted endpoint (`ecs_deploy.rs`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use testkit::moto::Moto;
+
+const REGION: &str = "eu-west-1";
+
+fn write_app(dir: &Path, image: &str, subnet: &str, group: &str, replicas: u32) -> PathBuf {
+    let path = dir.join("app.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"apiVersion: tracedapp.dev/v1alpha1
+kind: TracedApp
+metadata: {{name: shop}}
+spec:
+  app: {{image: "{image}", replicas: {replicas}}}
+  exporters:
+    jaeger: {{endpoint: "jaeger:4317", tls: {{insecure: true}}}}
+  ecs:
+    region: {REGION}
+    executionRoleArn: arn:aws:iam::123456789012:role/ecsTaskExecutionRole
+    service:
+      cluster: shop-cluster
+      network:
+        subnets: [{subnet}]
+        securityGroups: [{group}]
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn tracedapp(moto: &Moto, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tracedapp"))
+        .args(args)
+        .args(["--endpoint-url", &moto.url])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent")
+        .env_remove("AWS_PROFILE")
+        // moto's new services start with every task running (rolloutState COMPLETED).
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> (Option<i32>, String, String) {
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// moto with a cluster and a network.
+fn moto() -> (Moto, String, String) {
+    let moto = Moto::start_with_env(&[("MOTO_ECS_SERVICE_RUNNING", "10")]);
+    moto.call(
+        REGION,
+        "ecs",
+        "/",
+        Some("AmazonEC2ContainerServiceV20141113.CreateCluster"),
+        &serde_json::json!({"clusterName": "shop-cluster"}),
+    );
+    let (subnet, group) = moto.network(REGION);
+    (moto, subnet, group)
+}
+
+#[test]
+fn deploy_creates_then_changes_nothing_then_updates_and_diff_says_what() {
+    let (moto, subnet, group) = moto();
+    let dir = testkit::TempDir::new("ecs-service");
+    let file = write_app(dir.path(), "ghcr.io/acme/shop:1.0", &subnet, &group, 2);
+    let f = file.to_str().unwrap();
+
+    // Nothing there yet: diff shows everything, exit 1.
+    let (code, out, err) = text(&tracedapp(&moto, &["ecs", "diff", "-f", f]));
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(
+        out.contains("+++ service shop (spec)") && out.contains(&subnet),
+        "{out}"
+    );
+
+    // Create: moto's first deployment is complete at once; deploy waits for it and says so.
+    let (code, out, err) = text(&tracedapp(
+        &moto,
+        &["ecs", "deploy", "-f", f, "--interval", "100ms"],
+    ));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains("creating service shop in cluster shop-cluster"),
+        "{err}"
+    );
+    assert!(out.contains("deployed: service shop runs shop:1"), "{out}");
+
+    // The same spec: nothing registered, nothing updated; diff agrees.
+    let (code, out, err) = text(&tracedapp(&moto, &["ecs", "deploy", "-f", f]));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("shop:1 (unchanged)") && out.contains("unchanged: service shop"),
+        "{out}"
+    );
+    let (code, out, err) = text(&tracedapp(&moto, &["ecs", "diff", "-f", f]));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.is_empty() && err.contains("no differences"),
+        "{out}{err}"
+    );
+
+    // A new image and a third task: diff names both, deploy registers and updates.
+    write_app(dir.path(), "ghcr.io/acme/shop:2.0", &subnet, &group, 3);
+    let (code, out, _) = text(&tracedapp(&moto, &["ecs", "diff", "-f", f]));
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("-      \"image\": \"ghcr.io/acme/shop:1.0\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("+      \"image\": \"ghcr.io/acme/shop:2.0\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("-  \"desiredCount\": 2") && out.contains("+  \"desiredCount\": 3"),
+        "{out}"
+    );
+    let (code, out, err) = text(&tracedapp(&moto, &["ecs", "deploy", "-f", f, "--no-wait"]));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("task definition shop:2 (new revision)"),
+        "{out}"
+    );
+    assert!(
+        err.contains("updating service shop in cluster shop-cluster (it runs shop:1)"),
+        "{err}"
+    );
+    assert!(out.contains("not waiting (--no-wait)"), "{out}");
+
+    // status: what runs, the deployments.
+    let (code, out, err) = text(&tracedapp(&moto, &["ecs", "status", "-f", f]));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.contains("service shop in cluster shop-cluster: runs shop:2, desired 3"),
+        "{out}"
+    );
+    assert!(out.contains("deployments:"), "{out}");
+
+    // Rollback: back to shop:1, nothing deregistered.
+    let (code, out, err) = text(&tracedapp(
+        &moto,
+        &["ecs", "rollback", "-f", f, "--no-wait"],
+    ));
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains("rolling service shop back from shop:2 to shop:1"),
+        "{err}"
+    );
+    let (_, out, _) = text(&tracedapp(&moto, &["ecs", "status", "-f", f]));
+    assert!(out.contains("runs shop:1"), "{out}");
+    let revisions = moto.call(
+        REGION,
+        "ecs",
+        "/",
+        Some("AmazonEC2ContainerServiceV20141113.ListTaskDefinitions"),
+        &serde_json::json!({"familyPrefix": "shop", "status": "ACTIVE"}),
+    );
+    assert_eq!(
+        revisions["taskDefinitionArns"].as_array().map(Vec::len),
+        Some(2),
+        "both revisions stay ACTIVE: {revisions}"
+    );
+
+    // Rolling back to a revision that is not there is bad input, said with what is.
+    let (code, _, err) = text(&tracedapp(
+        &moto,
+        &["ecs", "rollback", "-f", f, "--to", "7"],
+    ));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("shop:7 is not an ACTIVE revision (ACTIVE: 2, 1)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deploy_without_a_service_section_says_what_to_add() {
+    let (moto, _, _) = moto();
+    let dir = testkit::TempDir::new("ecs-no-service");
+    let file = dir.path().join("app.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {name: shop}\nspec:\n  \
+         app: {image: app:1}\n  exporters: {jaeger: {endpoint: 'j:4317'}}\n  ecs:\n    \
+         executionRoleArn: arn:aws:iam::123456789012:role/x\n",
+    )
+    .unwrap();
+    let (code, _, err) = text(&tracedapp(
+        &moto,
+        &["ecs", "deploy", "-f", file.to_str().unwrap()],
+    ));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("spec.ecs.service is not set") && err.contains("subnets:"),
+        "{err}"
+    );
+}
