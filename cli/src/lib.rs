@@ -13,8 +13,10 @@ use tracedapp_api::TracedApp;
 use tracedapp_operator::manifests;
 
 pub mod aws;
+pub mod aws_call;
 pub mod ecs;
 pub mod trace;
+pub mod verify;
 
 /// Exit code for bad input.
 pub const EXIT_BAD_INPUT: u8 = 2;
@@ -155,6 +157,15 @@ pub enum EcsCommand {
         to: Option<i32>,
         #[command(flatten)]
         waiting: ecs::Waiting,
+    },
+    /// Check against the account, before deploying, what ECS would otherwise fail on minutes
+    /// later: the cluster exists and is ACTIVE; the execution and task roles exist and trust
+    /// ecs-tasks.amazonaws.com; the subnets and security groups exist, in one VPC; the app's
+    /// image is in ECR (when it is an ECR image); whether the log group exists. One line per
+    /// problem, naming the spec field to change; exit 4 when there is any.
+    Verify {
+        #[command(flatten)]
+        target: ecs::Target,
     },
     /// The service's deployments (state, task counts, task definition), its latest events.
     Status {
@@ -348,6 +359,33 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             waiting,
         }) => ecs::rollback(&target, to, &waiting).await,
         Command::Ecs(EcsCommand::Status { target }) => ecs::status(&target).await,
+        Command::Ecs(EcsCommand::Verify { target }) => {
+            let findings = verify::verify(&target).await?;
+            let mut problems = Vec::new();
+            for f in findings {
+                match f {
+                    // Names and policies come from the account: printed as data.
+                    verify::Finding::Ok(t) => {
+                        println!("ok       {}", traceview::terminal_safe_text(&t))
+                    }
+                    verify::Finding::Note(t) => {
+                        println!("note     {}", traceview::terminal_safe_text(&t))
+                    }
+                    verify::Finding::Problem(t) => {
+                        println!("problem  {}", traceview::terminal_safe_text(&t));
+                        problems.push(t);
+                    }
+                }
+            }
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(CliError::NotReady(format!(
+                    "{} problem(s): ECS would fail on them; fix the fields named above",
+                    problems.len()
+                )))
+            }
+        }
         Command::Ecs(EcsCommand::Diff { target }) => {
             if ecs::diff(&target).await? {
                 Err(CliError::Differs)

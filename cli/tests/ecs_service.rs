@@ -211,3 +211,134 @@ fn deploy_without_a_service_section_says_what_to_add() {
         "{err}"
     );
 }
+
+/// A role in moto's IAM trusting `service`; its ARN.
+fn role(moto: &Moto, name: &str, service: &str) -> String {
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    })
+    .to_string();
+    moto.query(
+        REGION,
+        "iam",
+        "2010-05-08",
+        "CreateRole",
+        &[("RoleName", name), ("AssumeRolePolicyDocument", &policy)],
+    );
+    format!("arn:aws:iam::123456789012:role/{name}")
+}
+
+fn verify_app(
+    dir: &Path,
+    exec_role: &str,
+    task_role: &str,
+    subnet: &str,
+    group: &str,
+    image: &str,
+) -> PathBuf {
+    let path = dir.join("verify.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"apiVersion: tracedapp.dev/v1alpha1
+kind: TracedApp
+metadata: {{name: shop}}
+spec:
+  app: {{image: "{image}"}}
+  exporters:
+    jaeger: {{endpoint: "jaeger:4317", tls: {{insecure: true}}}}
+  ecs:
+    region: {REGION}
+    executionRoleArn: {exec_role}
+    taskRoleArn: {task_role}
+    service:
+      cluster: shop-cluster
+      network:
+        subnets: [{subnet}]
+        securityGroups: [{group}]
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// verify against moto: a good account passes (exit 0); then each thing ECS would fail on —
+/// a missing cluster, a role that does not exist, a role that trusts EC2 instead of ECS tasks,
+/// a security group in another VPC, an ECR tag not pushed — is one line naming its field,
+/// exit 4.
+#[test]
+fn verify_names_each_problem_by_its_field() {
+    let (moto, subnet, group) = moto();
+    let (_, other_group) = moto.network_in(REGION, "10.30");
+    let exec = role(&moto, "ecsTaskExecutionRole", "ecs-tasks.amazonaws.com");
+    let task = role(&moto, "shop-task", "ecs-tasks.amazonaws.com");
+    let ec2_role = role(&moto, "an-ec2-role", "ec2.amazonaws.com");
+    moto.call(
+        REGION,
+        "ecr",
+        "/",
+        Some("AmazonEC2ContainerRegistry_V20150921.CreateRepository"),
+        &serde_json::json!({"repositoryName": "shop"}),
+    );
+    let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 7, "digest": "sha256:4bf92f3577b34da6a3ce929d0e0e4736ab3c0d1b4b7bf0a4de7d2e0e0e0e0e0e"}, "layers": []});
+    moto.call(
+        REGION,
+        "ecr",
+        "/",
+        Some("AmazonEC2ContainerRegistry_V20150921.PutImage"),
+        &serde_json::json!({"repositoryName": "shop", "imageManifest": manifest.to_string(), "imageTag": "1.0"}),
+    );
+    let image = |tag: &str| format!("123456789012.dkr.ecr.{REGION}.amazonaws.com/shop:{tag}");
+    let dir = testkit::TempDir::new("ecs-verify");
+
+    let good = verify_app(dir.path(), &exec, &task, &subnet, &group, &image("1.0"));
+    let (code, out, err) = text(&tracedapp(
+        &moto,
+        &["ecs", "verify", "-f", good.to_str().unwrap()],
+    ));
+    assert_eq!(code, Some(0), "{out}{err}");
+    for needle in [
+        "ok       cluster shop-cluster is ACTIVE",
+        "ok       role ecsTaskExecutionRole trusts ecs-tasks.amazonaws.com",
+        "ok       role shop-task trusts ecs-tasks.amazonaws.com",
+        "ok       subnets and security groups are in vpc-",
+        "ok       image shop:1.0 is in ECR",
+        "note     log group /ecs/shop does not exist yet",
+    ] {
+        assert!(out.contains(needle), "{needle:?} in:\n{out}");
+    }
+
+    let bad = verify_app(
+        dir.path(),
+        "arn:aws:iam::123456789012:role/no-such-role",
+        &ec2_role,
+        &subnet,
+        &other_group,
+        &image("2.0"),
+    );
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&bad)
+            .unwrap()
+            .replace("shop-cluster", "no-such-cluster"),
+    )
+    .unwrap();
+    let (code, out, err) = text(&tracedapp(
+        &moto,
+        &["ecs", "verify", "-f", bad.to_str().unwrap()],
+    ));
+    assert_eq!(code, Some(4), "{out}{err}");
+    for needle in [
+        "problem  spec.ecs.service.cluster: cluster no-such-cluster is MISSING",
+        "problem  spec.ecs.executionRoleArn: role no-such-role does not exist",
+        "problem  spec.ecs.taskRoleArn: role an-ec2-role does not let ECS tasks assume it",
+        "(it names: ec2.amazonaws.com)",
+        "problem  spec.ecs.service.network: subnets and security groups must be in one VPC",
+        "problem  spec.app.image: 2.0 is not in ECR repository shop",
+    ] {
+        assert!(out.contains(needle), "{needle:?} in:\n{out}");
+    }
+    assert!(err.contains("5 problem(s)"), "{err}");
+}

@@ -108,7 +108,19 @@ impl Moto {
 
     /// Calls EC2's Query API (`Action=...`) in `region` with `params`; the XML answer.
     pub fn ec2(&self, region: &str, action: &str, params: &[(&str, &str)]) -> String {
-        let mut form = vec![("Action", action), ("Version", "2016-11-15")];
+        self.query(region, "ec2", "2016-11-15", action, params)
+    }
+
+    /// Calls a Query-protocol API (`ec2`, `iam`) of version `version`; the XML answer.
+    pub fn query(
+        &self,
+        region: &str,
+        service: &str,
+        version: &str,
+        action: &str,
+        params: &[(&str, &str)],
+    ) -> String {
+        let mut form = vec![("Action", action), ("Version", version)];
         form.extend_from_slice(params);
         let encode = |text: &str| -> String {
             text.bytes()
@@ -129,31 +141,43 @@ impl Moto {
             .header(
                 "Authorization",
                 format!(
-                    "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/ec2/aws4_request, \
+                    "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, \
                      SignedHeaders=host, Signature=0"
                 ),
             )
             .header("Content-Type", "application/x-www-form-urlencoded")
             .body(body.join("&"))
             .send()
-            .unwrap_or_else(|e| panic!("moto ec2 {action}: {e}"));
+            .unwrap_or_else(|e| panic!("moto {service} {action}: {e}"));
         let status = response.status();
         let text = response.text().unwrap_or_default();
-        assert!(status.is_success(), "moto ec2 {action}: {status}: {text}");
+        assert!(
+            status.is_success(),
+            "moto {service} {action}: {status}: {text}"
+        );
         text
     }
 
     /// A VPC with one subnet and one security group in `region`: `(subnet id, group id)`.
     pub fn network(&self, region: &str) -> (String, String) {
+        self.network_in(region, "10.20")
+    }
+
+    /// [`Moto::network`] with its own VPC of `prefix`.0.0/16 (e.g. `10.30`).
+    pub fn network_in(&self, region: &str, prefix: &str) -> (String, String) {
         let vpc = xml_value(
-            &self.ec2(region, "CreateVpc", &[("CidrBlock", "10.20.0.0/16")]),
+            &self.ec2(
+                region,
+                "CreateVpc",
+                &[("CidrBlock", &format!("{prefix}.0.0/16"))],
+            ),
             "vpcId",
         );
         let subnet = xml_value(
             &self.ec2(
                 region,
                 "CreateSubnet",
-                &[("VpcId", &vpc), ("CidrBlock", "10.20.1.0/24")],
+                &[("VpcId", &vpc), ("CidrBlock", &format!("{prefix}.1.0/24"))],
             ),
             "subnetId",
         );
@@ -163,7 +187,7 @@ impl Moto {
                 "CreateSecurityGroup",
                 &[
                     ("VpcId", &vpc),
-                    ("GroupName", "tasks"),
+                    ("GroupName", &format!("tasks-{prefix}")),
                     ("GroupDescription", "the tasks"),
                 ],
             ),
