@@ -27,6 +27,11 @@ pub struct Target {
 /// How `deploy` and `rollback` wait.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Waiting {
+    /// Once the deployment completes, also wait until the new tasks' collectors report that
+    /// every trace exporter delivered spans and none is failing (their own counters, read
+    /// back from CloudWatch Logs: see `ecs status`).
+    #[arg(long, conflicts_with = "no_wait")]
+    pub wait_for_telemetry: bool,
     /// Give up waiting after this long (`90s`, `30m`, `1h`); the deployment goes on.
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -60,6 +65,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// The app, its task definition and its service, as the spec says (the service running the
 /// family's name until registration says which revision).
 struct Plan {
+    app: tracedapp_api::TracedApp,
     td: TaskDefinition,
     service: ServiceDefinition,
     endpoint: Endpoint,
@@ -86,6 +92,7 @@ fn plan(target: &Target) -> Result<Plan, CliError> {
         )));
     };
     Ok(Plan {
+        app,
         td,
         service,
         endpoint: Endpoint {
@@ -102,10 +109,10 @@ fn api(e: impl std::fmt::Display) -> CliError {
 /// `ecs deploy`.
 pub async fn deploy(target: &Target, waiting: &Waiting) -> Result<(), CliError> {
     let Plan {
+        app,
         td,
         mut service,
         endpoint,
-        ..
     } = plan(target)?;
     let client = register::client(&endpoint).await;
     eprintln!("registering task definition family {:?}...", td.family);
@@ -165,32 +172,102 @@ pub async fn deploy(target: &Target, waiting: &Waiting) -> Result<(), CliError> 
             )
         }
     };
-    finish(
-        &client,
-        target,
-        waiting,
-        &cluster,
-        &name,
-        &ours,
-        previous.as_deref(),
-        &service.task_definition,
-    )
-    .await
+    let region = endpoint.region.clone().unwrap_or_default();
+    let new = Deployed {
+        client: &client,
+        cluster: &cluster,
+        name: &name,
+        ours: &ours,
+        previous: previous.as_deref(),
+        task_definition: &service.task_definition,
+    };
+    finish(&new, target, waiting).await?;
+    if waiting.wait_for_telemetry {
+        telemetry_arrives(&app, &td.family, &region, waiting).await?;
+    }
+    Ok(())
 }
 
-/// Reports the deployment `ours` (started), waits for it unless told not to, and says how it
-/// ended, as an exit code.
-#[allow(clippy::too_many_arguments)]
-async fn finish(
-    client: &aws_sdk_ecs::Client,
-    target: &Target,
+/// A deployment just started.
+struct Deployed<'a> {
+    client: &'a aws_sdk_ecs::Client,
+    cluster: &'a str,
+    name: &'a str,
+    ours: &'a str,
+    previous: Option<&'a str>,
+    task_definition: &'a str,
+}
+
+/// Waits until the collectors that reported since now say every trace exporter delivered
+/// spans and none fails; reports what they say as it changes.
+async fn telemetry_arrives(
+    app: &tracedapp_api::TracedApp,
+    family: &str,
+    region: &str,
     waiting: &Waiting,
-    cluster: &str,
-    name: &str,
-    ours: &str,
-    previous: Option<&str>,
-    task_definition: &str,
 ) -> Result<(), CliError> {
+    let since = std::time::SystemTime::now();
+    let caller = crate::aws_call::Caller::new(region, None).await;
+    let config = tracedapp_api::collector::render(&app.spec);
+    let trace_exporters: Vec<String> = config
+        .service
+        .pipelines
+        .iter()
+        .filter(|(name, _)| name.starts_with("traces"))
+        .flat_map(|(_, p)| p.exporters.clone())
+        .collect();
+    eprintln!(
+        "waiting for the new tasks' telemetry: every trace exporter ({}) delivering spans...",
+        trace_exporters.join(", ")
+    );
+    let deadline = std::time::Instant::now() + waiting.timeout;
+    let mut last = String::new();
+    loop {
+        let health = crate::telemetry::read_since(&caller, app, family, Some(since))
+            .await
+            .map_err(CliError::Api)?;
+        if health.line != last {
+            eprintln!("  {}", traceview::terminal_safe_text(&health.line));
+            last = health.line.clone();
+        }
+        if health.healthy == Some(false) {
+            return Err(CliError::DeployFailed(format!(
+                "the deployment completed, but its telemetry is failing: {}",
+                health.line
+            )));
+        }
+        let all_sent = trace_exporters
+            .iter()
+            .all(|e| health.sent_spans.get(e).is_some_and(|n| *n > 0));
+        if health.healthy == Some(true) && all_sent {
+            println!(
+                "telemetry: the new tasks' spans reach every trace exporter ({})",
+                trace_exporters.join(", ")
+            );
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(CliError::TimedOut(format!(
+                "gave up after {} waiting for the new tasks' spans to reach every exporter; \
+                 last: {last}",
+                human(waiting.timeout)
+            )));
+        }
+        tokio::time::sleep(waiting.interval.max(std::time::Duration::from_secs(2))).await;
+    }
+}
+
+/// Reports the deployment (started), waits for it unless told not to, and says how it ended,
+/// as an exit code.
+async fn finish(d: &Deployed<'_>, target: &Target, waiting: &Waiting) -> Result<(), CliError> {
+    let Deployed {
+        client,
+        cluster,
+        name,
+        ours,
+        previous,
+        task_definition,
+    } = *d;
     let file = target.file.display();
     if waiting.no_wait {
         println!(
@@ -418,17 +495,15 @@ pub async fn rollback(target: &Target, to: Option<i32>, waiting: &Waiting) -> Re
     let ours = deploy::switch_to(&client, &cluster, &name, &wanted)
         .await
         .map_err(api)?;
-    finish(
-        &client,
-        target,
-        waiting,
-        &cluster,
-        &name,
-        &ours,
-        Some(&current),
-        &wanted,
-    )
-    .await
+    let back = Deployed {
+        client: &client,
+        cluster: &cluster,
+        name: &name,
+        ours: &ours,
+        previous: Some(&current),
+        task_definition: &wanted,
+    };
+    finish(&back, target, waiting).await
 }
 
 fn list(revisions: &[i32]) -> String {
@@ -442,22 +517,47 @@ fn list(revisions: &[i32]) -> String {
         .join(", ")
 }
 
-/// `ecs status`: the service's deployments, counts and latest events.
+/// `ecs status`: the service's deployments, counts and latest events, and what its collectors
+/// say of their exports (`ExportHealthy`, as on Kubernetes).
 pub async fn status(target: &Target) -> Result<(), CliError> {
     let Plan {
-        service, endpoint, ..
+        app,
+        td,
+        service,
+        endpoint,
     } = plan(target)?;
     let client = register::client(&endpoint).await;
     let (cluster, name) = (service.cluster.clone(), service.service_name.clone());
-    let Some(live) = deploy::describe(&client, &cluster, &name)
-        .await
-        .map_err(api)?
-    else {
-        println!(
+    // The service's state, then the telemetry, even if the service could not be read.
+    let described = deploy::describe(&client, &cluster, &name).await;
+    match &described {
+        Ok(None) => println!(
             "service {name} does not exist in cluster {cluster} (`tracedapp ecs deploy` creates it)"
-        );
-        return Ok(());
-    };
+        ),
+        Ok(Some(live)) => print_service(&name, &cluster, live),
+        Err(e) => println!(
+            "service {name}: {}",
+            traceview::terminal_safe_text(&e.to_string())
+        ),
+    }
+    let region = endpoint.region.clone().unwrap_or_default();
+    let caller = crate::aws_call::Caller::new(&region, None).await;
+    let health = crate::telemetry::read_since(&caller, &app, &td.family, None)
+        .await
+        .map_err(CliError::Api)?;
+    let safe = traceview::terminal_safe_text;
+    println!(
+        "telemetry (the collectors' own counters, from {}):",
+        tracedapp_api::collector::self_telemetry_log_group(&td.family)
+    );
+    println!("  {}", safe(&health.line));
+    for e in &health.exporters {
+        println!("  {}", safe(e));
+    }
+    described.map(|_| ()).map_err(api)
+}
+
+fn print_service(name: &str, cluster: &str, live: &deploy::Live) {
     let safe = traceview::terminal_safe_text;
     println!(
         "service {name} in cluster {cluster}: runs {}, desired {}",
@@ -477,5 +577,4 @@ pub async fn status(target: &Target) -> Result<(), CliError> {
             println!("  {}", safe(&e.message));
         }
     }
-    Ok(())
 }

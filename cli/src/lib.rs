@@ -15,6 +15,7 @@ use tracedapp_operator::manifests;
 pub mod aws;
 pub mod aws_call;
 pub mod ecs;
+pub mod telemetry;
 pub mod trace;
 pub mod verify;
 

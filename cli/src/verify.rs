@@ -90,7 +90,7 @@ pub async fn verify(target: &Target) -> Result<Vec<Finding>, CliError> {
         url: target.endpoint_url.clone(),
     };
     let ecs = tracedapp_ecs::register::client(&endpoint).await;
-    let aws = Caller::new(&region, target.endpoint_url.clone()).await;
+    let aws = Caller::new(&region, None).await;
     let mut out = Vec::new();
 
     // The cluster.
@@ -284,7 +284,7 @@ pub async fn verify(target: &Target) -> Result<Vec<Finding>, CliError> {
             let caller = if image_region == region {
                 None
             } else {
-                Some(Caller::new(&image_region, target.endpoint_url.clone()).await)
+                Some(Caller::new(&image_region, None).await)
             };
             let id = if reference.starts_with("sha256:") {
                 json!({"imageDigest": reference})

@@ -42,12 +42,13 @@ fn tracedapp(moto: &Moto, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tracedapp"))
         .args(args)
         .args(["--endpoint-url", &moto.url])
+        // IAM, EC2, CloudWatch Logs and ECR (verify, status) at moto too.
+        .env("AWS_ENDPOINT_URL", &moto.url)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/nonexistent")
         .env_remove("AWS_PROFILE")
-        // moto's new services start with every task running (rolloutState COMPLETED).
         .output()
         .unwrap()
 }

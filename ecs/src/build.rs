@@ -56,7 +56,7 @@ pub fn task_definition_in(app: &TracedApp, region: &str) -> TaskDefinition {
         read_only: false,
     };
 
-    let yaml = collector::render(spec).to_yaml();
+    let yaml = collector::ecs_config(spec, &family, region).to_yaml();
     let adot = spec.collector.distribution == Distribution::Adot;
     let collector_ports = sidecar::collector_ports(spec)
         .into_iter()

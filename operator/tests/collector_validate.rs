@@ -48,6 +48,12 @@ fn every_rendered_config_passes_the_real_collector() {
         if !ok {
             failures.push(format!("{}:\n{output}", spec.display()));
         }
+        // The ECS task's collector runs the same plus its own counters' pipeline.
+        let ecs = tracedapp_api::collector::ecs_config(&app.spec, "family", "eu-west-1").to_yaml();
+        let (ok, output) = validate(dir.path(), &format!("{name}-ecs"), &ecs, &flags);
+        if !ok {
+            failures.push(format!("{} (ECS):\n{output}", spec.display()));
+        }
     }
     assert!(aws >= 3, "the cases cover the AWS components ({aws} do)");
     assert!(failures.is_empty(), "{}", failures.join("\n"));

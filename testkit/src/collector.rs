@@ -34,6 +34,10 @@ pub struct Options {
     pub env: Vec<(String, String)>,
     /// Port of the Prometheus exporter (free if `None`).
     pub prometheus_port: Option<u16>,
+    /// Keep the collector's own telemetry on (served on a free port, and pushed to its own
+    /// `otlp/collector` receiver, moved to a free port too, when the configuration has one:
+    /// the ECS configuration's self-reporting); otherwise it is off.
+    pub own_telemetry: bool,
 }
 
 impl Collector {
@@ -73,6 +77,7 @@ impl Collector {
                 flags,
                 env,
                 prometheus_port: options.prometheus_port,
+                own_telemetry: options.own_telemetry,
             },
         )
     }
@@ -82,19 +87,44 @@ impl Collector {
         let dir = TempDir::new("otelcol");
         let file = dir.path().join("collector.yaml");
         std::fs::write(&file, config).unwrap();
-        let has_xray_receiver = serde_saphyr::from_str::<serde_json::Value>(config)
-            .is_ok_and(|c| c["receivers"]["awsxray"].is_object());
+        let parsed = serde_saphyr::from_str::<serde_json::Value>(config).unwrap_or_default();
+        let has_xray_receiver = parsed["receivers"]["awsxray"].is_object();
+        let reports_itself = parsed["receivers"]["otlp/collector"].is_object();
         let launch = || {
-            let [grpc, http, health, free_prom, xray_udp, xray_proxy] =
-                [(); 6].map(|_| free_port());
+            let [
+                grpc,
+                http,
+                health,
+                free_prom,
+                xray_udp,
+                xray_proxy,
+                own,
+                own_push,
+            ] = [(); 8].map(|_| free_port());
             let prom = options.prometheus_port.unwrap_or(free_prom);
             let mut overrides = vec![
                 format!("receivers::otlp::protocols::grpc::endpoint: 127.0.0.1:{grpc}"),
                 format!("receivers::otlp::protocols::http::endpoint: 127.0.0.1:{http}"),
                 format!("extensions::health_check::endpoint: 127.0.0.1:{health}"),
                 format!("exporters::prometheus::endpoint: 127.0.0.1:{prom}"),
-                "service::telemetry::metrics::level: none".to_owned(),
             ];
+            if !options.own_telemetry {
+                overrides.push("service::telemetry::metrics::level: none".to_owned());
+            } else {
+                let mut readers = format!(
+                    "{{pull: {{exporter: {{prometheus: {{host: 127.0.0.1, port: {own}}}}}}}}}"
+                );
+                if reports_itself {
+                    overrides.push(format!(
+                        "receivers::otlp/collector::protocols::http::endpoint: 127.0.0.1:{own_push}"
+                    ));
+                    readers.push_str(&format!(
+                        ", {{periodic: {{interval: 2000, exporter: {{otlp: {{protocol: http/protobuf, \
+                         endpoint: 'http://127.0.0.1:{own_push}'}}}}}}}}"
+                    ));
+                }
+                overrides.push(format!("service::telemetry::metrics::readers: [{readers}]"));
+            }
             if has_xray_receiver {
                 overrides.push(format!(
                     "receivers::awsxray::endpoint: 127.0.0.1:{xray_udp}"

@@ -35,13 +35,21 @@ pub const HEALTH_PORT: i32 = 13133;
 pub const XRAY_UDP_PORT: i32 = 2000;
 /// The collector's own telemetry (Prometheus).
 pub const TELEMETRY_PORT: i32 = 8888;
+/// On ECS, where no operator reads port 8888: the collector pushes its own telemetry to itself
+/// on this loopback port (OTLP/HTTP), and on to CloudWatch ([`ecs_config`]).
+pub const SELF_TELEMETRY_PORT: i32 = 4320;
 
 /// Every port the collector opens in the pod or task besides its Prometheus exporter's, which
 /// the app's port and the Prometheus port must avoid: `(port, what, only with xrayReceiver)`.
-pub const COLLECTOR_PORTS: [(i32, &str, bool); 5] = [
+pub const COLLECTOR_PORTS: [(i32, &str, bool); 6] = [
     (OTLP_GRPC_PORT, "OTLP/gRPC receiver", false),
     (OTLP_HTTP_PORT, "OTLP/HTTP receiver", false),
     (TELEMETRY_PORT, "collector's own telemetry", false),
+    (
+        SELF_TELEMETRY_PORT,
+        "collector's own telemetry on ECS",
+        false,
+    ),
     (HEALTH_PORT, "health check", false),
     (
         XRAY_UDP_PORT,
@@ -464,6 +472,74 @@ fn awsxray(x: &XrayExporter, region: &str) -> Value {
         cfg.insert("indexed_attributes".into(), json!(x.indexed_attributes));
     }
     Value::Object(cfg)
+}
+
+/// The CloudWatch metric namespace of the collectors' own counters on ECS.
+pub const SELF_TELEMETRY_NAMESPACE: &str = "TracedApp/Collector";
+
+/// The log group that holds the collectors' own counters of an ECS task family (EMF records:
+/// `otelcol_exporter_sent_spans` and friends, by `exporter` and `service.instance.id`, one
+/// collector each). `tracedapp ecs status` reads it back.
+pub fn self_telemetry_log_group(family: &str) -> String {
+    format!("/tracedapp/collector/{family}")
+}
+
+/// Name of the pipeline that carries the collector's own counters on ECS.
+pub const SELF_TELEMETRY_PIPELINE: &str = "metrics/collector";
+
+/// The configuration an ECS task's collector runs: [`render`]'s, plus its own export counters
+/// sent to CloudWatch — the collector pushes them to itself every 10 s (an OTLP reader of its
+/// telemetry, to a receiver on loopback), and a pipeline of their own takes them to CloudWatch
+/// Logs as EMF in [`self_telemetry_log_group`], with the collector's instance id. On
+/// Kubernetes the operator reads port 8888 instead; on ECS nothing could.
+pub fn ecs_config(spec: &TracedAppSpec, family: &str, region: &str) -> CollectorConfig {
+    let mut c = render(spec);
+    c.receivers.insert(
+        "otlp/collector".to_owned(),
+        json!({"protocols": {"http": {"endpoint": format!("127.0.0.1:{SELF_TELEMETRY_PORT}")}}}),
+    );
+    let mut emf = serde_json::Map::new();
+    emf.insert("region".into(), region.into());
+    emf.insert("namespace".into(), SELF_TELEMETRY_NAMESPACE.into());
+    emf.insert(
+        "log_group_name".into(),
+        self_telemetry_log_group(family).into(),
+    );
+    emf.insert("dimension_rollup_option".into(), "NoDimensionRollup".into());
+    emf.insert(
+        "resource_to_telemetry_conversion".into(),
+        json!({"enabled": true}),
+    );
+    if let Some(endpoint) = spec
+        .exporters
+        .cloudwatch_metrics
+        .as_ref()
+        .and_then(|c| c.endpoint.clone())
+    {
+        emf.insert("endpoint".into(), endpoint.into());
+    }
+    c.exporters
+        .insert("awsemf/collector".to_owned(), Value::Object(emf));
+    c.service.pipelines.insert(
+        SELF_TELEMETRY_PIPELINE.to_owned(),
+        Pipeline {
+            receivers: vec!["otlp/collector".to_owned()],
+            processors: vec!["memory_limiter".to_owned(), "batch".to_owned()],
+            exporters: vec!["awsemf/collector".to_owned()],
+        },
+    );
+    c.service
+        .telemetry
+        .metrics
+        .readers
+        .push(json!({"periodic": {
+            "interval": 10000,
+            "exporter": {"otlp": {
+                "protocol": "http/protobuf",
+                "endpoint": format!("http://127.0.0.1:{SELF_TELEMETRY_PORT}"),
+            }},
+        }}));
+    c
 }
 
 impl CollectorConfig {

@@ -66,24 +66,30 @@ pub fn parse(text: &str, expected: &[String]) -> BTreeMap<String, Counters> {
         let Ok(value) = value.parse::<f64>() else {
             continue;
         };
-        // Counters are exposed with or without `_total`, by collector version.
-        let family = family.strip_suffix("_total").unwrap_or(family);
-        let c = out.entry(exporter.clone()).or_default();
-        let field = match family {
-            "otelcol_exporter_sent_spans" => &mut c.sent_spans,
-            "otelcol_exporter_send_failed_spans" | "otelcol_exporter_enqueue_failed_spans" => {
-                &mut c.failed_spans
-            }
-            "otelcol_exporter_sent_metric_points" => &mut c.sent_points,
-            "otelcol_exporter_send_failed_metric_points"
-            | "otelcol_exporter_enqueue_failed_metric_points" => &mut c.failed_points,
-            "otelcol_exporter_queue_size" => &mut c.queued,
-            _ => continue,
-        };
-        // `as` saturates: NaN is 0, a huge value is u64::MAX.
-        *field = field.saturating_add(value.max(0.0) as u64);
+        add(out.entry(exporter.clone()).or_default(), family, value);
     }
     out
+}
+
+/// Adds `value` of the series `family` (a collector metric name, with or without `_total`) to
+/// the counter it feeds; false for a family that feeds none. The one list of which metric is
+/// which counter: the Prometheus text here, the EMF records `tracedapp ecs status` reads.
+pub fn add(c: &mut Counters, family: &str, value: f64) -> bool {
+    let family = family.strip_suffix("_total").unwrap_or(family);
+    let field = match family {
+        "otelcol_exporter_sent_spans" => &mut c.sent_spans,
+        "otelcol_exporter_send_failed_spans" | "otelcol_exporter_enqueue_failed_spans" => {
+            &mut c.failed_spans
+        }
+        "otelcol_exporter_sent_metric_points" => &mut c.sent_points,
+        "otelcol_exporter_send_failed_metric_points"
+        | "otelcol_exporter_enqueue_failed_metric_points" => &mut c.failed_points,
+        "otelcol_exporter_queue_size" => &mut c.queued,
+        _ => return false,
+    };
+    // `as` saturates: NaN is 0, a huge value is u64::MAX.
+    *field = field.saturating_add(value.max(0.0) as u64);
+    true
 }
 
 /// Every exporter a text names (tests only: the sampler counts the expected ones alone).
