@@ -212,7 +212,7 @@ spec:
     }
 
     #[test]
-    fn collector_gets_the_same_config_as_on_kubernetes() {
+    fn collector_gets_the_kubernetes_config_plus_its_own_counters() {
         let a = app("");
         let td = task_definition(&a);
         let c = container(&td, COLLECTOR_CONTAINER);
@@ -223,7 +223,23 @@ spec:
             "the same flags as the Kubernetes sidecar"
         );
         let env = c.environment.iter().find(|e| e.name == CONFIG_ENV).unwrap();
-        assert_eq!(env.value, collector::render(&a.spec).to_yaml());
+        assert_eq!(
+            env.value,
+            collector::ecs_config(&a.spec, &td.family, &region(&a.spec, None)).to_yaml()
+        );
+        // Everything the Kubernetes sidecar runs is in it, unchanged.
+        let k8s = collector::render(&a.spec);
+        let ecs = collector::ecs_config(&a.spec, &td.family, "us-east-1");
+        for (name, exporter) in &k8s.exporters {
+            assert_eq!(ecs.exporters.get(name), Some(exporter), "{name}");
+        }
+        for (name, pipeline) in &k8s.service.pipelines {
+            assert_eq!(ecs.service.pipelines.get(name), Some(pipeline), "{name}");
+        }
+        assert_eq!(
+            ecs.service.pipelines[collector::SELF_TELEMETRY_PIPELINE].exporters,
+            ["awsemf/collector"]
+        );
     }
 
     #[test]
