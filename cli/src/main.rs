@@ -4,6 +4,21 @@ use clap::Parser;
 use tracedapp_cli::{Cli, run};
 
 fn main() -> ExitCode {
+    // Output piped into `head` and closed early: stop quietly, as other tools do (exit 141,
+    // SIGPIPE's), instead of a panic message.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
