@@ -196,11 +196,12 @@ pub enum AwsCommand {
 /// What `render` produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RenderTarget {
-    /// ConfigMap, ServiceAccount, Deployment, Service.
+    /// ConfigMap, ServiceAccount, Deployment, Service, NetworkPolicy.
     K8s,
     /// The ECS task definition (RegisterTaskDefinition input).
     Ecs,
-    /// The OpenTelemetry Collector configuration.
+    /// The OpenTelemetry Collector configuration, exactly as the Kubernetes sidecar runs it
+    /// (the ConfigMap's content; an ECS task's is in its task definition).
     Collector,
 }
 
@@ -259,12 +260,12 @@ pub fn render(
     site: &manifests::Site,
 ) -> Result<String, CliError> {
     let out = match (target, format) {
+        // Exactly what the sidecar runs (the ConfigMap's content); the ECS task's is in the
+        // task definition (`render ecs`).
         (RenderTarget::Collector, None | Some(Format::Yaml)) => {
-            tracedapp_api::collector::render(&app.spec).to_yaml()
+            manifests::Rendered::config(app).to_yaml()
         }
-        (RenderTarget::Collector, Some(Format::Json)) => {
-            json(&tracedapp_api::collector::render(&app.spec))
-        }
+        (RenderTarget::Collector, Some(Format::Json)) => json(&manifests::Rendered::config(app)),
         (RenderTarget::K8s, None | Some(Format::Yaml)) => {
             let docs: Vec<String> = manifests::build_at(app, site)
                 .list()

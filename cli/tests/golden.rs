@@ -118,3 +118,31 @@ fn the_binary_prints_the_golden_error() {
         std::fs::read_to_string(testdata().join("invalid/app-port-clash.error")).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stderr), expected);
 }
+
+/// `render collector` prints what runs: the ConfigMap's content that `render k8s` holds, and
+/// the ECS task's collector runs that configuration plus its own counters' pipeline.
+#[test]
+fn the_collector_config_printed_is_the_one_that_runs() {
+    for input in files_ending(&testdata(), ".input.yaml") {
+        let app = read_app(&input).unwrap();
+        let printed = render(&app, RenderTarget::Collector, None, &Default::default()).unwrap();
+        let k8s = render(
+            &app,
+            RenderTarget::K8s,
+            Some(Format::Json),
+            &Default::default(),
+        )
+        .unwrap();
+        let list: serde_json::Value = serde_json::from_str(&k8s).unwrap();
+        let held = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "ConfigMap")
+            .and_then(|cm| cm["data"].as_object())
+            .and_then(|d| d.values().next())
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("{}: a ConfigMap with the config", input.display()));
+        assert_eq!(printed, held, "{}", input.display());
+    }
+}

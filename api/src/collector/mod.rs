@@ -186,8 +186,10 @@ pub fn image(spec: &TracedAppSpec) -> String {
     })
 }
 
-/// Region for AWS components: X-Ray's, else CloudWatch's, else ECS's, else `us-east-1`.
-fn aws_region(spec: &TracedAppSpec) -> String {
+/// Region for AWS components, the one resolution for a render: an exporter's own region
+/// (X-Ray's, else CloudWatch's), else the region the task runs in (`task_region`: the ECS
+/// render's, which honours `--region`), else `spec.ecs.region`, else `us-east-1`.
+fn aws_region(spec: &TracedAppSpec, task_region: Option<&str>) -> String {
     let ex = &spec.exporters;
     ex.xray
         .as_ref()
@@ -197,12 +199,18 @@ fn aws_region(spec: &TracedAppSpec) -> String {
                 .as_ref()
                 .and_then(|c| c.region.clone())
         })
+        .or_else(|| task_region.map(str::to_owned))
         .or_else(|| spec.ecs.as_ref().map(|e| e.region.clone()))
         .unwrap_or_else(|| "us-east-1".to_owned())
 }
 
 /// Builds the collector configuration for a (validated) spec.
 pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
+    render_in(spec, None)
+}
+
+/// [`render`] for a collector running in `task_region` (see [`aws_region`]).
+fn render_in(spec: &TracedAppSpec, task_region: Option<&str>) -> CollectorConfig {
     let mut receivers = BTreeMap::new();
     let mut processors = BTreeMap::new();
     let mut exporters = BTreeMap::new();
@@ -226,7 +234,7 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
             "endpoint".into(),
             format!("localhost:{XRAY_UDP_PORT}").into(),
         );
-        proxy.insert("region".into(), aws_region(spec).into());
+        proxy.insert("region".into(), aws_region(spec, task_region).into());
         if let Some(endpoint) = xray.and_then(|x| x.endpoint.clone()) {
             proxy.insert("aws_endpoint".into(), endpoint.into());
         }
@@ -291,7 +299,7 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
     }
     let mut service_extensions = vec!["health_check".to_owned()];
     if let Some(x) = spec.exporters.xray.as_ref().filter(|x| x.enabled) {
-        let region = aws_region(spec);
+        let region = aws_region(spec, task_region);
         let name = match x.protocol {
             XrayProtocol::Otlp => {
                 let (auth, exporter) = xray_otlp(spec, x, &region);
@@ -322,7 +330,10 @@ pub fn render(spec: &TracedAppSpec) -> CollectorConfig {
         let mut cfg = serde_json::Map::new();
         cfg.insert(
             "region".into(),
-            cw.region.clone().unwrap_or_else(|| aws_region(spec)).into(),
+            cw.region
+                .clone()
+                .unwrap_or_else(|| aws_region(spec, task_region))
+                .into(),
         );
         cfg.insert("namespace".into(), cw.namespace.clone().into());
         cfg.insert("log_group_name".into(), log_group.into());
@@ -493,7 +504,7 @@ pub const SELF_TELEMETRY_PIPELINE: &str = "metrics/collector";
 /// Logs as EMF in [`self_telemetry_log_group`], with the collector's instance id. On
 /// Kubernetes the operator reads port 8888 instead; on ECS nothing could.
 pub fn ecs_config(spec: &TracedAppSpec, family: &str, region: &str) -> CollectorConfig {
-    let mut c = render(spec);
+    let mut c = render_in(spec, Some(region));
     c.receivers.insert(
         "otlp/collector".to_owned(),
         json!({"protocols": {"http": {"endpoint": format!("127.0.0.1:{SELF_TELEMETRY_PORT}")}}}),

@@ -199,3 +199,26 @@ fn a_port_rule_refuses_every_collector_port() {
         assert!(cel.contains(&port.to_string()), "{port} missing in {cel}");
     }
 }
+
+#[test]
+fn one_region_resolution_an_exporters_own_then_the_tasks() {
+    // No exporter names a region: the task's region (ECS `--region`) is the collector's too.
+    let s = spec(&format!(
+        "{}\n  collector: {{xrayReceiver: true}}",
+        jaeger()
+    ));
+    let c = ecs_config(&s, "shop", "ap-northeast-1");
+    assert_eq!(
+        c.receivers["awsxray"]["proxy_server"]["region"],
+        "ap-northeast-1"
+    );
+    assert_eq!(c.exporters["awsemf/collector"]["region"], "ap-northeast-1");
+    // An exporter's own region wins.
+    let s = spec("  exporters: {xray: {region: eu-west-1}}\n  collector: {xrayReceiver: true}");
+    let c = ecs_config(&s, "shop", "ap-northeast-1");
+    assert_eq!(
+        c.receivers["awsxray"]["proxy_server"]["region"],
+        "eu-west-1"
+    );
+    assert_eq!(c.extensions["sigv4auth/xray"]["region"], "eu-west-1");
+}

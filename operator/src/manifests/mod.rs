@@ -48,11 +48,15 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// The collector configuration the sidecar of `app` runs: the renderer's, with the
+    /// collector's own metrics served on the pod's IP (for the operator's export-health reads).
+    pub fn config(app: &TracedApp) -> CollectorConfig {
+        collector::render(&app.spec).telemetry_on(&format!("${{env:{POD_IP_ENV}}}"))
+    }
+
     /// Renders the collector configuration of `app`.
     pub fn new(app: &TracedApp) -> Self {
-        let config: CollectorConfig =
-            collector::render(&app.spec).telemetry_on(&format!("${{env:{POD_IP_ENV}}}"));
-        let collector_yaml = config.to_yaml();
+        let collector_yaml = Self::config(app).to_yaml();
         let config_hash = collector::short_hash(&collector_yaml);
         Self {
             collector_yaml,
