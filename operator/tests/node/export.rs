@@ -158,17 +158,6 @@ fn xray_over_otlp(
     };
     point_at("xray-keys");
     crate::scenarios::rolled_out(rig)?;
-    let exports = rig.jsonpath(DEMO, &format!("ta/{APP}"), "{.status.exports}");
-    wait(
-        "the X-Ray exporter in the status",
-        Duration::from_secs(60),
-        || {
-            rig.jsonpath(DEMO, &format!("ta/{APP}"), "{.status.exports}")
-                .contains("otlp_http/xray")
-        },
-    )
-    .map_err(|e| format!("{e}: {exports}"))?;
-
     // /chain with trace ids of our choosing (the service continues a sampled traceparent).
     let addr = service_addr(rig, DEMO, APP, 3000);
     let ids: Vec<String> = (1..=10u32)
