@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand, ValueEnum};
 use tracedapp_api::TracedApp;
 
-use tracedapp_operator::manifests;
+use tracedapp_k8s::manifests;
 
 pub mod aws;
 pub mod aws_call;

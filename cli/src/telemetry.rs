@@ -13,9 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tracedapp_api::TracedApp;
-use tracedapp_operator::controller::health::Settings;
-use tracedapp_operator::controller::health::counters::{self, Counters};
-use tracedapp_operator::controller::health::window::{History, Verdict, words};
+use tracedapp_api::health::Rules;
+use tracedapp_api::health::counters::{self, Counters};
+use tracedapp_api::health::window::{History, Verdict, words};
 
 use crate::aws_call::{Caller, Service};
 
@@ -63,7 +63,7 @@ pub fn judge(
     expected: &[String],
     now: SystemTime,
 ) -> Health {
-    let rules = Settings::default().rules;
+    let rules = Rules::default();
     let window = words(rules.window);
     let clock = Instant::now();
     let instant = |ms: i64| {
@@ -170,7 +170,7 @@ pub async fn read_since(
     family: &str,
     since: Option<SystemTime>,
 ) -> Result<Health, String> {
-    let rules = Settings::default().rules;
+    let rules = Rules::default();
     let group = tracedapp_api::collector::self_telemetry_log_group(family);
     let now = SystemTime::now();
     let now_ms = i64::try_from(

@@ -1,19 +1,12 @@
-//! `tracedapp-operator`: TracedApp → Kubernetes objects, and the controller that keeps them
-//! (the `tracedapp-operator` binary, `src/main.rs`).
+//! `tracedapp-operator`: the controller that keeps a TracedApp's Kubernetes objects (the
+//! `tracedapp-operator` binary, `src/main.rs`). The objects themselves are built by
+//! `tracedapp-k8s`, as `tracedapp-ecs` builds the ECS task.
 //!
 //! # Layout
-//! - [`manifests`]: one pure builder per object and `build()` that lists them; start here.
-//! - [`naming`]: every generated name (DNS-safe, truncated with a hash).
-//! - [`labels`]: every label set and the config-hash annotation.
-//! - [`controller`]: the reconcile loop.
+//! - [`controller`]: the reconcile loop, export health, leader election.
 //! - [`telemetry`]: logs and the operator's own OTLP traces.
 
 pub mod controller;
-#[cfg(test)]
-mod fixtures;
-pub mod labels;
-pub mod manifests;
-pub mod naming;
 pub mod telemetry;
 
 /// The CRD as YAML, exactly as `manifests/crd.yaml` holds it.

@@ -51,7 +51,7 @@ struct Args {
     identity: Option<String>,
     /// The operator's own namespace: each TracedApp's NetworkPolicy lets only the operator's
     /// pods in it read the collectors' own metrics.
-    #[arg(long, env = "POD_NAMESPACE", default_value = tracedapp_operator::manifests::DEFAULT_OPERATOR_NAMESPACE)]
+    #[arg(long, env = "POD_NAMESPACE", default_value = tracedapp_k8s::manifests::DEFAULT_OPERATOR_NAMESPACE)]
     operator_namespace: String,
     /// Export health: read each app's collectors and set the `ExportHealthy` condition
     /// (`false` writes no such condition and reads nothing).
@@ -122,7 +122,7 @@ async fn run_controller(args: Args) -> Result<(), (u8, String)> {
         }),
         metrics_addr,
         identity,
-        site: tracedapp_operator::manifests::Site {
+        site: tracedapp_k8s::manifests::Site {
             operator_namespace: args.operator_namespace,
         },
         export_health,

@@ -51,7 +51,7 @@ pub fn init() -> Result<Telemetry, String> {
                 .build()
                 .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}: {e}"))?;
             let service = std::env::var("OTEL_SERVICE_NAME")
-                .unwrap_or_else(|_| crate::labels::MANAGER.to_owned());
+                .unwrap_or_else(|_| tracedapp_k8s::labels::MANAGER.to_owned());
             Some(
                 SdkTracerProvider::builder()
                     .with_batch_exporter(exporter)
@@ -62,7 +62,7 @@ pub fn init() -> Result<Telemetry, String> {
     };
     let otel = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
-            .with_tracer(p.tracer(crate::labels::MANAGER))
+            .with_tracer(p.tracer(tracedapp_k8s::labels::MANAGER))
             // Our spans and kube-runtime's, not every HTTP poll of the watches.
             .with_filter(EnvFilter::new("info,kube_client=off,hyper=off,tower=off"))
     });

@@ -574,7 +574,7 @@ fn an_older_selector_is_moved_without_replacing_a_pod() {
     apply_shop(&cp);
     let app: tracedapp_api::TracedApp =
         serde_json::from_str(&cp.kubectl_ok(&["get", "-n", "demo", "ta/shop", "-o=json"])).unwrap();
-    let mut old = tracedapp_operator::manifests::build(&app).deployment;
+    let mut old = tracedapp_k8s::manifests::build(&app).deployment;
     let labels = |pairs: &[(&str, &str)]| {
         pairs
             .iter()

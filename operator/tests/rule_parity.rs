@@ -673,7 +673,7 @@ fn every_valid_spec_renders_objects_kubernetes_and_the_collector_accept() {
         };
         let label = format!("{path} = {}", short(&value));
         let outcome = std::panic::catch_unwind(|| {
-            let children = tracedapp_operator::manifests::build(&app).list();
+            let children = tracedapp_k8s::manifests::build(&app).list();
             let list = json!({"apiVersion": "v1", "kind": "List", "items": children});
             (list, tracedapp_api::collector::render(&app.spec).to_yaml())
         });

@@ -21,8 +21,8 @@ use tracedapp_api::spec::TracedApp;
 use tracing::Instrument;
 
 use super::{Context, Error, diff, ownership};
-use crate::labels::MANAGER;
-use crate::manifests::Children;
+use tracedapp_k8s::labels::MANAGER;
+use tracedapp_k8s::manifests::Children;
 
 /// What applying the children came to.
 #[derive(Debug)]
@@ -273,7 +273,7 @@ pub(crate) async fn prune_config_maps(
     app: &TracedApp,
     current_hash: &str,
 ) -> Result<(), Error> {
-    let current = crate::naming::collector_config_map(app, current_hash);
+    let current = tracedapp_k8s::naming::collector_config_map(app, current_hash);
     let mut old: Vec<Arc<ConfigMap>> = ctx
         .config_maps
         .state()
@@ -285,7 +285,7 @@ pub(crate) async fn prune_config_maps(
                     .labels()
                     .get("app.kubernetes.io/component")
                     .map(String::as_str)
-                    == Some(crate::labels::COMPONENT_CONFIG)
+                    == Some(tracedapp_k8s::labels::COMPONENT_CONFIG)
                 && cm.name_any() != current
         })
         .collect();

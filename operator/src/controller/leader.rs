@@ -42,7 +42,7 @@ impl Leadership {
             .with_identity(identity)
             .with_duration(duration)
             .with_grace((duration / 3).max(1))
-            .with_field_manager(format!("{}-lease", crate::labels::MANAGER))
+            .with_field_manager(format!("{}-lease", tracedapp_k8s::labels::MANAGER))
             .build()
             .await
             .map_err(|e| {

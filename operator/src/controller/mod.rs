@@ -67,7 +67,7 @@ pub struct Context {
     /// The app's pods, found through their owners.
     chain: owned::Chain,
     /// Where the operator runs (its namespace goes into each NetworkPolicy).
-    site: crate::manifests::Site,
+    site: tracedapp_k8s::manifests::Site,
     /// Reads of the collectors' own metrics, and what they say.
     export: Arc<health::ExportHealth>,
     /// Consecutive failures per TracedApp (namespace/name), for the back-off.

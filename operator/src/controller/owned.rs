@@ -46,7 +46,7 @@ impl Chain {
     /// The uid of the Deployment `app` owns (its child of the Deployment's name).
     fn deployment_uid(&self, app: &TracedApp) -> Option<String> {
         let app_uid = app.uid()?;
-        let name = crate::naming::workload(app);
+        let name = tracedapp_k8s::naming::workload(app);
         let deployment = self
             .deployments
             .get(&ObjectRef::new(&name).within(&app.namespace()?))?;

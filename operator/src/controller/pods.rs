@@ -19,7 +19,7 @@ use k8s_openapi::jiff::Timestamp;
 use tracedapp_api::TracedApp;
 use tracedapp_api::collector::HEALTH_PORT;
 
-use crate::naming;
+use tracedapp_k8s::naming;
 
 /// A reason and a message for `Ready=False`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,7 +218,7 @@ fn crash_loop(app: &TracedApp, c: &ContainerStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::app;
+    use tracedapp_api::fixtures::app;
 
     fn pod(status: serde_json::Value) -> Pod {
         serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "status": status}))

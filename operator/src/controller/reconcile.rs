@@ -3,7 +3,7 @@
 //!
 //! 1. Validate the spec with the CRD's own rules. Invalid: status `ConfigValid=False` with the
 //!    field paths, nothing applied, no retry until the spec changes.
-//! 2. Build every child with [`crate::manifests::build`] (owner references included), the
+//! 2. Build every child with [`tracedapp_k8s::manifests::build`] (owner references included), the
 //!    collector configuration rendered once.
 //! 3. If a child's name is taken by an object that is not ours: `Degraded`/`ChildConflict`,
 //!    nothing applied, a look again later.
@@ -31,8 +31,8 @@ use tracedapp_api::validate::validate;
 use super::apply::prune_config_maps;
 use super::status::{self, EventKind};
 use super::{Context, Error, metrics, pods};
-use crate::labels::MANAGER;
-use crate::manifests::{self, Children};
+use tracedapp_k8s::labels::MANAGER;
+use tracedapp_k8s::manifests::{self, Children};
 
 /// How a pass ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -25,7 +25,7 @@ use tracedapp_api::spec::TracedApp;
 use super::metrics::{self, Metrics};
 use super::reconcile::{error_policy, reconcile};
 use super::{Context, leader};
-use crate::labels::{MANAGER, OWNER_LABEL};
+use tracedapp_k8s::labels::{MANAGER, OWNER_LABEL};
 
 /// How `tracedapp run` runs.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +39,7 @@ pub struct Options {
     /// Who we are in Events and in the Lease (the pod name in a cluster).
     pub identity: String,
     /// Where we run (the children depend on our namespace).
-    pub site: crate::manifests::Site,
+    pub site: tracedapp_k8s::manifests::Site,
     /// How export health is sampled.
     pub export_health: super::health::Settings,
 }
@@ -254,7 +254,7 @@ async fn one_controller(
     namespace: Option<String>,
     metrics: Arc<Metrics>,
     recorder: Recorder,
-    site: crate::manifests::Site,
+    site: tracedapp_k8s::manifests::Site,
     export_health: super::health::Settings,
     stop: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) {

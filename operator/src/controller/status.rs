@@ -375,7 +375,7 @@ mod tests {
     use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
 
     fn app(replicas: i32) -> TracedApp {
-        let mut app = crate::fixtures::app();
+        let mut app = tracedapp_api::fixtures::app();
         app.spec.app.replicas = replicas;
         app.metadata.generation = Some(3);
         app
@@ -540,7 +540,7 @@ mod problem_tests {
     /// Event once, not on every pass.
     #[test]
     fn a_pod_problem_is_the_ready_reason_and_warned_once() {
-        let mut app = crate::fixtures::app();
+        let mut app = tracedapp_api::fixtures::app();
         app.metadata.generation = Some(1);
         let problem = Problem {
             reason: "ReadinessProbeFailing".into(),

@@ -26,9 +26,9 @@ use tracedapp_api::TracedApp;
 use super::health::ExportHealth;
 use super::metrics::Metrics;
 use super::{Context, Error, reconcile};
-use crate::fixtures::{Fixture, app};
-use crate::labels::MANAGER;
-use crate::manifests::{self, Children};
+use tracedapp_api::fixtures::{Fixture, app};
+use tracedapp_k8s::labels::MANAGER;
+use tracedapp_k8s::manifests::{self, Children};
 
 /// One request the pass sent.
 #[derive(Debug, Clone)]

@@ -266,10 +266,10 @@ pub fn selector_upgrade(rig: &Rig) -> Result<(), Failed> {
     })?;
     let app: tracedapp_api::TracedApp =
         serde_json::from_value(rig.json(&["get", "-n", DEMO, &format!("ta/{APP}")]))?;
-    let site = tracedapp_operator::manifests::Site {
+    let site = tracedapp_k8s::manifests::Site {
         operator_namespace: OPERATOR_NS.to_owned(),
     };
-    let mut old = tracedapp_operator::manifests::build_at(&app, &site).deployment;
+    let mut old = tracedapp_k8s::manifests::build_at(&app, &site).deployment;
     old.spec.as_mut().expect("a spec").selector.match_labels = Some(
         [
             ("app.kubernetes.io/name", APP),

@@ -15,9 +15,9 @@
 //! short lock: parsing and judging never hold a lock a reconcile takes, so one tenant's pods
 //! cannot delay another tenant's pass.
 
-pub mod counters;
+pub use tracedapp_api::health::counters;
 pub mod sampler;
-pub mod window;
+pub use tracedapp_api::health::window;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -54,11 +54,7 @@ impl Default for Settings {
             max_in_flight: 8,
             pods_per_app: 2,
             timeout: Duration::from_secs(2),
-            rules: Rules {
-                window: Duration::from_secs(300),
-                threshold: 0.05,
-                stall_after: Duration::from_secs(120),
-            },
+            rules: Rules::default(),
         }
     }
 }
@@ -225,7 +221,7 @@ fn same(a: &Condition, b: &Condition) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::app;
+    use tracedapp_api::fixtures::app;
     use tracedapp_api::spec::TracedAppStatus;
 
     fn judged(failing: &[&str], sent: i64) -> ExportNews {

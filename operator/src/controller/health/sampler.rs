@@ -218,7 +218,7 @@ fn jittered(interval: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::app;
+    use tracedapp_api::fixtures::app;
 
     fn pod(name: &str, ready: bool, ip: Option<&str>) -> Arc<Pod> {
         Arc::new(

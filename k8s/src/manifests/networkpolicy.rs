@@ -95,7 +95,7 @@ fn peer(p: &Peer) -> NetworkPolicyPeer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{Fixture, app};
+    use tracedapp_api::fixtures::{Fixture, app};
 
     /// The ports of each rule, and who it admits (`None`: anyone).
     fn rules(policy: &NetworkPolicy) -> Vec<(Vec<i32>, Option<Vec<NetworkPolicyPeer>>)> {

@@ -24,7 +24,7 @@ pub const COMPONENT_IDENTITY: &str = "identity";
 /// by them would take in, and open, someone else's pods.
 ///
 /// A Deployment's selector cannot change: one made with an older selector is moved to this
-/// one by [`crate::controller::apply`] (orphaned, then adopted, without a restart).
+/// one by the operator's `controller::apply` (orphaned, then adopted, without a restart).
 pub fn selector(app: &TracedApp) -> BTreeMap<String, String> {
     BTreeMap::from([
         (OWNER_LABEL.to_owned(), crate::naming::owner(app)),

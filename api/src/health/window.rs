@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use tracedapp_api::spec::ExportTotals;
+use crate::spec::ExportTotals;
 
 use super::counters::Counters;
 

@@ -1,10 +1,12 @@
-//! Test fixtures that read like sentences: `app().with_xray().with_secret_credentials()`.
+//! Test fixtures that read like sentences: `app().with_xray().with_secret_credentials()`, and
+//! `with_spec(...)` for a TracedApp written in a few lines of YAML. The one fixture every
+//! crate's tests use (feature `fixtures`; always in this crate's own tests).
 
-use tracedapp_api::TracedApp;
+use crate::TracedApp;
 
 /// A valid TracedApp `shop` in `demo`: one replica of the traced service, traces to Jaeger.
 pub fn app() -> TracedApp {
-    tracedapp_api::load::from_yaml(
+    crate::load::from_yaml(
         r#"
 apiVersion: tracedapp.dev/v1alpha1
 kind: TracedApp
@@ -55,4 +57,15 @@ impl Fixture for TracedApp {
         f(&mut self);
         self
     }
+}
+
+/// A TracedApp `shop` in `demo` whose spec is `app: {image: "app:1"}` plus `extra` (spec keys
+/// at two spaces of indentation, e.g. `"  exporters: {xray: {region: eu-west-1}}"`). Panics if
+/// it is not valid, naming what is wrong.
+pub fn with_spec(extra: &str) -> TracedApp {
+    crate::load::from_yaml(&format!(
+        "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {{name: shop, namespace: demo}}\n\
+         spec:\n  app: {{image: \"app:1\"}}\n{extra}"
+    ))
+    .unwrap_or_else(|e| panic!("fixture spec: {e}"))
 }

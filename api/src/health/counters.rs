@@ -92,8 +92,7 @@ pub fn add(c: &mut Counters, family: &str, value: f64) -> bool {
     true
 }
 
-/// Every exporter a text names (tests only: the sampler counts the expected ones alone).
-#[cfg(test)]
+/// Every exporter a text names (for tests: the sampler counts the expected ones alone).
 pub fn parse_any_exporter(text: &str) -> Vec<String> {
     let mut names: Vec<String> = text
         .lines()

@@ -162,8 +162,8 @@ mod tests {
     use k8s_openapi::api::core::v1::Container;
 
     use super::*;
-    use crate::fixtures::{Fixture, app};
     use crate::naming;
+    use tracedapp_api::fixtures::{Fixture, app};
 
     fn containers(c: &Children) -> Vec<Container> {
         let pod = c.deployment.spec.clone().unwrap().template.spec.unwrap();
