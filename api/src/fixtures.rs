@@ -69,3 +69,15 @@ pub fn with_spec(extra: &str) -> TracedApp {
     ))
     .unwrap_or_else(|e| panic!("fixture spec: {e}"))
 }
+
+/// A TracedApp `shop` whose whole spec is `spec` (YAML), parsed **without** validation: for
+/// tests of what validation reports.
+pub fn unvalidated(spec: &str) -> TracedApp {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "tracedapp.dev/v1alpha1",
+        "kind": "TracedApp",
+        "metadata": {"name": "shop"},
+        "spec": serde_saphyr::from_str::<serde_json::Value>(spec).expect("YAML"),
+    }))
+    .expect("a TracedApp's shape")
+}

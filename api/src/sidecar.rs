@@ -60,12 +60,9 @@ mod tests {
     use super::*;
 
     fn spec(xray_receiver: bool) -> TracedAppSpec {
-        crate::load::from_yaml(&format!(
-            "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {{name: a}}\n\
-             spec: {{app: {{image: x}}, exporters: {{xray: {{region: us-east-1}}}}, \
-             collector: {{xrayReceiver: {xray_receiver}}}}}"
+        crate::fixtures::with_spec(&format!(
+            "  exporters: {{xray: {{region: us-east-1}}}}\n  collector: {{xrayReceiver: {xray_receiver}}}"
         ))
-        .unwrap()
         .spec
     }
 

@@ -51,14 +51,7 @@ mod tests {
     use super::*;
 
     fn app(spec: &str) -> TracedApp {
-        // Parsed without validation: the errors are what `validate` reports.
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "tracedapp.dev/v1alpha1",
-            "kind": "TracedApp",
-            "metadata": {"name": "shop"},
-            "spec": serde_saphyr::from_str::<serde_json::Value>(spec).unwrap(),
-        }))
-        .unwrap()
+        crate::fixtures::unvalidated(spec)
     }
 
     #[test]

@@ -162,21 +162,12 @@ fn default_ecs() -> EcsSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracedapp_api::load::from_yaml;
 
     fn app(extra: &str) -> TracedApp {
-        from_yaml(&format!(
-            r#"
-apiVersion: tracedapp.dev/v1alpha1
-kind: TracedApp
-metadata: {{name: shop}}
-spec:
-  app: {{image: "app:1"}}
-  exporters: {{xray: {{region: us-east-1}}}}
-  aws: {{iamRoleArn: "arn:aws:iam::123456789012:role/shop"}}
-{extra}"#
+        tracedapp_api::fixtures::with_spec(&format!(
+            "  exporters: {{xray: {{region: us-east-1}}}}\n  \
+             aws: {{iamRoleArn: \"arn:aws:iam::123456789012:role/shop\"}}\n{extra}"
         ))
-        .unwrap()
     }
 
     fn container<'a>(td: &'a TaskDefinition, name: &str) -> &'a ContainerDefinition {

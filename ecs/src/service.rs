@@ -110,19 +110,13 @@ mod tests {
     use super::*;
 
     fn app(service: &str) -> TracedApp {
-        tracedapp_api::load::from_yaml(&format!(
-            r#"apiVersion: tracedapp.dev/v1alpha1
-kind: TracedApp
-metadata: {{name: shop}}
-spec:
-  app: {{image: "app:1", port: 8080, replicas: 3}}
-  exporters: {{jaeger: {{endpoint: "j:4317"}}}}
-  ecs:
-    executionRoleArn: arn:aws:iam::123456789012:role/exec
-    {service}
-"#
-        ))
-        .unwrap()
+        let mut app = tracedapp_api::fixtures::with_spec(&format!(
+            "  exporters: {{jaeger: {{endpoint: \"j:4317\"}}}}\n  ecs:\n    \
+             executionRoleArn: arn:aws:iam::123456789012:role/exec\n    {service}\n"
+        ));
+        app.spec.app.port = 8080;
+        app.spec.app.replicas = 3;
+        app
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub const COMPONENT_IDENTITY: &str = "identity";
 /// one by the operator's `controller::apply` (orphaned, then adopted, without a restart).
 pub fn selector(app: &TracedApp) -> BTreeMap<String, String> {
     BTreeMap::from([
-        (OWNER_LABEL.to_owned(), crate::naming::owner(app)),
+        (
+            OWNER_LABEL.to_owned(),
+            crate::naming::owner_label_value(app),
+        ),
         (
             "app.kubernetes.io/managed-by".to_owned(),
             MANAGER.to_owned(),
@@ -39,7 +42,7 @@ pub fn selector(app: &TracedApp) -> BTreeMap<String, String> {
 /// [`selector`].
 pub fn common(app: &TracedApp, component: &str) -> BTreeMap<String, String> {
     // Label values share the 63-character limit of names.
-    let value = crate::naming::owner(app);
+    let value = crate::naming::owner_label_value(app);
     let mut labels = BTreeMap::from([
         ("app.kubernetes.io/name".to_owned(), value.clone()),
         ("app.kubernetes.io/instance".to_owned(), value),
@@ -56,6 +59,9 @@ pub fn common(app: &TracedApp, component: &str) -> BTreeMap<String, String> {
         "app.kubernetes.io/managed-by".to_owned(),
         MANAGER.to_owned(),
     );
-    labels.insert(OWNER_LABEL.to_owned(), crate::naming::owner(app));
+    labels.insert(
+        OWNER_LABEL.to_owned(),
+        crate::naming::owner_label_value(app),
+    );
     labels
 }

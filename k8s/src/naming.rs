@@ -31,9 +31,10 @@ pub fn workload(app: &TracedApp) -> String {
     fit(&app.name_any())
 }
 
-/// The value of the owner label on every child (and the selector's), from the app's name.
-pub fn owner(app: &TracedApp) -> String {
-    fit(&app.name_any())
+/// The value of the owner label on every child (and the selector's): the workload's name, so
+/// that a label names the app exactly as the objects do.
+pub fn owner_label_value(app: &TracedApp) -> String {
+    workload(app)
 }
 
 /// The ConfigMap holding the collector configuration whose short hash is `config_hash`.

@@ -1,7 +1,7 @@
 //! `tracedapp-operator`: the controller that keeps every TracedApp's children and status.
 //!
-//! Reconciles each TracedApp into a ConfigMap, ServiceAccount, Deployment and Service
-//! (server-side apply, owner references), writes its status and publishes Events. A pass that
+//! Reconciles each TracedApp into a ConfigMap, ServiceAccount, Deployment, Service and
+//! NetworkPolicy (server-side apply, owner references), writes its status and publishes Events. A pass that
 //! finds nothing to change sends no write. Uses the in-cluster configuration or $KUBECONFIG.
 //! On SIGTERM/SIGINT: finishes the passes under way, releases the lease, exits 0.
 //! Exit codes: 0 stopped cleanly, 2 bad arguments, 3 the Kubernetes API failed (or the lease
@@ -37,9 +37,9 @@ struct Args {
     /// active. Needs get, create and patch on leases in --lease-namespace.
     #[arg(long, env = "LEADER_ELECT")]
     leader_elect: bool,
-    /// Namespace of the Lease (in a cluster: the operator's own namespace).
-    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
-    lease_namespace: String,
+    /// Namespace of the Lease (default: --operator-namespace, the operator's own).
+    #[arg(long)]
+    lease_namespace: Option<String>,
     /// Name of the Lease.
     #[arg(long, default_value = "tracedapp-operator")]
     lease_name: String,
@@ -115,7 +115,10 @@ async fn run_controller(args: Args) -> Result<(), (u8, String)> {
         namespaces: args.namespaces,
         leader_election: args.leader_elect.then(|| {
             tracedapp_operator::controller::leader::LeaseOptions {
-                namespace: args.lease_namespace,
+                namespace: args
+                    .lease_namespace
+                    .clone()
+                    .unwrap_or_else(|| args.operator_namespace.clone()),
                 name: args.lease_name,
                 duration: std::time::Duration::from_secs(args.lease_duration),
             }

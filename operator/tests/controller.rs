@@ -340,13 +340,13 @@ fn two_replicas_one_leader_and_fail_over() {
     assert_eq!(
         jsonpath(&cp, "lease/tracedapp-operator", "{.spec.holderIdentity}").len(),
         0,
-        "the lease lives in --lease-namespace (default), not in demo"
+        "the lease lives in the operator's namespace, not in demo"
     );
     let holder = cp.kubectl_ok(&[
         "get",
         "lease/tracedapp-operator",
         "-n",
-        "default",
+        tracedapp_k8s::manifests::DEFAULT_OPERATOR_NAMESPACE,
         "-o=jsonpath={.spec.holderIdentity}",
     ]);
     assert_eq!(holder, "first");

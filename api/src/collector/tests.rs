@@ -3,20 +3,9 @@
 //! rendered configuration passes the real collector's `validate` in the operator's tests.)
 
 use super::*;
-use crate::load::from_yaml;
 
 fn spec(extra: &str) -> TracedAppSpec {
-    from_yaml(&format!(
-        r#"
-apiVersion: tracedapp.dev/v1alpha1
-kind: TracedApp
-metadata: {{name: shop}}
-spec:
-  app: {{image: "app:1"}}
-{extra}"#
-    ))
-    .unwrap()
-    .spec
+    crate::fixtures::with_spec(extra).spec
 }
 
 fn jaeger() -> &'static str {

@@ -148,12 +148,12 @@ pub(crate) fn child_meta(app: &TracedApp, name: String, component: &str) -> Obje
         name: Some(name),
         namespace: app.metadata.namespace.clone(),
         labels: Some(labels::common(app, component)),
-        owner_references: owner(app).map(|o| vec![o]),
+        owner_references: owner_reference(app).map(|o| vec![o]),
         ..ObjectMeta::default()
     }
 }
 
-fn owner(app: &TracedApp) -> Option<OwnerReference> {
+fn owner_reference(app: &TracedApp) -> Option<OwnerReference> {
     app.controller_owner_ref(&())
 }
 

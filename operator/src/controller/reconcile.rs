@@ -3,7 +3,7 @@
 //!
 //! 1. Validate the spec with the CRD's own rules. Invalid: status `ConfigValid=False` with the
 //!    field paths, nothing applied, no retry until the spec changes.
-//! 2. Build every child with [`tracedapp_k8s::manifests::build`] (owner references included), the
+//! 2. Build every child with [`tracedapp_k8s::manifests::build_at`] (owner references included), the
 //!    collector configuration rendered once.
 //! 3. If a child's name is taken by an object that is not ours: `Degraded`/`ChildConflict`,
 //!    nothing applied, a look again later.

@@ -27,7 +27,7 @@ use super::reconcile::{error_policy, reconcile};
 use super::{Context, leader};
 use tracedapp_k8s::labels::{MANAGER, OWNER_LABEL};
 
-/// How `tracedapp run` runs.
+/// How the controller runs (what `tracedapp-operator`'s flags set).
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Namespaces to watch; empty means all namespaces.

@@ -1,5 +1,5 @@
-//! Shared by the tests that run the operator against a real kube-apiserver: the `tracedapp`
-//! binary as a process, and small readers of its metrics and of objects.
+//! Shared by the tests that run the operator against a real kube-apiserver: the
+//! `tracedapp-operator` binary as a process, and small readers of its metrics and of objects.
 
 #![allow(dead_code, reason = "each test binary uses part of it")]
 
@@ -11,7 +11,11 @@ use testkit::{Process, free_port, repo_root, wait_until};
 
 /// An API server with the CRD installed and the `demo` namespace.
 pub fn cluster() -> ControlPlane {
-    ControlPlane::with_tracedapp_crd(&["demo"])
+    // The operator's own namespace holds its Lease.
+    ControlPlane::with_tracedapp_crd(&[
+        "demo",
+        tracedapp_k8s::manifests::DEFAULT_OPERATOR_NAMESPACE,
+    ])
 }
 
 /// `tracedapp-operator` as a process, with its metrics port.

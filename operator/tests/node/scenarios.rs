@@ -547,19 +547,14 @@ fn operator_metric(rig: &Rig, pod: &str, sample: &str) -> f64 {
     }
 }
 
-/// Writes to what only the operator writes: children and TracedApp status.
+/// Writes to what only the operator writes: children and TracedApp status (Events aside:
+/// others write those too).
 pub(crate) fn child_writes(rig: &Rig) -> u64 {
-    [
-        "configmaps",
-        "serviceaccounts",
-        "deployments",
-        "services",
-        "networkpolicies",
-        "tracedapps/status",
-    ]
-    .iter()
-    .map(|r| rig.api_writes(r))
-    .sum()
+    testkit::kube::OPERATOR_WRITE_RESOURCES
+        .iter()
+        .filter(|r| **r != "events")
+        .map(|r| rig.api_writes(r))
+        .sum()
 }
 
 fn wait_operator_ready(rig: &Rig, count: usize) -> Result<Vec<String>, Failed> {
