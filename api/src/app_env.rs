@@ -1,7 +1,7 @@
 //! The environment the app container gets on both targets: where to send OTLP, its service
 //! name, resource attributes and sampling. Kubernetes adds the downward-API variables first.
 
-use crate::collector::OTLP_GRPC_PORT;
+use crate::sidecar::OTLP_GRPC_PORT;
 use crate::spec::TracedAppSpec;
 
 /// `(name, value)` pairs for the app container, user `env` last.

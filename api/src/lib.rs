@@ -6,6 +6,7 @@
 //! - [`fargate`]: the Fargate cpu/memory table behind both the CEL rule and the Rust check.
 //! - [`app_env`]: the `OTEL_*` environment of the app container, shared by both targets.
 //! - [`collector`]: the collector configuration model and its renderer (one for both targets).
+//! - [`hash`]: the short hashes in generated names.
 //! - [`health`]: export health judged from the collector's own counters (operator and ECS).
 //! - [`load`]: reading a TracedApp from YAML with errors that name the field.
 //! - [`rules`]: every rule of the CRD, evaluated without an API server.
@@ -17,6 +18,7 @@ pub mod collector;
 pub mod fargate;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod hash;
 pub mod health;
 pub mod load;
 pub mod resources;

@@ -2,9 +2,6 @@
 //! namespace (a pod, or an `awsvpc` task). The Kubernetes builders and the ECS builder read it
 //! from here, so the two cannot drift apart.
 
-use crate::collector::{HEALTH_PORT, OTLP_GRPC_PORT, OTLP_HTTP_PORT, XRAY_UDP_PORT};
-use crate::spec::TracedAppSpec;
-
 /// The app's container.
 pub const APP_CONTAINER: &str = "app";
 /// The collector's container.
@@ -22,6 +19,65 @@ pub const METRICS_PORT_NAME: &str = "otel-metrics";
 /// Name of the collector's health-check port.
 pub const HEALTH_PORT_NAME: &str = "otel-health";
 
+/// Where the app sends OTLP (inside the pod/task).
+pub const OTLP_GRPC_PORT: i32 = 4317;
+/// OTLP over HTTP.
+pub const OTLP_HTTP_PORT: i32 = 4318;
+/// `health_check` extension port.
+pub const HEALTH_PORT: i32 = 13133;
+/// Legacy X-Ray SDK segments (UDP).
+pub const XRAY_UDP_PORT: i32 = 2000;
+/// The collector's own telemetry (Prometheus).
+pub const TELEMETRY_PORT: i32 = 8888;
+/// On ECS, where no operator reads port 8888: the collector pushes its own telemetry to itself
+/// on this loopback port (OTLP/HTTP), and on to CloudWatch (`collector::ecs_config`).
+pub const SELF_TELEMETRY_PORT: i32 = 4320;
+
+/// Every port the collector opens in the pod or task besides its Prometheus exporter's, which
+/// the app's port and the Prometheus port must avoid: `(port, what, only with xrayReceiver)`.
+pub const COLLECTOR_PORTS: [(i32, &str, bool); 6] = [
+    (OTLP_GRPC_PORT, "OTLP/gRPC receiver", false),
+    (OTLP_HTTP_PORT, "OTLP/HTTP receiver", false),
+    (TELEMETRY_PORT, "collector's own telemetry", false),
+    (
+        SELF_TELEMETRY_PORT,
+        "collector's own telemetry on ECS",
+        false,
+    ),
+    (HEALTH_PORT, "health check", false),
+    (
+        XRAY_UDP_PORT,
+        "X-Ray segments, with collector.xrayReceiver",
+        true,
+    ),
+];
+
+/// The CRD rule that `field` (a port of the spec, e.g. `app.port`) is none of
+/// [`COLLECTOR_PORTS`].
+pub fn port_rule(field: &str) -> kube::core::Rule {
+    let always: Vec<String> = COLLECTOR_PORTS
+        .iter()
+        .filter(|p| !p.2)
+        .map(|p| p.0.to_string())
+        .collect();
+    let mut expression = format!("!(self.{field} in [{}])", always.join(", "));
+    for (port, _, _) in COLLECTOR_PORTS.iter().filter(|p| p.2) {
+        expression.push_str(&format!(
+            " && !(self.collector.xrayReceiver && self.{field} == {port})"
+        ));
+    }
+    let listed: Vec<String> = COLLECTOR_PORTS
+        .iter()
+        .map(|(port, what, _)| format!("{port} ({what})"))
+        .collect();
+    kube::core::Rule::new(expression)
+        .message(kube::core::Message::Message(format!(
+            "{field} must not be a port the collector opens in the same pod/task: {}",
+            listed.join(", ")
+        )))
+        .field_path(format!(".{field}"))
+}
+
 /// A port the collector container declares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Port {
@@ -31,9 +87,9 @@ pub struct Port {
     pub protocol: &'static str,
 }
 
-/// The collector container's ports: OTLP, the app's metrics, health, and X-Ray segments when
-/// `collector.xrayReceiver` is on.
-pub fn collector_ports(spec: &TracedAppSpec) -> Vec<Port> {
+/// The collector container's ports: OTLP, the app's metrics (on `prometheus_port`), health,
+/// and X-Ray segments when `xray_receiver` (`collector.xrayReceiver`) is on.
+pub fn collector_ports(prometheus_port: i32, xray_receiver: bool) -> Vec<Port> {
     let tcp = |name, number| Port {
         name,
         number,
@@ -42,10 +98,10 @@ pub fn collector_ports(spec: &TracedAppSpec) -> Vec<Port> {
     let mut ports = vec![
         tcp("otlp-grpc", OTLP_GRPC_PORT),
         tcp("otlp-http", OTLP_HTTP_PORT),
-        tcp(METRICS_PORT_NAME, spec.exporters.prometheus.port),
+        tcp(METRICS_PORT_NAME, prometheus_port),
         tcp(HEALTH_PORT_NAME, HEALTH_PORT),
     ];
-    if spec.collector.xray_receiver {
+    if xray_receiver {
         ports.push(Port {
             name: "xray-udp",
             number: XRAY_UDP_PORT,
@@ -59,16 +115,9 @@ pub fn collector_ports(spec: &TracedAppSpec) -> Vec<Port> {
 mod tests {
     use super::*;
 
-    fn spec(xray_receiver: bool) -> TracedAppSpec {
-        crate::fixtures::with_spec(&format!(
-            "  exporters: {{xray: {{region: us-east-1}}}}\n  collector: {{xrayReceiver: {xray_receiver}}}"
-        ))
-        .spec
-    }
-
     #[test]
     fn port_names_are_valid_kubernetes_port_names_and_unique() {
-        let ports = collector_ports(&spec(true));
+        let ports = collector_ports(8889, true);
         let mut names: Vec<&str> = ports.iter().map(|p| p.name).collect();
         names.push(APP_PORT_NAME);
         for name in &names {
@@ -88,13 +137,13 @@ mod tests {
 
     #[test]
     fn the_udp_port_is_there_only_with_the_xray_receiver() {
-        let udp = |s| {
-            collector_ports(&s)
+        let udp = |xray| {
+            collector_ports(8889, xray)
                 .iter()
                 .filter(|p| p.protocol == "UDP")
                 .count()
         };
-        assert_eq!(udp(spec(true)), 1);
-        assert_eq!(udp(spec(false)), 0);
+        assert_eq!(udp(true), 1);
+        assert_eq!(udp(false), 0);
     }
 }

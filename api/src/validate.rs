@@ -3,42 +3,10 @@
 //! Errors name the field, e.g. `spec.exporters.xray.region: region is required when X-Ray
 //! export is enabled`.
 
-use std::fmt;
-
 use crate::spec::TracedApp;
 
+pub use crate::rules::errors::{FieldError, ValidationErrors};
 pub use crate::rules::is_dns_label;
-
-/// One problem with a spec: where it is and what is expected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Field path, e.g. `spec.app.env[2].name`.
-    pub path: String,
-    /// What is wrong or expected.
-    pub message: String,
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
-    }
-}
-
-/// Every problem found in a spec (never empty).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ValidationErrors(pub Vec<FieldError>);
-
-impl fmt::Display for ValidationErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
 
 /// Checks a whole resource (name included) against every rule of the CRD.
 pub fn validate(app: &TracedApp) -> Result<(), ValidationErrors> {

@@ -282,12 +282,17 @@ pub fn render(
             });
             json(&list)
         }
-        (RenderTarget::Ecs, None | Some(Format::Json)) => {
-            json(&tracedapp_ecs::task_definition(app))
-        }
-        (RenderTarget::Ecs, Some(Format::Yaml)) => yaml(&tracedapp_ecs::task_definition(app)),
+        (RenderTarget::Ecs, format) => ecs_output(&tracedapp_ecs::task_definition(app), format),
     };
     Ok(out)
+}
+
+/// A task definition as `render ecs` prints it (JSON unless YAML is asked for).
+fn ecs_output(td: &tracedapp_ecs::model::TaskDefinition, format: Option<Format>) -> String {
+    match format {
+        Some(Format::Yaml) => yaml(td),
+        None | Some(Format::Json) => json(td),
+    }
 }
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -323,14 +328,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 );
             }
             if target == RenderTarget::Ecs {
+                // Built once: checked, then printed.
                 warn_ecs(&app);
-                if let Err(errors) =
-                    tracedapp_ecs::check::check(&tracedapp_ecs::task_definition(&app))
-                {
+                let td = tracedapp_ecs::task_definition(&app);
+                if let Err(errors) = tracedapp_ecs::check::check(&td) {
                     for e in errors {
                         eprintln!("warning: ECS would refuse this task definition: {e}");
                     }
                 }
+                print!("{}", ecs_output(&td, output));
+                return Ok(());
             }
             print!("{}", render(&app, target, output, &site)?);
             Ok(())

@@ -58,15 +58,16 @@ pub fn task_definition_in(app: &TracedApp, region: &str) -> TaskDefinition {
 
     let yaml = collector::ecs_config(spec, &family, region).to_yaml();
     let adot = spec.collector.distribution == Distribution::Adot;
-    let collector_ports = sidecar::collector_ports(spec)
-        .into_iter()
-        .map(|port| PortMapping {
-            container_port: port.number,
-            // ECS spells protocols in lower case.
-            protocol: port.protocol.to_ascii_lowercase(),
-            name: Some(port.name.to_owned()),
-        })
-        .collect();
+    let collector_ports =
+        sidecar::collector_ports(spec.exporters.prometheus.port, spec.collector.xray_receiver)
+            .into_iter()
+            .map(|port| PortMapping {
+                container_port: port.number,
+                // ECS spells protocols in lower case.
+                protocol: port.protocol.to_ascii_lowercase(),
+                name: Some(port.name.to_owned()),
+            })
+            .collect();
     let collector = ContainerDefinition {
         name: COLLECTOR_CONTAINER.to_owned(),
         image: collector::image(spec),

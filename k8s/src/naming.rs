@@ -5,7 +5,7 @@
 
 use kube::ResourceExt;
 use tracedapp_api::TracedApp;
-use tracedapp_api::collector::short_hash;
+use tracedapp_api::hash::short_hash;
 
 pub use tracedapp_api::sidecar::{APP_CONTAINER, COLLECTOR_CONTAINER, TMP_VOLUME};
 

@@ -8,7 +8,7 @@ use opentelemetry_http::HeaderInjector;
 use reqwest::Url;
 use serde_json::Value;
 
-use crate::{error_chain, http_client};
+use tracedapp_telemetry::http_client::{error_chain, http_client};
 
 /// Another HTTP service that `/chain` calls (often another instance of this one).
 #[derive(Debug, Clone)]

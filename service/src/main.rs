@@ -6,11 +6,11 @@ use std::time::Duration;
 use clap::Parser;
 use reqwest::Url;
 
-use traced_service::config::TelemetryConfig;
 use traced_service::downstream::{Downstream, check_url};
 use traced_service::server::{Limits, default_max_connections, serve, shutdown_signal};
-use traced_service::telemetry::{Telemetry, TelemetryOptions};
 use traced_service::{AppState, app};
+use tracedapp_telemetry::config::TelemetryConfig;
+use tracedapp_telemetry::{Telemetry, TelemetryOptions};
 
 const OTEL_HELP: &str = "\
 TELEMETRY (standard OpenTelemetry environment variables; empty counts as unset):

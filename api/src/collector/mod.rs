@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::spec::{Distribution, TracedAppSpec, XrayExporter, XrayProtocol};
 
@@ -25,68 +24,10 @@ pub const CONTRIB_IMAGE: &str = "otel/opentelemetry-collector-contrib:0.161.0";
 /// Pinned default ADOT image.
 pub const ADOT_IMAGE: &str = "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0";
 
-/// Where the app sends OTLP (inside the pod/task).
-pub const OTLP_GRPC_PORT: i32 = 4317;
-/// OTLP over HTTP.
-pub const OTLP_HTTP_PORT: i32 = 4318;
-/// `health_check` extension port.
-pub const HEALTH_PORT: i32 = 13133;
-/// Legacy X-Ray SDK segments (UDP).
-pub const XRAY_UDP_PORT: i32 = 2000;
-/// The collector's own telemetry (Prometheus).
-pub const TELEMETRY_PORT: i32 = 8888;
-/// On ECS, where no operator reads port 8888: the collector pushes its own telemetry to itself
-/// on this loopback port (OTLP/HTTP), and on to CloudWatch ([`ecs_config`]).
-pub const SELF_TELEMETRY_PORT: i32 = 4320;
-
-/// Every port the collector opens in the pod or task besides its Prometheus exporter's, which
-/// the app's port and the Prometheus port must avoid: `(port, what, only with xrayReceiver)`.
-pub const COLLECTOR_PORTS: [(i32, &str, bool); 6] = [
-    (OTLP_GRPC_PORT, "OTLP/gRPC receiver", false),
-    (OTLP_HTTP_PORT, "OTLP/HTTP receiver", false),
-    (TELEMETRY_PORT, "collector's own telemetry", false),
-    (
-        SELF_TELEMETRY_PORT,
-        "collector's own telemetry on ECS",
-        false,
-    ),
-    (HEALTH_PORT, "health check", false),
-    (
-        XRAY_UDP_PORT,
-        "X-Ray segments, with collector.xrayReceiver",
-        true,
-    ),
-];
-
-/// The CRD rule that `field` (a port of the spec, e.g. `app.port`) is none of
-/// [`COLLECTOR_PORTS`].
-pub fn port_rule(field: &str) -> kube::core::Rule {
-    let always: Vec<String> = COLLECTOR_PORTS
-        .iter()
-        .filter(|p| !p.2)
-        .map(|p| p.0.to_string())
-        .collect();
-    let mut expression = format!("!(self.{field} in [{}])", always.join(", "));
-    for (port, _, _) in COLLECTOR_PORTS.iter().filter(|p| p.2) {
-        expression.push_str(&format!(
-            " && !(self.collector.xrayReceiver && self.{field} == {port})"
-        ));
-    }
-    let listed: Vec<String> = COLLECTOR_PORTS
-        .iter()
-        .map(|(port, what, _)| format!("{port} ({what})"))
-        .collect();
-    kube::core::Rule::new(expression)
-        .message(kube::core::Message::Message(format!(
-            "{field} must not be a port the collector opens in the same pod/task: {}",
-            listed.join(", ")
-        )))
-        .field_path(format!(".{field}"))
-}
-
-/// X-Ray's OTLP endpoint takes at most this many spans in one request (and 5 MB uncompressed,
-/// 200 KB per span: AWS's "OTLP endpoint" limits).
-pub const XRAY_OTLP_MAX_SPANS: u32 = 10_000;
+pub use crate::sidecar::{
+    COLLECTOR_PORTS, HEALTH_PORT, OTLP_GRPC_PORT, OTLP_HTTP_PORT, SELF_TELEMETRY_PORT,
+    TELEMETRY_PORT, XRAY_UDP_PORT,
+};
 
 /// Path of the traces endpoint under X-Ray's OTLP host (the `otlphttp` exporter appends it to
 /// its `endpoint`).
@@ -98,21 +39,6 @@ pub const XRAY_SIGNING_SERVICE: &str = "xray";
 /// X-Ray's regional endpoint, e.g. `https://xray.eu-west-1.amazonaws.com`.
 pub fn xray_regional_endpoint(region: &str) -> String {
     format!("https://xray.{region}.amazonaws.com")
-}
-
-/// The CRD rule that batches fit one request to X-Ray's OTLP endpoint.
-pub fn xray_otlp_batch_rule() -> kube::core::Rule {
-    kube::core::Rule::new(format!(
-        "!(has(self.exporters.xray) && self.exporters.xray.enabled && \
-         self.exporters.xray.protocol == 'otlp') || \
-         (self.collector.batch.sendBatchMaxSize >= 1 && \
-         self.collector.batch.sendBatchMaxSize <= {XRAY_OTLP_MAX_SPANS})"
-    ))
-    .message(kube::core::Message::Message(format!(
-        "collector.batch.sendBatchMaxSize must be 1 to {XRAY_OTLP_MAX_SPANS} when exporting to \
-         X-Ray over OTLP: its endpoint refuses requests of more spans"
-    )))
-    .field_path(".collector.batch.sendBatchMaxSize")
 }
 
 /// A collector configuration: what `--config` reads.
@@ -611,12 +537,6 @@ pub fn command_flags(spec: &TracedAppSpec) -> Vec<String> {
     } else {
         Vec::new()
     }
-}
-
-/// First 10 hex digits of the SHA-256 of `text`: names ConfigMaps and rolls pods on change.
-pub fn short_hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().take(5).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Exporters in use, for status and `kubectl get`: e.g. `jaeger,xray,prometheus`.

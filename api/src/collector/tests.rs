@@ -175,14 +175,17 @@ fn the_hash_changes_with_the_config_and_only_with_it() {
         jaeger()
     )))
     .to_yaml();
-    assert_eq!(short_hash(&a), short_hash(&a.clone()));
-    assert_ne!(short_hash(&a), short_hash(&b));
-    assert_eq!(short_hash(&a).len(), 10);
+    assert_eq!(
+        crate::hash::short_hash(&a),
+        crate::hash::short_hash(&a.clone())
+    );
+    assert_ne!(crate::hash::short_hash(&a), crate::hash::short_hash(&b));
+    assert_eq!(crate::hash::short_hash(&a).len(), 10);
 }
 
 #[test]
 fn a_port_rule_refuses_every_collector_port() {
-    let rule = serde_json::to_value(port_rule("app.port")).unwrap();
+    let rule = serde_json::to_value(crate::sidecar::port_rule("app.port")).unwrap();
     let cel = rule["rule"].as_str().unwrap();
     for (port, _, _) in COLLECTOR_PORTS {
         assert!(cel.contains(&port.to_string()), "{port} missing in {cel}");

@@ -20,13 +20,14 @@
 //! validates) → the OpenAPI walk → if the shape is right, the CEL rules → `metadata` as the API
 //! server checks it for a namespaced custom resource.
 
+pub mod errors;
 pub mod structural;
 
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::validate::{FieldError, ValidationErrors};
+use errors::{FieldError, ValidationErrors};
 
 /// The CRD's `openAPIV3Schema`, generated once.
 pub fn schema() -> &'static Value {

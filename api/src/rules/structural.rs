@@ -12,7 +12,7 @@ use std::sync::{LazyLock, Mutex};
 use regex::Regex;
 use serde_json::Value;
 
-use crate::validate::FieldError;
+use super::errors::FieldError;
 
 /// Every violation of `schema` in `value`; `path` is where `value` sits (`""` for the root).
 pub fn check(schema: &Value, value: &Value, path: &str) -> Vec<FieldError> {

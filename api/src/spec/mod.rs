@@ -61,11 +61,11 @@ pub const RESERVED_ENV: &[&str] = &[
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = crate::collector::port_rule("app.port"))]
-#[x_kube(validation = crate::collector::port_rule("exporters.prometheus.port"))]
+#[x_kube(validation = crate::sidecar::port_rule("app.port"))]
+#[x_kube(validation = crate::sidecar::port_rule("exporters.prometheus.port"))]
 #[x_kube(validation = Rule::new("self.exporters.prometheus.port != self.app.port").message("exporters.prometheus.port must differ from app.port: the app and collector share the pod/task network").field_path(".exporters.prometheus.port"))]
 #[x_kube(validation = crate::resources::ecs_memory_rule())]
-#[x_kube(validation = crate::collector::xray_otlp_batch_rule())]
+#[x_kube(validation = pipeline::xray_otlp_batch_rule())]
 #[x_kube(validation = Rule::new("!has(self.ecs) || self.ecs.launchType != 'FARGATE' || has(self.ecs.executionRoleArn)").message("ecs.executionRoleArn is required on FARGATE: ECS needs it to write the containers' awslogs").field_path(".ecs.executionRoleArn"))]
 pub struct TracedAppSpec {
     /// The application container.

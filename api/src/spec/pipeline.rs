@@ -323,3 +323,22 @@ fn default_true() -> bool {
 fn default_prometheus_port() -> i32 {
     8889
 }
+
+/// X-Ray's OTLP endpoint takes at most this many spans in one request (and 5 MB uncompressed,
+/// 200 KB per span: AWS's "OTLP endpoint" limits).
+pub const XRAY_OTLP_MAX_SPANS: u32 = 10_000;
+
+/// The CRD rule that batches fit one request to X-Ray's OTLP endpoint.
+pub fn xray_otlp_batch_rule() -> kube::core::Rule {
+    kube::core::Rule::new(format!(
+        "!(has(self.exporters.xray) && self.exporters.xray.enabled && \
+         self.exporters.xray.protocol == 'otlp') || \
+         (self.collector.batch.sendBatchMaxSize >= 1 && \
+         self.collector.batch.sendBatchMaxSize <= {XRAY_OTLP_MAX_SPANS})"
+    ))
+    .message(kube::core::Message::Message(format!(
+        "collector.batch.sendBatchMaxSize must be 1 to {XRAY_OTLP_MAX_SPANS} when exporting to \
+         X-Ray over OTLP: its endpoint refuses requests of more spans"
+    )))
+    .field_path(".collector.batch.sendBatchMaxSize")
+}

@@ -152,10 +152,11 @@ fn app_container(app: &TracedApp) -> Container {
 
 fn collector_container(app: &TracedApp) -> Container {
     let spec = &app.spec;
-    let mut ports: Vec<ContainerPort> = sidecar::collector_ports(spec)
-        .iter()
-        .map(|p| port(p.name, p.number, p.protocol))
-        .collect();
+    let mut ports: Vec<ContainerPort> =
+        sidecar::collector_ports(spec.exporters.prometheus.port, spec.collector.xray_receiver)
+            .iter()
+            .map(|p| port(p.name, p.number, p.protocol))
+            .collect();
     // Its own metrics, on the pod's IP for the operator's export-health sampling only (the
     // TracedApp's NetworkPolicy admits no one else to this port).
     ports.push(port(TELEMETRY_PORT_NAME, collector::TELEMETRY_PORT, "TCP"));

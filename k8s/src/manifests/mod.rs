@@ -57,7 +57,7 @@ impl Rendered {
     /// Renders the collector configuration of `app`.
     pub fn new(app: &TracedApp) -> Self {
         let collector_yaml = Self::config(app).to_yaml();
-        let config_hash = collector::short_hash(&collector_yaml);
+        let config_hash = tracedapp_api::hash::short_hash(&collector_yaml);
         Self {
             collector_yaml,
             config_hash,

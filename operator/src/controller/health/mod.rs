@@ -28,7 +28,7 @@ use tracedapp_api::spec::{Condition, ExportTotals};
 
 pub use window::{History, Rules, Verdict};
 
-use super::status::{ConditionType, condition_with};
+use super::conditions::{ConditionType, condition_with};
 
 /// How export health is sampled and judged.
 #[derive(Debug, Clone, PartialEq)]

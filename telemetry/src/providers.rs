@@ -160,7 +160,7 @@ pub(super) fn meter_provider(
             });
             let builder = MetricExporter::builder()
                 .with_http()
-                .with_http_client(crate::blocking_http_client("metric export"))
+                .with_http_client(crate::http_client::blocking_http_client("metric export"))
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .with_endpoint(&endpoint)
                 .with_timeout(export.timeout)

@@ -28,7 +28,7 @@ use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use super::export::DropCounter;
 use super::wire::TraceEncoder;
 use crate::config::{Protocol, SignalExport};
-use crate::{error_chain, http_client};
+use crate::http_client::{error_chain, http_client};
 
 /// The gRPC method every OTLP trace receiver serves.
 const GRPC_EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
