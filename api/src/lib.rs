@@ -8,6 +8,8 @@
 //! - [`collector`]: the collector configuration model and its renderer (one for both targets).
 //! - [`hash`]: the short hashes in generated names.
 //! - [`health`]: export health judged from the collector's own counters (operator and ECS).
+//! - [`lambda`]: the Lambda target: the collector layer's configuration and the function's
+//!   environment.
 //! - [`load`]: reading a TracedApp from YAML with errors that name the field.
 //! - [`rules`]: every rule of the CRD, evaluated without an API server.
 //! - [`resources`]: container resource defaults, and their rule.
@@ -20,6 +22,7 @@ pub mod fargate;
 pub mod fixtures;
 pub mod hash;
 pub mod health;
+pub mod lambda;
 pub mod load;
 pub mod resources;
 pub mod rules;

@@ -161,6 +161,7 @@ fn main() -> ExitCode {
     let options = TelemetryOptions {
         xray_trace_ids: args.xray_trace_ids,
         json_logs,
+        traces_only: false,
     };
     let result = runtime.block_on(async {
         let telemetry = Telemetry::init(&config, options).map_err(|e| e.to_string())?;

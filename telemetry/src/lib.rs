@@ -73,6 +73,24 @@ pub struct TelemetryOptions {
     pub xray_trace_ids: bool,
     /// Write logs as JSON lines (otherwise human-readable).
     pub json_logs: bool,
+    /// Export spans only, no metrics (the Lambda function: its collector layer has no
+    /// exporter for them).
+    pub traces_only: bool,
+}
+
+/// A handle that exports every span ended so far: [`SpanFlusher::flush`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SpanFlusher {
+    provider: SdkTracerProvider,
+}
+
+impl SpanFlusher {
+    /// Exports every span ended so far and returns when the collector has answered (or the
+    /// SDK's 5 s flush limit passed). Blocking: call it from `spawn_blocking`, and bound the
+    /// wait yourself.
+    pub fn flush(&self) -> Result<(), String> {
+        self.provider.force_flush().map_err(|e| e.to_string())
+    }
 }
 
 /// Why the set-up failed (exporters are built lazily, so an unreachable collector is not one).
@@ -120,10 +138,16 @@ impl Telemetry {
             tracing::subscriber::set_default(Registry::default().with(filter()).with(logs()));
         let resource = resource(config);
         let tracer_provider = tracer_provider(config, options, resource.clone(), drops.clone())?;
-        let meter_provider = meter_provider(config, resource)?;
+        let meter_provider = if options.traces_only {
+            None
+        } else {
+            Some(meter_provider(config, resource)?)
+        };
         drop(building);
-        global::set_meter_provider(meter_provider.clone());
-        drops.register_metric();
+        if let Some(mp) = &meter_provider {
+            global::set_meter_provider(mp.clone());
+            drops.register_metric();
+        }
 
         let tracer = tracer_provider.tracer("traced-service");
         let otel = tracing_opentelemetry::layer()
@@ -146,9 +170,14 @@ impl Telemetry {
 
         Ok(Self {
             tracer_provider: Some(tracer_provider),
-            meter_provider: Some(meter_provider),
+            meter_provider,
             drops,
         })
+    }
+
+    /// The handle that flushes spans on demand (`None` when telemetry is disabled).
+    pub fn span_flusher(&self) -> Option<SpanFlusher> {
+        self.tracer_provider.clone().map(|provider| SpanFlusher { provider })
     }
 
     /// Spans dropped so far (queue full or export failed).

@@ -47,6 +47,9 @@ pub const KIND_VERSION: &str = "0.33.0";
 pub const COLLECTOR_BUILDER_VERSION: &str = "0.161.0";
 /// moto, the AWS API emulator (ECS, X-Ray, CloudWatch Logs).
 pub const MOTO_VERSION: &str = "5.2.5";
+/// AWS Lambda Runtime Interface Emulator: the Go proxy serves it only at this pseudo-version
+/// (the repository's commit of 2026-10-30; tag v1.23.0 is not served).
+pub const LAMBDA_RIE_VERSION: &str = "0.0.0-20261030222936-bef5c4ba774d";
 
 /// The tools cache: `$TRACEDAPP_CACHE/tools` or `~/.cache/tracedapp/tools`.
 pub fn cache_dir() -> PathBuf {
@@ -183,8 +186,15 @@ pub const HOSTILE_COLLECTOR: GoTool = GoTool {
     dir: "tools/hostile-collector",
     version: "1",
 };
+/// The AWS Lambda Runtime Interface Emulator (`aws-lambda-rie`): the Runtime API the function
+/// polls, invoked over HTTP.
+pub const LAMBDA_RIE: GoTool = GoTool {
+    name: "lambda-rie",
+    dir: "tools/go/lambda-rie",
+    version: LAMBDA_RIE_VERSION,
+};
 /// Every tool built from a committed Go module.
-pub const GO_TOOLS: [GoTool; 7] = [
+pub const GO_TOOLS: [GoTool; 8] = [
     KUBERNETES,
     ETCD,
     JAEGER,
@@ -192,6 +202,7 @@ pub const GO_TOOLS: [GoTool; 7] = [
     PAUSE,
     KIND_CONFIG_CHECK,
     HOSTILE_COLLECTOR,
+    LAMBDA_RIE,
 ];
 
 /// moto's requirements, every dependency pinned with its hashes (`pip install --require-hashes`).
@@ -261,6 +272,15 @@ pub fn coredns() -> PathBuf {
         "TRACEDAPP_COREDNS",
         &format!("coredns-{COREDNS_VERSION}"),
         "bin/coredns",
+    )
+}
+
+/// `aws-lambda-rie`.
+pub fn lambda_rie() -> PathBuf {
+    find(
+        "TRACEDAPP_LAMBDA_RIE",
+        &LAMBDA_RIE.cache_name(),
+        "bin/lambda-rie",
     )
 }
 
@@ -396,6 +416,10 @@ mod tests {
             (JAEGER, "github.com/jaegertracing/jaeger"),
             (KUBE_ROUTER, "github.com/cloudnativelabs/kube-router/v2"),
             (KIND_CONFIG_CHECK, "sigs.k8s.io/kind"),
+            (
+                LAMBDA_RIE,
+                "github.com/aws/aws-lambda-runtime-interface-emulator",
+            ),
         ] {
             let go_mod = std::fs::read_to_string(tool.source().join("go.mod")).unwrap();
             let wanted = format!("{module} v{}", tool.version);

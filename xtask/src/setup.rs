@@ -47,7 +47,8 @@ pub fn setup() -> Result<()> {
             install_helm(tools)?;
             go_tool(tools, &t::KIND_CONFIG_CHECK, "10 s", Priority::Normal)?;
             go_tool(tools, &t::PAUSE, "5 s", Priority::Normal)?;
-            go_tool(tools, &t::HOSTILE_COLLECTOR, "10 s", Priority::Normal).map(drop)
+            go_tool(tools, &t::HOSTILE_COLLECTOR, "10 s", Priority::Normal)?;
+            go_tool(tools, &t::LAMBDA_RIE, "15 s", Priority::Normal).map(drop)
         }),
     ];
     jobs::run_all(chains)?;
@@ -290,6 +291,10 @@ fn go_tool_outputs(tool: &t::GoTool) -> Vec<(String, String)> {
         "jaeger" => vec![(
             "github.com/jaegertracing/jaeger/cmd/jaeger".to_owned(),
             "jaeger".to_owned(),
+        )],
+        "lambda-rie" => vec![(
+            "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie".to_owned(),
+            "lambda-rie".to_owned(),
         )],
         "kube-router" => vec![(
             "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router".to_owned(),
