@@ -21,6 +21,8 @@ pub struct Collector {
     /// How it was started (the same ports on a restart).
     command: (Vec<String>, Vec<(String, String)>),
     ports: (u16, u16),
+    /// Ready when the OTLP receiver listens (no `health_check`): see [`Options::lambda_layer`].
+    lambda_layer: bool,
     restarts: u32,
     dir: TempDir,
 }
@@ -38,6 +40,9 @@ pub struct Options {
     /// `otlp/collector` receiver, moved to a free port too, when the configuration has one:
     /// the ECS configuration's self-reporting); otherwise it is off.
     pub own_telemetry: bool,
+    /// The configuration is the Lambda layer's (`tracedapp_api::lambda`): it has no
+    /// `health_check` or `prometheus` to move, and is ready when its OTLP receiver listens.
+    pub lambda_layer: bool,
 }
 
 impl Collector {
@@ -78,6 +83,7 @@ impl Collector {
                 env,
                 prometheus_port: options.prometheus_port,
                 own_telemetry: options.own_telemetry,
+                lambda_layer: false,
             },
         )
     }
@@ -105,9 +111,15 @@ impl Collector {
             let mut overrides = vec![
                 format!("receivers::otlp::protocols::grpc::endpoint: 127.0.0.1:{grpc}"),
                 format!("receivers::otlp::protocols::http::endpoint: 127.0.0.1:{http}"),
-                format!("extensions::health_check::endpoint: 127.0.0.1:{health}"),
-                format!("exporters::prometheus::endpoint: 127.0.0.1:{prom}"),
             ];
+            if !options.lambda_layer {
+                overrides.push(format!(
+                    "extensions::health_check::endpoint: 127.0.0.1:{health}"
+                ));
+                overrides.push(format!(
+                    "exporters::prometheus::endpoint: 127.0.0.1:{prom}"
+                ));
+            }
             if !options.own_telemetry {
                 overrides.push("service::telemetry::metrics::level: none".to_owned());
             } else {
@@ -154,7 +166,9 @@ impl Collector {
             "the collector to listen",
             Duration::from_secs(60),
             launch,
-            |(grpc, health, ..)| listening(*grpc) && listening(*health),
+            |(grpc, health, ..)| {
+                listening(*grpc) && (options.lambda_layer || listening(*health))
+            },
         );
         let mut env = vec![("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned())];
         env.extend(options.env.iter().cloned());
@@ -166,6 +180,7 @@ impl Collector {
             process,
             command: (args, env),
             ports: (grpc, health),
+            lambda_layer: options.lambda_layer,
             restarts: 0,
             dir,
         }
@@ -190,7 +205,7 @@ impl Collector {
         crate::wait_until(
             "the restarted collector to listen",
             Duration::from_secs(60),
-            || listening(grpc) && listening(health),
+            || listening(grpc) && (self.lambda_layer || listening(health)),
         );
     }
 

@@ -7,6 +7,7 @@
 //! - [`process`]: a child process with a log file, killed on drop; [`TempDir`].
 //! - [`tools`]: where `cargo xtask setup` put each program.
 //! - [`kube`]: etcd + kube-apiserver the way envtest runs them, and `kubectl` against it.
+//! - [`lambda`]: a Lambda function under the Runtime Interface Emulator.
 //! - [`moto`]: the moto AWS API emulator.
 //! - [`jaeger`]: Jaeger v2 with in-memory storage, and its query API.
 //! - [`collector`]: the OpenTelemetry Collector running a given configuration.
@@ -27,6 +28,7 @@ pub mod http;
 pub mod image;
 pub mod jaeger;
 pub mod kube;
+pub mod lambda;
 pub mod moto;
 pub mod node;
 #[cfg(feature = "otlp")]
