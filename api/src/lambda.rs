@@ -7,12 +7,14 @@
 //! over OTLP signed with SigV4 (the renderer of [`crate::collector`]) and Jaeger over OTLP;
 //! what the layer cannot run is refused with the field that asks for it.
 //!
-//! Two things the layer does to any configuration, which this one states instead of leaving
-//! implicit: it turns every OTLP exporter's `sending_queue` off (so we render it off: an export
-//! happens within the invocation or the layer's shutdown, never in a queue a freeze would
-//! strand), and it adds the `decouple` processor after `batch` (so the function's response does
-//! not wait for the export; the layer keeps the environment from freezing until the export
-//! ends). The rendered pipeline is `memory_limiter` then `batch`.
+//! The pipeline is `memory_limiter` alone (and the sampler when the spec asks), with no `batch`
+//! and every OTLP exporter's `sending_queue` off (the layer turns those off anyway): the
+//! function sends each invocation's spans as one request, and the collector exports them before
+//! it answers, so when the function's flush returns, the spans are at Jaeger and X-Ray — a
+//! freeze right after cannot strand them in a batch or a queue. The cost is the export's round
+//! trip inside the invocation (bounded by the function's flush timeout). With `batch`, the
+//! layer would add its `decouple` processor and the response would not wait, but spans would
+//! wait in the batch, frozen with the environment, until a later invocation or the shutdown.
 //!
 //! Metrics: the layer ships no exporter a TracedApp's metrics could use (`prometheus` needs a
 //! scrape target, `awsemf` is absent), so the function exports traces only; Lambda's own
@@ -151,7 +153,10 @@ fn refuse_what_the_layer_lacks(spec: &TracedAppSpec) -> Result<(), ValidationErr
         if RESERVED_ENV.contains(&var.name.as_str()) || var.name == CONFIG_URI_VAR {
             refuse(
                 format!("spec.app.env[{i}].name"),
-                &format!("{} is set by Lambda (or by tracedapp) for the function", var.name),
+                &format!(
+                    "{} is set by Lambda (or by tracedapp) for the function",
+                    var.name
+                ),
             );
         }
     }
@@ -163,10 +168,15 @@ fn refuse_what_the_layer_lacks(spec: &TracedAppSpec) -> Result<(), ValidationErr
 }
 
 /// The layer's configuration: the pipeline of [`collector::render`] without what a function
-/// cannot use (the health check, the Prometheus metrics pipeline), queues off, and the
-/// collector's own metrics off (nothing could scrape them).
+/// cannot use (the health check, the Prometheus metrics pipeline), without `batch`, queues off
+/// (see the module documentation), and the collector's own metrics off (nothing could scrape
+/// them).
 fn collector_config(spec: &TracedAppSpec) -> CollectorConfig {
     let mut c = collector::render(spec);
+    c.processors.remove("batch");
+    for pipeline in c.service.pipelines.values_mut() {
+        pipeline.processors.retain(|p| p != "batch");
+    }
     c.extensions.remove("health_check");
     c.service.extensions.retain(|e| e != "health_check");
     c.exporters.remove("prometheus");
@@ -187,9 +197,17 @@ pub fn layer_can_run(config: &CollectorConfig) -> Result<(), Vec<String>> {
     let mut unknown = Vec::new();
     for (section, names, allowed) in [
         ("receivers", &config.receivers, LAYER_COMPONENTS.receivers),
-        ("processors", &config.processors, LAYER_COMPONENTS.processors),
+        (
+            "processors",
+            &config.processors,
+            LAYER_COMPONENTS.processors,
+        ),
         ("exporters", &config.exporters, LAYER_COMPONENTS.exporters),
-        ("extensions", &config.extensions, LAYER_COMPONENTS.extensions),
+        (
+            "extensions",
+            &config.extensions,
+            LAYER_COMPONENTS.extensions,
+        ),
     ] {
         for name in names.keys() {
             if !allowed.contains(&kind(name).as_str()) {
@@ -211,7 +229,10 @@ fn environment(spec: &TracedAppSpec, function_name: &str) -> BTreeMap<String, St
     let mut env: BTreeMap<String, String> = crate::app_env::app_env(
         spec,
         function_name,
-        &["cloud.provider=aws".to_owned(), "cloud.platform=aws_lambda".to_owned()],
+        &[
+            "cloud.provider=aws".to_owned(),
+            "cloud.platform=aws_lambda".to_owned(),
+        ],
         crate::app_env::verbatim,
     )
     .into_iter()
@@ -236,6 +257,13 @@ pub fn ignored_fields(spec: &TracedAppSpec) -> Vec<String> {
     if app.replicas != 1 {
         out.push("spec.app.replicas is not used: Lambda scales a function by itself".to_owned());
     }
+    if spec.collector.batch != crate::spec::Batch::default() {
+        out.push(
+            "spec.collector.batch is not used: on Lambda each invocation's spans are exported \
+             as one request before it returns"
+                .to_owned(),
+        );
+    }
     let sized = |r: &crate::spec::Resources| r.requests.is_some() || r.limits.is_some();
     if sized(&app.resources) || sized(&spec.collector.resources) {
         out.push(
@@ -253,7 +281,7 @@ pub fn ignored_fields(spec: &TracedAppSpec) -> Vec<String> {
     if spec.aws.credentials_secret.is_some() || spec.aws.iam_role_arn.is_some() {
         out.push(
             "spec.aws is not used: the function's execution role gives the layer its AWS \
-             identity (it needs xray:PutSpans for X-Ray over OTLP)"
+             identity (grant it the X-Ray write permissions of AWSXrayWriteOnlyAccess)"
                 .to_owned(),
         );
     }
@@ -283,7 +311,7 @@ mod tests {
         );
         assert_eq!(
             y["service"]["pipelines"]["traces"]["processors"],
-            json!(["memory_limiter", "batch"])
+            json!(["memory_limiter"])
         );
         assert_eq!(y["service"]["extensions"], json!(["sigv4auth/xray"]));
         assert_eq!(y["extensions"]["sigv4auth/xray"]["service"], "xray");

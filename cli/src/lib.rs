@@ -15,6 +15,7 @@ use tracedapp_k8s::manifests;
 pub mod aws;
 pub mod aws_call;
 pub mod ecs;
+pub mod lambda;
 pub mod telemetry;
 pub mod trace;
 pub mod verify;
@@ -46,6 +47,8 @@ EXAMPLES:
   tracedapp render collector -f app.yaml                 the collector config alone
   tracedapp render ecs -f app.yaml > td.json             ECS task definition, for
       aws ecs register-task-definition --cli-input-json file://td.json
+  tracedapp render lambda -f app.yaml --out-dir build/  the Lambda layer's collector.yaml and
+                                                          the function's environment.json
   tracedapp ecs register -f app.yaml --dry-run           what would be registered
   tracedapp ecs register -f app.yaml --region eu-west-1  register (only if changed)
   tracedapp aws check -f app.yaml                        can X-Ray take the spans? (Transaction
@@ -81,6 +84,11 @@ pub enum Command {
         /// own metrics (see the NetworkPolicy).
         #[arg(long, default_value = manifests::DEFAULT_OPERATOR_NAMESPACE)]
         operator_namespace: String,
+        /// lambda: write `collector.yaml` (ship it in the function's zip) and
+        /// `environment.json` (for `aws lambda ... --environment file://...`) into this
+        /// directory instead of printing both.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
     },
     /// AWS ECS: register the task definition.
     #[command(subcommand)]
@@ -203,6 +211,9 @@ pub enum RenderTarget {
     /// The OpenTelemetry Collector configuration, exactly as the Kubernetes sidecar runs it
     /// (the ConfigMap's content; an ECS task's is in its task definition).
     Collector,
+    /// A Lambda function's: the OpenTelemetry Lambda collector layer's configuration and the
+    /// function's environment. Fields the layer cannot run are refused.
+    Lambda,
 }
 
 /// Output format.
@@ -283,6 +294,7 @@ pub fn render(
             json(&list)
         }
         (RenderTarget::Ecs, format) => ecs_output(&tracedapp_ecs::task_definition(app), format),
+        (RenderTarget::Lambda, format) => lambda::document(&lambda::render(app)?, format),
     };
     Ok(out)
 }
@@ -317,8 +329,26 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             file,
             output,
             operator_namespace,
+            out_dir,
         } => {
             let app = read_app(&file)?;
+            if out_dir.is_some() && target != RenderTarget::Lambda {
+                return Err(CliError::BadInput(
+                    "--out-dir is for `render lambda` (the other targets print one document)"
+                        .to_owned(),
+                ));
+            }
+            if target == RenderTarget::Lambda {
+                let rendered = lambda::render(&app)?;
+                for line in tracedapp_api::lambda::ignored_fields(&app.spec) {
+                    eprintln!("note: {line}");
+                }
+                match out_dir {
+                    Some(dir) => print!("{}", lambda::write(&rendered, &dir)?),
+                    None => print!("{}", lambda::document(&rendered, output)),
+                }
+                return Ok(());
+            }
             let site = manifests::Site { operator_namespace };
             if target == RenderTarget::K8s
                 && app.spec.ecs.as_ref().is_some_and(|e| e.service.is_some())

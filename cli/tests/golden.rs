@@ -1,5 +1,6 @@
 //! Golden tests: every `testdata/<case>.input.yaml` renders to the checked-in
-//! `<case>.k8s.yaml`, `<case>.collector.yaml` and `<case>.ecs.json`; every
+//! `<case>.k8s.yaml`, `<case>.collector.yaml`, `<case>.ecs.json` and `<case>.lambda.yaml`
+//! (the render, or the fields the Lambda layer refuses); every
 //! `testdata/invalid/<case>.yaml` fails with exactly the message in `<case>.error`.
 //!
 //! `UPDATE_GOLDENS=1 cargo test -p tracedapp-cli --test golden` rewrites the expected files
@@ -56,6 +57,9 @@ fn every_case_renders_to_its_goldens() {
             let out = render(&app, target, None, &Default::default()).unwrap();
             failures.extend(check(Path::new(&format!("{stem}.{ext}")), &out));
         }
+        let lambda = render(&app, RenderTarget::Lambda, None, &Default::default())
+            .unwrap_or_else(|refused| format!("refused: {refused}\n"));
+        failures.extend(check(Path::new(&format!("{stem}.lambda.yaml")), &lambda));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -145,4 +149,52 @@ fn the_collector_config_printed_is_the_one_that_runs() {
             .unwrap_or_else(|| panic!("{}: a ConfigMap with the config", input.display()));
         assert_eq!(printed, held, "{}", input.display());
     }
+}
+
+/// `render lambda --out-dir` writes the layer's configuration and the function's environment
+/// (the shape `aws lambda --environment file://` takes); a spec the layer cannot run exits 2
+/// naming the field, and writes nothing.
+#[test]
+fn render_lambda_writes_the_two_files_or_refuses_with_the_field() {
+    let dir = testkit::TempDir::new("render-lambda");
+    let example = testkit::repo_root().join("manifests/examples/lambda.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tracedapp"))
+        .args(["render", "lambda", "-f"])
+        .arg(&example)
+        .arg("--out-dir")
+        .arg(dir.path().join("build"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let app = read_app(&example).unwrap();
+    let rendered = tracedapp_cli::lambda::render(&app).unwrap();
+    let collector = std::fs::read_to_string(dir.path().join("build/collector.yaml")).unwrap();
+    assert_eq!(collector, rendered.collector.to_yaml());
+    let env: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("build/environment.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        env["Variables"]["OPENTELEMETRY_COLLECTOR_CONFIG_URI"],
+        "/var/task/collector.yaml"
+    );
+
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_tracedapp"))
+        .args(["render", "lambda", "-f"])
+        .arg(testkit::repo_root().join("manifests/examples/aws.yaml"))
+        .arg("--out-dir")
+        .arg(dir.path().join("refused"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("spec.exporters.cloudwatchMetrics:"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("refused").exists());
 }

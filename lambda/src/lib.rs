@@ -56,9 +56,13 @@ impl FlushPolicy {
         let millis = |name: &str, default: Duration| -> Result<Duration, String> {
             match vars.get(name) {
                 None => Ok(default),
-                Some(v) => v.trim().parse::<u64>().map(Duration::from_millis).map_err(|_| {
-                    format!("{name}: expected a whole number of milliseconds, got {v:?}")
-                }),
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| {
+                        format!("{name}: expected a whole number of milliseconds, got {v:?}")
+                    }),
             }
         };
         Ok(Self {
@@ -95,7 +99,10 @@ pub fn function_resource(vars: &HashMap<String, String>) -> BTreeMap<String, Str
         .get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
         .and_then(|v| v.parse::<u64>().ok())
     {
-        out.insert("faas.max_memory".to_owned(), (mib * 1024 * 1024).to_string());
+        out.insert(
+            "faas.max_memory".to_owned(),
+            (mib * 1024 * 1024).to_string(),
+        );
     }
     out
 }
@@ -325,7 +332,10 @@ mod tests {
             "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
         ));
         let sc = sampled.span().span_context().clone();
-        assert_eq!(sc.trace_id().to_string(), "5759e988bd862e3fe1be46a994272793");
+        assert_eq!(
+            sc.trace_id().to_string(),
+            "5759e988bd862e3fe1be46a994272793"
+        );
         assert_eq!(sc.span_id().to_string(), "53995c3f42cd8ad8");
         assert!(sc.is_remote());
         for header in [
@@ -347,11 +357,17 @@ mod tests {
             timeout: Duration::from_millis(1000),
             reserve: Duration::from_millis(200),
         };
-        assert_eq!(p.budget(Duration::from_secs(30)), Duration::from_millis(1000));
-        assert_eq!(p.budget(Duration::from_millis(700)), Duration::from_millis(500));
+        assert_eq!(
+            p.budget(Duration::from_secs(30)),
+            Duration::from_millis(1000)
+        );
+        assert_eq!(
+            p.budget(Duration::from_millis(700)),
+            Duration::from_millis(500)
+        );
         assert_eq!(p.budget(Duration::from_millis(100)), Duration::ZERO);
-        let err = FlushPolicy::from_vars(&vars(&[("TRACEDAPP_FLUSH_TIMEOUT_MS", "1s")]))
-            .unwrap_err();
+        let err =
+            FlushPolicy::from_vars(&vars(&[("TRACEDAPP_FLUSH_TIMEOUT_MS", "1s")])).unwrap_err();
         assert!(err.starts_with("TRACEDAPP_FLUSH_TIMEOUT_MS"), "{err}");
     }
 
@@ -363,8 +379,7 @@ mod tests {
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
         ]);
-        let mut config =
-            tracedapp_telemetry::config::TelemetryConfig::from_vars(&lambda).unwrap();
+        let mut config = tracedapp_telemetry::config::TelemetryConfig::from_vars(&lambda).unwrap();
         describe_function(&mut config, &lambda);
         assert_eq!(config.service_name, "shop");
         assert_eq!(config.resource_attributes["faas.max_memory"], "134217728");
@@ -372,7 +387,10 @@ mod tests {
 
         let mut user = lambda.clone();
         user.insert("OTEL_SERVICE_NAME".into(), "checkout".into());
-        user.insert("OTEL_RESOURCE_ATTRIBUTES".into(), "cloud.region=mine".into());
+        user.insert(
+            "OTEL_RESOURCE_ATTRIBUTES".into(),
+            "cloud.region=mine".into(),
+        );
         let mut config = tracedapp_telemetry::config::TelemetryConfig::from_vars(&user).unwrap();
         describe_function(&mut config, &user);
         assert_eq!(config.service_name, "checkout");

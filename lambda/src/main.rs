@@ -71,7 +71,8 @@ async fn run() -> ExitCode {
         tracing::error!(error = %e, "the Lambda runtime stopped");
     }
     if let Ok(function) = Arc::try_unwrap(function) {
-        let _ = tokio::task::spawn_blocking(move || function.shutdown(Duration::from_secs(2))).await;
+        let _ =
+            tokio::task::spawn_blocking(move || function.shutdown(Duration::from_secs(2))).await;
     }
     if result.is_ok() {
         ExitCode::SUCCESS

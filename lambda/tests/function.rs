@@ -157,10 +157,19 @@ fn every_invocation_is_exported_before_it_returns_and_survives_the_freeze() {
     }
     // The X-Ray header's trace, and its segment as the parent.
     let child = invocations[1];
-    assert_eq!(child.trace_id, header_root.replace("1-", "").replace('-', ""));
+    assert_eq!(
+        child.trace_id,
+        header_root.replace("1-", "").replace('-', "")
+    );
     assert_eq!(child.parent_span_id, header_parent);
-    assert!(invocations[0].parent_span_id.is_empty(), "no header: a root");
-    assert_eq!(invocations[3].status, STATUS_ERROR, "the failing invocation");
+    assert!(
+        invocations[0].parent_span_id.is_empty(),
+        "no header: a root"
+    );
+    assert_eq!(
+        invocations[3].status, STATUS_ERROR,
+        "the failing invocation"
+    );
     // The handler's own span, a child of each invocation's.
     for s in &invocations {
         assert!(
@@ -172,9 +181,11 @@ fn every_invocation_is_exported_before_it_returns_and_survives_the_freeze() {
         );
     }
 
-    wait_until("Jaeger to hold every trace", Duration::from_secs(20), || {
-        jaeger.traces(FUNCTION, 20).len() == N
-    });
+    wait_until(
+        "Jaeger to hold every trace",
+        Duration::from_secs(20),
+        || jaeger.traces(FUNCTION, 20).len() == N,
+    );
     assert!(
         xray.outcomes().iter().all(|o| o.status == 200),
         "every X-Ray request signed and accepted: {:?}",

@@ -177,7 +177,9 @@ impl Telemetry {
 
     /// The handle that flushes spans on demand (`None` when telemetry is disabled).
     pub fn span_flusher(&self) -> Option<SpanFlusher> {
-        self.tracer_provider.clone().map(|provider| SpanFlusher { provider })
+        self.tracer_provider
+            .clone()
+            .map(|provider| SpanFlusher { provider })
     }
 
     /// Spans dropped so far (queue full or export failed).

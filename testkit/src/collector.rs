@@ -116,9 +116,7 @@ impl Collector {
                 overrides.push(format!(
                     "extensions::health_check::endpoint: 127.0.0.1:{health}"
                 ));
-                overrides.push(format!(
-                    "exporters::prometheus::endpoint: 127.0.0.1:{prom}"
-                ));
+                overrides.push(format!("exporters::prometheus::endpoint: 127.0.0.1:{prom}"));
             }
             if !options.own_telemetry {
                 overrides.push("service::telemetry::metrics::level: none".to_owned());
@@ -166,9 +164,7 @@ impl Collector {
             "the collector to listen",
             Duration::from_secs(60),
             launch,
-            |(grpc, health, ..)| {
-                listening(*grpc) && (options.lambda_layer || listening(*health))
-            },
+            |(grpc, health, ..)| listening(*grpc) && (options.lambda_layer || listening(*health)),
         );
         let mut env = vec![("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned())];
         env.extend(options.env.iter().cloned());

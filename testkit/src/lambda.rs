@@ -56,7 +56,9 @@ impl Rie {
                     )
                     .arg(bootstrap)
                     .arg(tools::lambda_rie())
-                    .arg(format!("--runtime-interface-emulator-address=127.0.0.1:{port}"))
+                    .arg(format!(
+                        "--runtime-interface-emulator-address=127.0.0.1:{port}"
+                    ))
                     .arg(format!("--runtime-api-address=127.0.0.1:{api}"))
                     .current_dir(dir.path())
                     .env_clear()
