@@ -39,6 +39,8 @@ impl Rie {
     /// `function` unless given.
     pub fn start(bootstrap: &Path, env: &[(&str, &str)]) -> Self {
         let dir = TempDir::new("lambda");
+        let bootstrap = &std::fs::canonicalize(bootstrap)
+            .unwrap_or_else(|e| panic!("{}: {e}", bootstrap.display()));
         let (process, port) = start_on_free_ports(
             "the Runtime Interface Emulator to listen",
             Duration::from_secs(30),
@@ -92,17 +94,28 @@ impl Rie {
             .timeout(Duration::from_secs(60))
             .build()
             .expect("an HTTP client");
-        let mut request = client.post(&self.invoke_url).json(event);
-        if let Some(h) = xray_header {
-            request = request.header("X-Amzn-Trace-Id", h);
-        }
-        let started = Instant::now();
-        let response = request
-            .send()
-            .unwrap_or_else(|e| panic!("invoke: {e}\n{}", self.process.log_tail(30)));
-        let status = response.status().as_u16();
-        let text = response.text().unwrap_or_default();
-        let took = started.elapsed();
+        // With one runtime, an invocation sent before the function has asked for the next
+        // one is refused ("no idle runtimes", 400); Lambda would route it, the emulator does
+        // not: try again. `took` is the attempt that was answered.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let (status, text, took) = loop {
+            let mut request = client.post(&self.invoke_url).json(event);
+            if let Some(h) = xray_header {
+                request = request.header("X-Amzn-Trace-Id", h);
+            }
+            let started = Instant::now();
+            let response = request
+                .send()
+                .unwrap_or_else(|e| panic!("invoke: {e}\n{}", self.process.log_tail(30)));
+            let status = response.status().as_u16();
+            let text = response.text().unwrap_or_default();
+            let took = started.elapsed();
+            if status == 400 && Instant::now() < give_up {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            break (status, text, took);
+        };
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Invocation { status, body, took }
     }
