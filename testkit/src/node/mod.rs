@@ -34,7 +34,13 @@ mod config;
 pub mod host;
 pub mod images;
 pub mod netns;
+mod site;
+mod state;
 mod teardown;
+
+use site::private_dir;
+pub use site::{is_root, kind_port_mappings, node_dir, reach};
+use state::{Recorded, State};
 
 pub use config::CGROUP_ROOT;
 use teardown::{alive, read_state, teardown};
@@ -43,8 +49,6 @@ pub use teardown::{down, running, stop_on_signals};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-use serde::{Deserialize, Serialize};
 
 use crate::tools;
 
@@ -67,113 +71,8 @@ pub const PAUSE_IMAGE: &str = "localhost/tracedapp/pause:1";
 
 type Result<T, E = String> = std::result::Result<T, E>;
 
-/// A 127.0.0.1 address on the host that reaches `target` (a pod, a Service, a NodePort on the
-/// node's IP: `10.88.0.1:30300`) inside the node's network namespace; one forward per target
-/// for the life of this process.
-pub fn reach(target: &str) -> String {
-    use std::collections::HashMap;
-    use std::net::SocketAddr;
-    use std::sync::{Mutex, OnceLock};
-    static FORWARDS: OnceLock<Mutex<HashMap<SocketAddr, SocketAddr>>> = OnceLock::new();
-    let target: SocketAddr = target
-        .parse()
-        .unwrap_or_else(|e| panic!("{target}: not an address: {e}"));
-    let mut forwards = FORWARDS
-        .get_or_init(Mutex::default)
-        .lock()
-        .expect("the forwards lock");
-    if let Some(local) = forwards.get(&target) {
-        return local.to_string();
-    }
-    let forward = netns::forward(0, target)
-        .unwrap_or_else(|e| panic!("forwarding to {target} in the node: {e}"));
-    forwards.insert(target, forward.local);
-    forward.local.to_string()
-}
-
-/// `kind-config.yaml`'s port mappings as `(host port, node port)`: what the walk-through's
-/// `localhost:<port>` reaches, on kind and on this node alike.
-pub fn kind_port_mappings() -> Result<Vec<(u16, u16)>> {
-    let file = crate::repo_root().join("kind-config.yaml");
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let config: serde_json::Value =
-        serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
-    Ok(config["nodes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|n| {
-            n["extraPortMappings"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|m| {
-            Some((
-                u16::try_from(m["hostPort"].as_u64()?).ok()?,
-                u16::try_from(m["containerPort"].as_u64()?).ok()?,
-            ))
-        })
-        .collect())
-}
-
-/// Whether this process runs as root (the cluster needs it).
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|ids| ids.split_whitespace().nth(1))
-        == Some("0")
-}
-
-/// Where the cluster lives: `$TRACEDAPP_CACHE/node` (`~/.cache/tracedapp/node`).
-pub fn node_dir() -> PathBuf {
-    tools::cache_dir()
-        .parent()
-        .expect("the tools cache has a parent")
-        .join("node")
-}
-
-/// A process of the cluster, recorded so that another process can stop it too.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Recorded {
-    name: String,
-    pid: u32,
-    /// The program, to tell our process from a later one with the same PID.
-    exe: PathBuf,
-    /// Whether it runs inside the node's network namespace (every component does; the host's
-    /// forwarder of `cargo xtask cluster up` does not).
-    #[serde(default = "inside")]
-    in_node: bool,
-}
-
-fn inside() -> bool {
-    true
-}
-
 /// The argument that marks the forwarder process of `cargo xtask cluster up`.
 pub const FORWARDER_MARK: &str = "__forward";
-
-/// The node's folder, created owner-only (it holds the cluster's keys and tokens).
-fn private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| format!("{}: {e}", dir.display()))
-}
-
-/// Everything needed to tear the cluster down, kept in `<dir>/state.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct State {
-    /// The host before the cluster started.
-    before: host::Snapshot,
-    processes: Vec<Recorded>,
-}
 
 /// A running one-node cluster.
 #[derive(Debug)]
