@@ -193,9 +193,14 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// and every bad field, one per line, ready to print.
 pub fn read(path: &std::path::Path) -> Result<TracedApp, String> {
     use std::io::Read;
-    let name = path.display();
+    let stdin = path == std::path::Path::new("-");
+    let name = if stdin {
+        "<stdin>".to_owned()
+    } else {
+        path.display().to_string()
+    };
     let mut bytes = Vec::new();
-    let source: Box<dyn Read> = if path == std::path::Path::new("-") {
+    let source: Box<dyn Read> = if stdin {
         Box::new(std::io::stdin())
     } else {
         Box::new(std::fs::File::open(path).map_err(|e| format!("{name}: cannot read: {e}"))?)

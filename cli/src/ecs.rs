@@ -17,10 +17,10 @@ pub struct Target {
     #[arg(short = 'f', long = "file")]
     pub file: std::path::PathBuf,
     /// AWS region (default: spec.ecs.region, else us-east-1).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::flags::region)]
     pub region: Option<String>,
     /// ECS API endpoint override, e.g. an emulator at http://127.0.0.1:5000.
-    #[arg(long, env = "AWS_ENDPOINT_URL_ECS")]
+    #[arg(long, env = "AWS_ENDPOINT_URL_ECS", value_parser = crate::flags::http_url)]
     pub endpoint_url: Option<String>,
 }
 
@@ -76,14 +76,7 @@ fn plan(target: &Target) -> Result<Plan, CliError> {
     crate::warn_ecs(&app);
     let region = tracedapp_ecs::region(&app.spec, target.region.as_deref());
     let td = tracedapp_ecs::build::task_definition_in(&app, &region);
-    tracedapp_ecs::check::check(&td).map_err(|errs| {
-        let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
-        CliError::BadInput(format!(
-            "{}: ECS would reject this task definition:\n{}",
-            target.file.display(),
-            lines.join("\n")
-        ))
-    })?;
+    crate::refuse_what_ecs_would(&target.file, &td)?;
     let Some(service) = service_definition(&app, &td.family) else {
         return Err(CliError::BadInput(format!(
             "{}: spec.ecs.service is not set: a service needs at least its network, e.g.\n  \

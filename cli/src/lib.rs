@@ -15,6 +15,7 @@ use tracedapp_k8s::manifests;
 pub mod aws;
 pub mod aws_call;
 pub mod ecs;
+pub mod flags;
 pub mod lambda;
 pub mod telemetry;
 pub mod trace;
@@ -35,7 +36,7 @@ pub const EXIT_TIMED_OUT: u8 = 6;
 pub const EXIT_INTERRUPTED: u8 = 130;
 
 const ABOUT: &str = "\
-Ship a traced service to Kubernetes and AWS ECS from one TracedApp spec.
+Ship a traced service to Kubernetes, AWS ECS and AWS Lambda from one TracedApp spec.
 
 A TracedApp (tracedapp.dev/v1alpha1) describes an app, the OpenTelemetry Collector that runs
 beside it, and where traces (Jaeger, AWS X-Ray) and metrics (Prometheus, CloudWatch) go.";
@@ -69,6 +70,16 @@ pub struct Cli {
 pub enum Command {
     /// Print the TracedApp CustomResourceDefinition (YAML), for `kubectl apply`.
     Crd,
+    /// Print the version, the commit it was built from, and the TracedApp API version it
+    /// reads and writes.
+    Version,
+    /// Print a shell completion script: `tracedapp completion bash > /etc/bash_completion.d/tracedapp`,
+    /// `tracedapp completion zsh > "${fpath[1]}/_tracedapp"`,
+    /// `tracedapp completion fish > ~/.config/fish/completions/tracedapp.fish`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Render a TracedApp file into what runs it, without touching a cluster or AWS.
     Render {
         /// What to render.
@@ -82,7 +93,7 @@ pub enum Command {
         output: Option<Format>,
         /// k8s: the namespace the operator runs in; only its pods may read the collector's
         /// own metrics (see the NetworkPolicy).
-        #[arg(long, default_value = manifests::DEFAULT_OPERATOR_NAMESPACE)]
+        #[arg(long, default_value = manifests::DEFAULT_OPERATOR_NAMESPACE, value_parser = flags::namespace)]
         operator_namespace: String,
         /// lambda: write `collector.yaml` (ship it in the function's zip) and
         /// `environment.json` (for `aws lambda ... --environment file://...`) into this
@@ -106,7 +117,7 @@ pub enum Command {
         #[arg(short, long, conflicts_with = "trace_id")]
         service: Option<String>,
         /// Jaeger's query API (the UI's address).
-        #[arg(long, env = "JAEGER_URL", default_value = "http://localhost:16686")]
+        #[arg(long, env = "JAEGER_URL", default_value = "http://localhost:16686", value_parser = flags::http_url)]
         jaeger: String,
         /// Colour: on a terminal (auto, unless NO_COLOR is set), always or never.
         #[arg(long, value_enum, default_value = "auto")]
@@ -131,10 +142,10 @@ pub enum EcsCommand {
         dry_run: bool,
         /// AWS region to register in, and so of the task's logs (default: spec.ecs.region,
         /// else us-east-1).
-        #[arg(long)]
+        #[arg(long, value_parser = flags::region)]
         region: Option<String>,
         /// ECS API endpoint override, e.g. an emulator at http://127.0.0.1:5000.
-        #[arg(long, env = "AWS_ENDPOINT_URL_ECS")]
+        #[arg(long, env = "AWS_ENDPOINT_URL_ECS", value_parser = flags::http_url)]
         endpoint_url: Option<String>,
     },
     /// Deploy: register the task definition (if it changed), create the service
@@ -196,7 +207,7 @@ pub enum AwsCommand {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
         /// X-Ray API endpoint override, e.g. a VPC endpoint or an emulator.
-        #[arg(long, env = "AWS_ENDPOINT_URL_XRAY")]
+        #[arg(long, env = "AWS_ENDPOINT_URL_XRAY", value_parser = flags::http_url)]
         endpoint_url: Option<String>,
     },
 }
@@ -255,6 +266,17 @@ impl CliError {
             CliError::Interrupted(_) => EXIT_INTERRUPTED,
         }
     }
+}
+
+/// What `tracedapp version` prints.
+pub fn version_text() -> String {
+    format!(
+        "tracedapp {}\ncommit {} ({})\nAPI {}\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("TRACEDAPP_COMMIT"),
+        env!("TRACEDAPP_COMMIT_DATE"),
+        tracedapp_api::load::API_VERSION,
+    )
 }
 
 /// Reads and validates a TracedApp file (the TracedApp document of a multi-document file);
@@ -324,6 +346,20 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", tracedapp_api::spec::crd_yaml());
             Ok(())
         }
+        Command::Version => {
+            print!("{}", version_text());
+            Ok(())
+        }
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "tracedapp",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Render {
             target,
             file,
@@ -361,11 +397,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 // Built once: checked, then printed.
                 warn_ecs(&app);
                 let td = tracedapp_ecs::task_definition(&app);
-                if let Err(errors) = tracedapp_ecs::check::check(&td) {
-                    for e in errors {
-                        eprintln!("warning: ECS would refuse this task definition: {e}");
-                    }
-                }
+                // The same verdict as `ecs register` and `ecs deploy`: what ECS would refuse
+                // is refused here, exit 2.
+                refuse_what_ecs_would(&file, &td)?;
                 print!("{}", ecs_output(&td, output));
                 return Ok(());
             }
@@ -461,14 +495,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             warn_ecs(&app);
             let region = tracedapp_ecs::region(&app.spec, region.as_deref());
             let td = tracedapp_ecs::build::task_definition_in(&app, &region);
-            tracedapp_ecs::check::check(&td).map_err(|errs| {
-                let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
-                CliError::BadInput(format!(
-                    "{}: ECS would reject this task definition:\n{}",
-                    file.display(),
-                    lines.join("\n")
-                ))
-            })?;
+            refuse_what_ecs_would(&file, &td)?;
             if dry_run {
                 eprintln!(
                     "dry run: would register family {:?} if it differs from its latest revision",
@@ -499,6 +526,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// Exit 2 (bad input) when ECS would refuse the task definition, naming each reason: one
+/// verdict for `render ecs`, `ecs register` and `ecs deploy`.
+pub(crate) fn refuse_what_ecs_would(
+    file: &Path,
+    td: &tracedapp_ecs::model::TaskDefinition,
+) -> Result<(), CliError> {
+    tracedapp_ecs::check::check(td).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
+        CliError::BadInput(format!(
+            "{}: ECS would refuse this task definition:\n{}",
+            file.display(),
+            lines.join("\n")
+        ))
+    })
 }
 
 /// On stderr: what of the spec an ECS task cannot use, and what ECS would refuse.

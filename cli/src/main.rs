@@ -19,6 +19,12 @@ fn main() -> ExitCode {
         }
         default_hook(info);
     }));
+    // Bare `tracedapp`: the help, as a question answered (exit 0), not a usage error.
+    if std::env::args_os().len() == 1 {
+        use clap::CommandFactory;
+        let _ = Cli::command().print_help();
+        return ExitCode::SUCCESS;
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -27,6 +27,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use crate::spec::NAME_MAX;
 use errors::{FieldError, ValidationErrors};
 
 /// The CRD's `openAPIV3Schema`, generated once.
@@ -146,8 +147,8 @@ fn cel(object: &Value) -> Vec<FieldError> {
 }
 
 /// What the API server checks of a namespaced custom resource's `metadata`: a name that is a
-/// DNS subdomain (and what the CRD's schema adds for `metadata.name`: a DNS label), a
-/// namespace that is a DNS label.
+/// DNS label (the API server's DNS subdomain, narrowed by the CRD's schema), a namespace that
+/// is a DNS label.
 fn metadata(meta: &Value) -> Vec<FieldError> {
     let error = |path: &str, message: String| FieldError {
         path: path.to_owned(),
@@ -158,18 +159,22 @@ fn metadata(meta: &Value) -> Vec<FieldError> {
         None | Some("") if meta["generateName"].is_null() => {
             errors.push(error("metadata.name", "is required".into()));
         }
-        Some(name) if !name.is_empty() && !is_dns_subdomain(name) => errors.push(error(
+        // The API server checks a DNS subdomain (≤ 253, dots allowed) and then the CRD's
+        // stricter rule; only the stricter one can be met, so it is the one said, once.
+        Some(name) if !name.is_empty() && !is_dns_label(name) => errors.push(error(
             "metadata.name",
             format!(
-                "must be lowercase letters, digits, '-' and '.', starting and ending with a \
-                 letter or digit, at most 253 characters; got {}",
-                structural::shown(&Value::from(name))
+                "must be a DNS label, since it names the app's Deployment and Service: \
+                 lowercase letters, digits and '-', starting and ending with a letter or digit, \
+                 at most {NAME_MAX} characters; got {}{}",
+                structural::shown(&Value::from(name)),
+                if name.len() as u64 > NAME_MAX {
+                    format!(" ({} characters)", name.chars().count())
+                } else {
+                    String::new()
+                }
             ),
         )),
-        Some(name) if !name.is_empty() => {
-            let rule = &schema()["properties"]["metadata"]["properties"]["name"];
-            errors.extend(structural::check(rule, &Value::from(name), "metadata.name"));
-        }
         _ => {}
     }
     if let Some(ns) = meta.get("namespace").filter(|n| !n.is_null()) {
@@ -196,11 +201,6 @@ pub fn is_dns_label(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
-}
-
-/// RFC 1123 subdomain: labels joined by '.', at most 253.
-pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 #[cfg(test)]

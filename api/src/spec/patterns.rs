@@ -124,6 +124,13 @@ pub(crate) const LOG_GROUP: &str = r"^[.\-_/#A-Za-z0-9]{1,512}$";
 /// bracketed IPv6 address.
 pub(crate) const HOST_PORT: &str = r"^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$";
 
+/// Whether `s` is an AWS region name (`spec.ecs.region`'s rule, for flags that stand for it).
+pub fn is_aws_region(s: &str) -> bool {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| regex::Regex::new(REGION).expect("a valid pattern"))
+        .is_match(s)
+}
+
 /// The pattern of a TracedApp's name: a DNS label, since it also names the app's Service.
 pub const NAME_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// The longest TracedApp name.

@@ -1,0 +1,124 @@
+//! The CLI as a new user meets it, on the real binary: help without arguments, `version`,
+//! shell completion that a real shell loads, flags checked like the fields they stand for,
+//! stdin named as such, one rule stated for a bad name.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn tracedapp(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tracedapp"))
+        .args(args)
+        .env_remove("JAEGER_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn example() -> String {
+    testkit::repo_root()
+        .join("manifests/examples/shop.yaml")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn bare_tracedapp_prints_help_and_succeeds() {
+    let out = tracedapp(&[], None);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    assert!(help.contains("Usage: tracedapp"), "{help}");
+    assert!(help.contains("EXAMPLES:"), "{help}");
+    let sub = tracedapp(&["help", "render"], None);
+    assert_eq!(sub.status.code(), Some(0));
+    assert!(text(&sub.stdout).contains("Usage: tracedapp render"));
+}
+
+#[test]
+fn version_names_the_build_and_the_api() {
+    let out = tracedapp(&["version"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let v = text(&out.stdout);
+    let lines: Vec<&str> = v.lines().collect();
+    assert_eq!(lines[0], format!("tracedapp {}", env!("CARGO_PKG_VERSION")));
+    assert!(lines[1].starts_with("commit "), "{v}");
+    assert_eq!(lines[2], "API tracedapp.dev/v1alpha1");
+}
+
+/// bash loads the script and completes a subcommand from it.
+#[test]
+fn bash_completion_loads_and_completes() {
+    let out = tracedapp(&["completion", "bash"], None);
+    assert_eq!(out.status.code(), Some(0));
+    let dir = testkit::TempDir::new("completion");
+    let script = dir.path().join("tracedapp.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let probe = format!(
+        "source {}; COMP_WORDS=(tracedapp ren); COMP_CWORD=1; COMP_LINE='tracedapp ren'; \
+         COMP_POINT=${{#COMP_LINE}}; _tracedapp tracedapp ren tracedapp; echo \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let bash = Command::new("bash").args(["-c", &probe]).output().unwrap();
+    assert!(bash.status.success(), "{}", text(&bash.stderr));
+    assert_eq!(text(&bash.stdout).trim(), "render");
+}
+
+#[test]
+fn flags_are_checked_like_the_fields_they_stand_for() {
+    let f = example();
+    for (args, message) in [
+        (
+            vec![
+                "ecs",
+                "register",
+                "-f",
+                &f,
+                "--dry-run",
+                "--region",
+                "not a region!",
+            ],
+            "error: invalid value 'not a region!' for '--region <REGION>': not an AWS region; give one like eu-west-1",
+        ),
+        (
+            vec!["render", "k8s", "-f", &f, "--operator-namespace", "Bad NS!"],
+            "error: invalid value 'Bad NS!' for '--operator-namespace <OPERATOR_NAMESPACE>': not a namespace name; use lowercase letters, digits and '-' (at most 63), like tracedapp-system",
+        ),
+        (
+            vec!["trace", "--service", "shop", "--jaeger", "localhost:16686"],
+            "error: invalid value 'localhost:16686' for '--jaeger <JAEGER>': not a URL; add http://, like http://localhost:16686",
+        ),
+        (
+            vec!["render", "k8s", "-f", &f, "--out-dir", "x"],
+            "tracedapp: --out-dir is for `render lambda` (the other targets print one document)",
+        ),
+    ] {
+        let out = tracedapp(&args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().next(), Some(message), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "nothing rendered for {args:?}");
+    }
+}
+
+#[test]
+fn stdin_is_named_and_a_bad_name_gets_the_one_rule_that_applies() {
+    let spec = "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {name: shop.v2}\n\
+                spec:\n  app: {image: \"i:1\"}\n  exporters: {jaeger: {endpoint: \"j:4317\"}}\n";
+    let out = tracedapp(&["render", "k8s", "-f", "-"], Some(spec));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "tracedapp: <stdin>: invalid TracedApp:\n  metadata.name: must be a DNS label, since it \
+         names the app's Deployment and Service: lowercase letters, digits and '-', starting and \
+         ending with a letter or digit, at most 63 characters; got \"shop.v2\"\n"
+    );
+}
