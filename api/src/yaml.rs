@@ -56,7 +56,7 @@ pub fn documents(text: &str) -> Result<Vec<Raw>, YamlError> {
             message: e.info(),
         })?;
         let at = (span.start.line(), span.start.col() + 1);
-        builder.event(event, at).map_err(|message| YamlError {
+        builder.event(event).map_err(|message| YamlError {
             line: at.0,
             column: at.1,
             message,
@@ -90,12 +90,12 @@ struct Builder {
 }
 
 impl Builder {
-    fn event(&mut self, event: Event<'_>, at: (usize, usize)) -> Result<(), String> {
+    fn event(&mut self, event: Event<'_>) -> Result<(), String> {
         match event {
             Event::DocumentStart(..) => self.anchors.clear(),
             Event::Scalar(text, style, anchor, tag) => {
                 let value = scalar(&text, style, tag.as_deref())?;
-                self.value(value, anchor, at)?;
+                self.value(value, anchor)?;
             }
             Event::Alias(id) => {
                 let value = self
@@ -109,7 +109,7 @@ impl Builder {
                         "aliases expand to more than {MAX_NODES} values; write the values out"
                     ));
                 }
-                self.value(value, 0, at)?;
+                self.value(value, 0)?;
             }
             Event::SequenceStart(_, anchor, _) => self.stack.push(Frame::List {
                 items: Vec::new(),
@@ -139,7 +139,7 @@ impl Builder {
                     }
                     None => return Err("a collection ends that never began".to_owned()),
                 };
-                self.value(value, anchor, at)?;
+                self.value(value, anchor)?;
             }
             _ => {}
         }
@@ -147,7 +147,7 @@ impl Builder {
     }
 
     /// A complete value: into the collection being read, or a document of its own.
-    fn value(&mut self, value: Raw, anchor: usize, at: (usize, usize)) -> Result<(), String> {
+    fn value(&mut self, value: Raw, anchor: usize) -> Result<(), String> {
         self.nodes += 1;
         if anchor != 0 {
             self.anchors.insert(anchor, value.clone());
@@ -161,19 +161,17 @@ impl Builder {
                 key,
                 ..
             }) => match key.take() {
+                // Checked as the key is read, so that the line and column the caller prefixes
+                // are the second key's.
+                None if entries.iter().any(|(e, _)| *e == value) => {
+                    return Err(format!(
+                        "the key {} is given twice in one mapping",
+                        key_text(&value)
+                    ));
+                }
                 None => *key = Some(value),
                 Some(Raw::Text(k)) if k == "<<" => merge(merged, entries, value)?,
-                Some(k) => {
-                    if entries.iter().any(|(e, _)| *e == k) {
-                        return Err(format!(
-                            "the key {} is given twice in one mapping (line {}, column {})",
-                            key_text(&k),
-                            at.0,
-                            at.1
-                        ));
-                    }
-                    entries.push((k, value));
-                }
+                Some(k) => entries.push((k, value)),
             },
         }
         Ok(())

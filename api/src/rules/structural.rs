@@ -279,12 +279,68 @@ fn object(
         } else if additional != Some(&Value::Bool(true))
             && schema["x-kubernetes-preserve-unknown-fields"] != true
         {
-            let message = match properties.and_then(|p| nearest(key, p.keys())) {
-                Some(name) => format!("unknown field; did you mean `{name}`?"),
-                None => "unknown field".to_owned(),
-            };
+            let message = unknown_field(key, &here, properties);
             fail(errors, &here, message);
         }
+    }
+}
+
+/// What to say of a field the schema does not know at `here`: what Kubernetes users reach
+/// for that TracedApp does not take, where the field belongs when it exists elsewhere in the
+/// spec, or the known name it is a typo of.
+fn unknown_field(key: &str, here: &str, known: Option<&serde_json::Map<String, Value>>) -> String {
+    if let Some(instead) = NOT_SUPPORTED
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, instead)| instead)
+    {
+        return format!("`{key}` is not supported: {instead}");
+    }
+    let mut elsewhere = Vec::new();
+    places(super::schema(), "", key, &mut elsewhere);
+    elsewhere.retain(|p| p != here && !p.starts_with("status"));
+    if !elsewhere.is_empty() {
+        let list: Vec<String> = elsewhere.iter().map(|p| format!("`{p}`")).collect();
+        return format!("unknown field here; `{key}` belongs in {}", list.join(" or "));
+    }
+    match known.and_then(|p| nearest(key, p.keys())) {
+        Some(name) => format!("unknown field; did you mean `{name}`?"),
+        None => "unknown field".to_owned(),
+    }
+}
+
+/// Fields people bring from Kubernetes manifests that a TracedApp deliberately lacks, and
+/// what to use instead.
+const NOT_SUPPORTED: [(&str, &str); 3] = [
+    (
+        "valueFrom",
+        "an env value is literal text (for AWS credentials use spec.aws.credentialsSecret; \
+         the app's own secrets belong in its image or a secret manager)",
+    ),
+    (
+        "envFrom",
+        "list each variable in spec.app.env (AWS credentials: spec.aws.credentialsSecret)",
+    ),
+    (
+        "containers",
+        "a TracedApp runs one app container (spec.app) and its collector (spec.collector)",
+    ),
+];
+
+/// Every path in `schema` (from `path`) where a property named `key` exists; list items as
+/// `[]`.
+fn places(schema: &Value, path: &str, key: &str, out: &mut Vec<String>) {
+    if let Some(props) = schema["properties"].as_object() {
+        for (name, sub) in props {
+            let here = join(path, name);
+            if name == key {
+                out.push(here.clone());
+            }
+            places(sub, &here, key, out);
+        }
+    }
+    if schema["items"].is_object() {
+        places(&schema["items"], &format!("{path}[]"), key, out);
     }
 }
 
