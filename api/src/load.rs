@@ -191,14 +191,19 @@ pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Reads and checks the TracedApp in `path` (`-`: standard input). The error names the file
 /// and every bad field, one per line, ready to print.
-pub fn read(path: &std::path::Path) -> Result<TracedApp, String> {
-    use std::io::Read;
-    let stdin = path == std::path::Path::new("-");
-    let name = if stdin {
+/// How messages name a file given as `path`: `<stdin>` for `-`.
+pub fn source_name(path: &std::path::Path) -> String {
+    if path == std::path::Path::new("-") {
         "<stdin>".to_owned()
     } else {
         path.display().to_string()
-    };
+    }
+}
+
+pub fn read(path: &std::path::Path) -> Result<TracedApp, String> {
+    use std::io::Read;
+    let stdin = path == std::path::Path::new("-");
+    let name = source_name(path);
     let mut bytes = Vec::new();
     let source: Box<dyn Read> = if stdin {
         Box::new(std::io::stdin())

@@ -73,7 +73,7 @@ struct Plan {
 
 fn plan(target: &Target) -> Result<Plan, CliError> {
     let app = crate::read_app(&target.file)?;
-    crate::warn_ecs(&app);
+    crate::warn_ecs(&app, target.region.as_deref());
     let region = tracedapp_ecs::region(&app.spec, target.region.as_deref());
     let td = tracedapp_ecs::build::task_definition_in(&app, &region);
     crate::refuse_what_ecs_would(&target.file, &td)?;

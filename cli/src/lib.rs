@@ -393,9 +393,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     "note: spec.ecs.service is for `tracedapp ecs deploy`; Kubernetes ignores it"
                 );
             }
+            if target == RenderTarget::K8s {
+                for line in kubernetes_escapes(&app.spec) {
+                    eprintln!("note: {line}");
+                }
+            }
             if target == RenderTarget::Ecs {
                 // Built once: checked, then printed.
-                warn_ecs(&app);
+                warn_ecs(&app, None);
                 let td = tracedapp_ecs::task_definition(&app);
                 // The same verdict as `ecs register` and `ecs deploy`: what ECS would refuse
                 // is refused here, exit 2.
@@ -492,13 +497,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             endpoint_url,
         }) => {
             let app = read_app(&file)?;
-            warn_ecs(&app);
+            warn_ecs(&app, region.as_deref());
             let region = tracedapp_ecs::region(&app.spec, region.as_deref());
             let td = tracedapp_ecs::build::task_definition_in(&app, &region);
             refuse_what_ecs_would(&file, &td)?;
             if dry_run {
                 eprintln!(
-                    "dry run: would register family {:?} if it differs from its latest revision",
+                    "dry run: would register family {:?} in {region} if it differs from its latest \
+                     revision",
                     td.family
                 );
                 print!("{}", json(&td));
@@ -528,6 +534,28 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// What Kubernetes would have expanded and the render keeps as text (`$(` written `$$(`), per
+/// field: said, not done silently.
+pub fn kubernetes_escapes(spec: &tracedapp_api::TracedAppSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    if spec
+        .service_name
+        .as_deref()
+        .is_some_and(|n| n.contains("$("))
+    {
+        out.push("spec.serviceName: `$(` is kept as text (written `$$(`, which Kubernetes does not expand)".to_owned());
+    }
+    for (i, e) in spec.app.env.iter().enumerate() {
+        if e.value.contains("$(") {
+            out.push(format!(
+                "spec.app.env[{i}].value: `$(` is kept as text (written `$$(`, which Kubernetes \
+                 does not expand); TracedApp values never refer to other variables"
+            ));
+        }
+    }
+    out
+}
+
 /// Exit 2 (bad input) when ECS would refuse the task definition, naming each reason: one
 /// verdict for `render ecs`, `ecs register` and `ecs deploy`.
 pub(crate) fn refuse_what_ecs_would(
@@ -538,15 +566,20 @@ pub(crate) fn refuse_what_ecs_would(
         let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
         CliError::BadInput(format!(
             "{}: ECS would refuse this task definition:\n{}",
-            file.display(),
+            tracedapp_api::load::source_name(file),
             lines.join("\n")
         ))
     })
 }
 
-/// On stderr: what of the spec an ECS task cannot use, and what ECS would refuse.
-pub(crate) fn warn_ecs(app: &TracedApp) {
+/// On stderr: what of the spec an ECS task cannot use, and where its region comes from
+/// (`region_flag`: `--region`).
+pub(crate) fn warn_ecs(app: &TracedApp, region_flag: Option<&str>) {
     for line in tracedapp_ecs::ignored_fields(&app.spec) {
         eprintln!("warning: {line}");
     }
+    eprintln!(
+        "note: {}",
+        tracedapp_ecs::region_note(&app.spec, region_flag)
+    );
 }

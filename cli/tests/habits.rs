@@ -122,3 +122,77 @@ fn stdin_is_named_and_a_bad_name_gets_the_one_rule_that_applies() {
          ending with a letter or digit, at most 63 characters; got \"shop.v2\"\n"
     );
 }
+
+/// What a target ignores, changes or takes from elsewhere is said on stderr, with the field.
+#[test]
+fn nothing_is_changed_or_dropped_without_a_word() {
+    let spec = "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {name: shop}\n\
+                spec:\n  app:\n    image: \"i:1\"\n    healthPath: /ready\n    env: [{name: GREETING, value: \"$(USER)\"}]\n  \
+                exporters: {xray: {region: eu-west-1}}\n  aws: {iamRoleArn: \"arn:aws:iam::123456789012:role/shop\"}\n";
+    let k8s = tracedapp(&["render", "k8s", "-f", "-"], Some(spec));
+    assert_eq!(k8s.status.code(), Some(0), "{}", text(&k8s.stderr));
+    assert!(
+        text(&k8s.stderr).contains(
+            "note: spec.app.env[0].value: `$(` is kept as text (written `$$(`, which Kubernetes \
+             does not expand); TracedApp values never refer to other variables\n"
+        ),
+        "{}",
+        text(&k8s.stderr)
+    );
+    // One verdict: what ECS would refuse (no execution role for Fargate) is refused by
+    // `render ecs` as by `ecs register`.
+    for args in [
+        &["render", "ecs", "-f", "-"][..],
+        &["ecs", "register", "-f", "-", "--dry-run"][..],
+    ] {
+        let refused = tracedapp(args, Some(spec));
+        assert_eq!(refused.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&refused.stderr).contains(
+                "tracedapp: <stdin>: ECS would refuse this task definition:\n  executionRoleArn: \
+                 required on FARGATE"
+            ),
+            "{args:?}: {}",
+            text(&refused.stderr)
+        );
+        assert!(refused.stdout.is_empty());
+    }
+    let spec =
+        &format!("{spec}  ecs: {{executionRoleArn: \"arn:aws:iam::123456789012:role/exec\"}}\n");
+    let ecs = tracedapp(&["ecs", "register", "-f", "-", "--dry-run"], Some(spec));
+    assert_eq!(ecs.status.code(), Some(0), "{}", text(&ecs.stderr));
+    let stderr = text(&ecs.stderr);
+    for line in [
+        "warning: spec.app.healthPath (/ready) is not used on ECS: the app container gets no \
+         health check (its image may have no HTTP client); with spec.ecs.service.loadBalancer, \
+         give the target group that health check path",
+        "note: region us-east-1 (from spec.ecs.region, whose default it is); \
+         spec.exporters.xray.region is eu-west-1: the collector exports there while the task \
+         runs in us-east-1 (set spec.ecs.region or --region if that is not meant)",
+        "dry run: would register family \"shop\" in us-east-1 if it differs from its latest revision",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "missing {line:?} in:\n{stderr}"
+        );
+    }
+    let flagged = tracedapp(
+        &[
+            "ecs",
+            "register",
+            "-f",
+            "-",
+            "--dry-run",
+            "--region",
+            "eu-west-1",
+        ],
+        Some(spec),
+    );
+    assert!(
+        text(&flagged.stderr)
+            .lines()
+            .any(|l| l == "note: region eu-west-1 (from --region)"),
+        "{}",
+        text(&flagged.stderr)
+    );
+}

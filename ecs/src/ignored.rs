@@ -28,6 +28,14 @@ pub fn ignored_fields(spec: &TracedAppSpec) -> Vec<String> {
                 .to_owned(),
         );
     }
+    if app.health_path != "/health" {
+        out.push(format!(
+            "spec.app.healthPath ({}) is not used on ECS: the app container gets no health check \
+             (its image may have no HTTP client); with spec.ecs.service.loadBalancer, give the \
+             target group that health check path",
+            app.health_path
+        ));
+    }
     if spec.aws.credentials_secret.is_some() {
         out.push(
             "spec.aws.credentialsSecret is Kubernetes only: on ECS the task role \
@@ -61,4 +69,41 @@ mod tests {
         assert!(lines[0].starts_with("spec.app.replicas (3)"));
         assert!(lines[1].starts_with("spec.aws.credentialsSecret"));
     }
+}
+
+/// Where the task's region comes from, said once: `--region`, else `spec.ecs.region` (whose
+/// default is us-east-1); and a warning when an exporter names another region, since the
+/// collector then talks to that region while the task runs in this one.
+pub fn region_note(spec: &TracedAppSpec, flag: Option<&str>) -> String {
+    let region = crate::region(spec, flag);
+    let from = match (flag, &spec.ecs) {
+        (Some(_), _) => "--region",
+        (None, Some(_)) if region == "us-east-1" => "spec.ecs.region, whose default it is",
+        (None, Some(_)) => "spec.ecs.region",
+        (None, None) => "the default: spec.ecs.region is not set",
+    };
+    let mut note = format!("region {region} (from {from})");
+    let exporter = spec
+        .exporters
+        .xray
+        .as_ref()
+        .and_then(|x| {
+            x.region
+                .as_deref()
+                .map(|r| ("spec.exporters.xray.region", r))
+        })
+        .or_else(|| {
+            spec.exporters.cloudwatch_metrics.as_ref().and_then(|c| {
+                c.region
+                    .as_deref()
+                    .map(|r| ("spec.exporters.cloudwatchMetrics.region", r))
+            })
+        });
+    if let Some((field, other)) = exporter.filter(|(_, r)| *r != region) {
+        note.push_str(&format!(
+            "; {field} is {other}: the collector exports there while the task runs in {region} \
+             (set spec.ecs.region or --region if that is not meant)"
+        ));
+    }
+    note
 }

@@ -22,4 +22,4 @@ pub mod service;
 pub mod watch;
 
 pub use build::{region, task_definition};
-pub use ignored::ignored_fields;
+pub use ignored::{ignored_fields, region_note};

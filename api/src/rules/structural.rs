@@ -301,7 +301,10 @@ fn unknown_field(key: &str, here: &str, known: Option<&serde_json::Map<String, V
     elsewhere.retain(|p| p != here && !p.starts_with("status"));
     if !elsewhere.is_empty() {
         let list: Vec<String> = elsewhere.iter().map(|p| format!("`{p}`")).collect();
-        return format!("unknown field here; `{key}` belongs in {}", list.join(" or "));
+        return format!(
+            "unknown field here; `{key}` belongs in {}",
+            list.join(" or ")
+        );
     }
     match known.and_then(|p| nearest(key, p.keys())) {
         Some(name) => format!("unknown field; did you mean `{name}`?"),
