@@ -46,31 +46,6 @@ pub fn ignored_fields(spec: &TracedAppSpec) -> Vec<String> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kubernetes_only_fields_are_named() {
-        let mut spec = tracedapp_api::load::from_yaml(
-            "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {name: a}\nspec:\n  app: {image: \"i:1\"}\n  exporters: {jaeger: {endpoint: \"j:4317\"}}\n",
-        )
-        .unwrap()
-        .spec;
-        assert!(
-            ignored_fields(&spec).is_empty(),
-            "a plain spec warns of nothing"
-        );
-        spec.app.replicas = 3;
-        spec.aws.credentials_secret =
-            Some(serde_json::from_value(serde_json::json!({"name": "keys"})).unwrap());
-        let lines = ignored_fields(&spec);
-        assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines[0].starts_with("spec.app.replicas (3)"));
-        assert!(lines[1].starts_with("spec.aws.credentialsSecret"));
-    }
-}
-
 /// Where the task's region comes from, said once: `--region`, else `spec.ecs.region` (whose
 /// default is us-east-1); and a warning when an exporter names another region, since the
 /// collector then talks to that region while the task runs in this one.
@@ -106,4 +81,29 @@ pub fn region_note(spec: &TracedAppSpec, flag: Option<&str>) -> String {
         ));
     }
     note
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_only_fields_are_named() {
+        let mut spec = tracedapp_api::load::from_yaml(
+            "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {name: a}\nspec:\n  app: {image: \"i:1\"}\n  exporters: {jaeger: {endpoint: \"j:4317\"}}\n",
+        )
+        .unwrap()
+        .spec;
+        assert!(
+            ignored_fields(&spec).is_empty(),
+            "a plain spec warns of nothing"
+        );
+        spec.app.replicas = 3;
+        spec.aws.credentials_secret =
+            Some(serde_json::from_value(serde_json::json!({"name": "keys"})).unwrap());
+        let lines = ignored_fields(&spec);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].starts_with("spec.app.replicas (3)"));
+        assert!(lines[1].starts_with("spec.aws.credentialsSecret"));
+    }
 }
