@@ -38,7 +38,7 @@ run() { # $1 label, rest: env assignments (label `plain`: the plain axum app)
   elif [ "$label" = common ]; then
     env "$@" "$COMMON" "$SVC_PORT" 2>"$OUT/$label.log" &
   else
-    env "$@" LOG_FORMAT=json "$BIN" --port "$SVC_PORT" --bind 127.0.0.1 2>"$OUT/$label.log" &
+    env "$@" LOG_FORMAT=json ACCESS_LOG=false "$BIN" --port "$SVC_PORT" --bind 127.0.0.1 2>"$OUT/$label.log" &
   fi
   local pid=$!; pids+=("$pid")
   wait_port "$SVC_PORT"

@@ -22,6 +22,8 @@ pub struct AppState {
     /// Whether requests are observed at all: with `OTEL_SDK_DISABLED=true` the middleware is
     /// left out, so a disabled SDK costs nothing per request.
     pub observed: bool,
+    /// One log line per request ([`access_log`]); `--access-log false` turns it off.
+    pub access_log: bool,
 }
 
 impl AppState {
@@ -31,6 +33,7 @@ impl AppState {
             downstream,
             metrics: HttpMetrics::new(&opentelemetry::global::meter("traced-service")),
             observed: true,
+            access_log: true,
         }
     }
 }
@@ -40,13 +43,22 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let metrics = state.metrics.clone();
     let observed = state.observed;
+    let access = state.access_log;
     let router = Router::new()
         .route("/", get(root))
         .route("/health", get(health))
         .route("/metrics-test", get(metrics_test))
         .route("/chain", get(chain))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
+    // Inside the observing layer: the log line is written in the request's trace context, so
+    // it carries the trace id.
+    let router = if access {
+        router.layer(axum::middleware::from_fn(access_log))
+    } else {
+        router
+    };
     if observed {
         router.layer(axum::middleware::from_fn_with_state(metrics, observe))
     } else {
@@ -85,6 +97,43 @@ async fn not_found(uri: axum::http::Uri) -> Response {
         .into_response()
 }
 
+/// A route that exists, asked with a method it does not take: JSON, like every other answer.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({
+            "error": "method not allowed",
+            "method": crate::observe::known_method(&method),
+            "path": uri.path(),
+        })),
+    )
+        .into_response()
+}
+
+/// One line per request at info: method, route (`(unmatched)` for a path no route takes: a
+/// client's path is not written to the log), status, duration, and the trace id.
+pub async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use opentelemetry::trace::TraceContextExt;
+    let started = std::time::Instant::now();
+    let method = crate::observe::known_method(req.method());
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    let cx = opentelemetry::Context::current();
+    let sc = cx.span().span_context().clone();
+    let status = response.status().as_u16();
+    let route = route.as_deref().unwrap_or("(unmatched)");
+    let duration_ms = started.elapsed().as_micros() as f64 / 1e3;
+    if sc.is_valid() {
+        tracing::info!(method, route, status, duration_ms, trace_id = %sc.trace_id(), "request");
+    } else {
+        tracing::info!(method, route, status, duration_ms, "request");
+    }
+    response
+}
+
 /// Handler failures, each with its status and a message safe to show a client.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -102,7 +151,14 @@ impl IntoResponse for AppError {
             AppError::NoDownstream => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Downstream(_) => StatusCode::BAD_GATEWAY,
         };
-        tracing::warn!(error = %self, "request failed");
+        // Only `GET /chain` fails this way (the access log line names it too).
+        tracing::warn!(
+            method = "GET",
+            path = "/chain",
+            status = status.as_u16(),
+            error = %self,
+            "request failed"
+        );
         (status, Json(json!({ "error": self.to_string() }))).into_response()
     }
 }

@@ -110,6 +110,9 @@ struct Args {
     /// Log format: json, text, or auto (json unless stderr is a terminal).
     #[arg(long, env = "LOG_FORMAT", default_value = "auto", value_parser = ["auto", "json", "text"])]
     log_format: String,
+    /// One log line per request (method, route, status, duration, trace id) at info.
+    #[arg(long, env = "ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    access_log: bool,
 }
 
 fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
@@ -170,13 +173,22 @@ fn main() -> ExitCode {
             .await
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
-        tracing::info!(
-            address = %local,
-            service_name = %config.service_name,
-            traces_endpoint = %config.traces.endpoint,
-            telemetry = if config.disabled { "disabled" } else { "enabled" },
-            "listening"
-        );
+        if config.disabled {
+            tracing::info!(
+                address = %local,
+                service_name = %config.service_name,
+                telemetry = "disabled",
+                "listening"
+            );
+        } else {
+            tracing::info!(
+                address = %local,
+                service_name = %config.service_name,
+                traces_endpoint = %config.traces.endpoint,
+                telemetry = "enabled",
+                "listening"
+            );
+        }
         // After the log is set up: a client without CA certificates says so there.
         let downstream = args
             .downstream_url
@@ -196,6 +208,7 @@ fn main() -> ExitCode {
             listener,
             app(AppState {
                 observed: !config.disabled,
+                access_log: args.access_log,
                 ..AppState::new(downstream)
             }),
             shutdown_signal(),

@@ -25,10 +25,18 @@ where
     } else {
         tracing_subscriber::fmt::layer()
             .with_target(false)
+            .with_ansi(colour())
             .with_writer(std::io::stderr)
             .with_filter(events_only)
             .boxed()
     }
+}
+
+/// Colour only for a person at a terminal: stderr is one, and `NO_COLOR` is unset or empty
+/// (no-color.org).
+fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// One JSON object per line: time, level, message, the event's fields, and the `trace_id` and
