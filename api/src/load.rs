@@ -189,8 +189,6 @@ pub fn from_value(value: &Value) -> Result<TracedApp, LoadError> {
 /// wrong file from filling memory).
 pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
-/// Reads and checks the TracedApp in `path` (`-`: standard input). The error names the file
-/// and every bad field, one per line, ready to print.
 /// How messages name a file given as `path`: `<stdin>` for `-`.
 pub fn source_name(path: &std::path::Path) -> String {
     if path == std::path::Path::new("-") {
@@ -200,7 +198,93 @@ pub fn source_name(path: &std::path::Path) -> String {
     }
 }
 
+/// Reads and checks the TracedApp in `path` (`-`: standard input). The error names the file
+/// and every bad field, one per line, ready to print.
 pub fn read(path: &std::path::Path) -> Result<TracedApp, String> {
+    let text = read_text(path)?;
+    from_yaml(&text).map_err(|e| describe(&source_name(path), e))
+}
+
+/// Every TracedApp in `path`, as kubectl's `-f` reads: a file (`-`: standard input) with one
+/// or more documents (other kinds beside them are left alone), or a directory, whose
+/// `*.yaml`, `*.yml` and `*.json` files are read in name order (a file there without a
+/// TracedApp is skipped, as kubectl would apply it as something else).
+pub fn read_all(path: &std::path::Path) -> Result<Vec<TracedApp>, String> {
+    if path.is_dir() {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| format!("{}: cannot read: {e}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && p.extension()
+                        .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+            })
+            .collect();
+        files.sort();
+        let mut apps = Vec::new();
+        for file in files {
+            let text = read_text(&file)?;
+            let docs = documents(&text).map_err(|e| describe(&file.display().to_string(), e))?;
+            if docs.iter().any(|d| d["kind"] == KIND) {
+                apps.extend(
+                    apps_from_yaml(&text).map_err(|e| describe(&file.display().to_string(), e))?,
+                );
+            }
+        }
+        if apps.is_empty() {
+            return Err(format!(
+                "{}: no {KIND} in any *.yaml, *.yml or *.json file",
+                path.display()
+            ));
+        }
+        return Ok(apps);
+    }
+    let text = read_text(path)?;
+    apps_from_yaml(&text).map_err(|e| describe(&source_name(path), e))
+}
+
+/// Every TracedApp of a YAML stream, each checked; an error names the document
+/// (`(document 2)`) when the stream holds several.
+pub fn apps_from_yaml(text: &str) -> Result<Vec<TracedApp>, LoadError> {
+    let docs = documents(text)?;
+    let apps: Vec<(usize, &Value)> = docs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d["kind"] == KIND)
+        .collect();
+    if apps.len() <= 1 {
+        return from_yaml(text).map(|a| vec![a]);
+    }
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, doc) in apps {
+        match from_value(doc) {
+            Ok(app) => out.push(app),
+            Err(LoadError::Invalid(e)) => errors.extend(e.0.into_iter().map(|mut f| {
+                f.path = format!("(document {}) {}", i + 1, f.path);
+                f
+            })),
+            Err(other) => return Err(other),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(LoadError::Invalid(ValidationErrors(errors)))
+    }
+}
+
+/// A load error as the CLI prints it, under the source's name.
+fn describe(name: &str, e: LoadError) -> String {
+    let lines: Vec<String> = match e {
+        LoadError::Yaml(m) => vec![format!("  not valid YAML: {m}")],
+        LoadError::Invalid(errors) => errors.0.iter().map(|e| format!("  {e}")).collect(),
+    };
+    format!("{name}: invalid TracedApp:\n{}", lines.join("\n"))
+}
+
+/// The text of `path` (`-`: standard input), bounded by [`MAX_FILE_BYTES`].
+fn read_text(path: &std::path::Path) -> Result<String, String> {
     use std::io::Read;
     let stdin = path == std::path::Path::new("-");
     let name = source_name(path);
@@ -220,14 +304,7 @@ pub fn read(path: &std::path::Path) -> Result<TracedApp, String> {
             MAX_FILE_BYTES / 1024
         ));
     }
-    let text = String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8 text"))?;
-    from_yaml(&text).map_err(|e| {
-        let lines: Vec<String> = match e {
-            LoadError::Yaml(m) => vec![format!("  not valid YAML: {m}")],
-            LoadError::Invalid(errors) => errors.0.iter().map(|e| format!("  {e}")).collect(),
-        };
-        format!("{name}: invalid TracedApp:\n{}", lines.join("\n"))
-    })
+    String::from_utf8(bytes).map_err(|_| format!("{name}: not UTF-8 text"))
 }
 
 #[cfg(test)]

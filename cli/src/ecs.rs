@@ -76,7 +76,7 @@ fn plan(target: &Target) -> Result<Plan, CliError> {
     crate::warn_ecs(&app, target.region.as_deref());
     let region = tracedapp_ecs::region(&app.spec, target.region.as_deref());
     let td = tracedapp_ecs::build::task_definition_in(&app, &region);
-    crate::refuse_what_ecs_would(&target.file, &td)?;
+    crate::refuse_what_ecs_would(&tracedapp_api::load::source_name(&target.file), &td)?;
     let Some(service) = service_definition(&app, &td.family) else {
         return Err(CliError::BadInput(format!(
             "{}: spec.ecs.service is not set: a service needs at least its network, e.g.\n  \

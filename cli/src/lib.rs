@@ -85,10 +85,15 @@ pub enum Command {
         /// What to render.
         #[arg(value_enum)]
         target: RenderTarget,
-        /// The TracedApp YAML file (`-` for standard input).
-        #[arg(short = 'f', long = "file")]
-        file: PathBuf,
-        /// Output format (default: yaml for k8s and collector, json for ecs).
+        /// A TracedApp file (`-` for standard input), as kubectl takes it: repeat `-f`, give a
+        /// file of several documents (`---`), or a directory (its `*.yaml`, `*.yml`, `*.json`).
+        #[arg(short = 'f', long = "file", required = true, action = clap::ArgAction::Append)]
+        file: Vec<PathBuf>,
+        /// The namespace of TracedApps that name none (one that names another is refused).
+        #[arg(short = 'n', long, value_parser = flags::namespace)]
+        namespace: Option<String>,
+        /// Output format (default: yaml for k8s and collector, json for ecs). Several
+        /// TracedApps: YAML documents one after the other, or one JSON list.
         #[arg(short = 'o', long = "output", value_enum)]
         output: Option<Format>,
         /// k8s: the namespace the operator runs in; only its pods may read the collector's
@@ -268,6 +273,126 @@ impl CliError {
     }
 }
 
+/// The TracedApps of every `-f`, with `namespace` given to those that name none; two with the
+/// same name in one namespace, or one naming another namespace than `-n`, are refused.
+pub fn read_apps(files: &[PathBuf], namespace: Option<&str>) -> Result<Vec<TracedApp>, CliError> {
+    let mut apps = Vec::new();
+    for f in files {
+        apps.extend(tracedapp_api::load::read_all(f).map_err(CliError::BadInput)?);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for app in &mut apps {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        match (&app.metadata.namespace, namespace) {
+            (Some(own), Some(flag)) if own != flag => {
+                return Err(CliError::BadInput(format!(
+                    "TracedApp {name} names namespace {own}, not {flag} (-n): remove one of them"
+                )));
+            }
+            (None, Some(flag)) => app.metadata.namespace = Some(flag.to_owned()),
+            _ => {}
+        }
+        let ns = app.metadata.namespace.clone().unwrap_or_default();
+        if !seen.insert((ns.clone(), name.clone())) {
+            return Err(CliError::BadInput(format!(
+                "two TracedApps are named {name}{}: names are unique per namespace",
+                if ns.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in {ns}")
+                }
+            )));
+        }
+    }
+    Ok(apps)
+}
+
+/// `tracedapp render`: what it prints (or, for `lambda --out-dir`, writes and then says).
+pub fn render_command(
+    files: &[PathBuf],
+    apps: &[TracedApp],
+    target: RenderTarget,
+    output: Option<Format>,
+    operator_namespace: String,
+    out_dir: Option<PathBuf>,
+) -> Result<String, CliError> {
+    if out_dir.is_some() && target != RenderTarget::Lambda {
+        return Err(CliError::BadInput(
+            "--out-dir is for `render lambda` (the other targets print one document)".to_owned(),
+        ));
+    }
+    if target == RenderTarget::Lambda {
+        let [app] = apps else {
+            return Err(CliError::BadInput(format!(
+                "render lambda takes one TracedApp (a function's two files); got {}",
+                apps.len()
+            )));
+        };
+        let rendered = lambda::render(app)?;
+        for line in tracedapp_api::lambda::ignored_fields(&app.spec) {
+            eprintln!("note: {line}");
+        }
+        return match out_dir {
+            Some(dir) => lambda::write(&rendered, &dir),
+            None => Ok(lambda::document(&rendered, output)),
+        };
+    }
+    let site = manifests::Site { operator_namespace };
+    let mut parts = Vec::new();
+    for app in apps {
+        if target == RenderTarget::K8s {
+            if app.spec.ecs.as_ref().is_some_and(|e| e.service.is_some()) {
+                eprintln!(
+                    "note: spec.ecs.service is for `tracedapp ecs deploy`; Kubernetes ignores it"
+                );
+            }
+            for line in kubernetes_escapes(&app.spec) {
+                eprintln!("note: {line}");
+            }
+        }
+        if target == RenderTarget::Ecs {
+            warn_ecs(app, None);
+            let td = tracedapp_ecs::task_definition(app);
+            // The same verdict as `ecs register` and `ecs deploy`: what ECS would refuse is
+            // refused here, exit 2.
+            let source = match (files, apps.len()) {
+                ([one], 1) => tracedapp_api::load::source_name(one),
+                _ => format!("TracedApp {}", app.metadata.name.as_deref().unwrap_or("")),
+            };
+            refuse_what_ecs_would(&source, &td)?;
+        }
+        parts.push(app);
+    }
+    if let [app] = parts.as_slice() {
+        return render(app, target, output, &site);
+    }
+    // Several: YAML documents one after the other, or one JSON list.
+    Ok(match (target, output) {
+        (RenderTarget::K8s, Some(Format::Json)) => {
+            let items: Vec<_> = apps
+                .iter()
+                .flat_map(|a| manifests::build_at(a, &site).list())
+                .collect();
+            json(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))
+        }
+        (_, Some(Format::Json)) | (RenderTarget::Ecs, None) => {
+            let mut items = Vec::new();
+            for app in apps {
+                let one = render(app, target, Some(Format::Json), &site)?;
+                items.push(serde_json::from_str::<serde_json::Value>(&one).expect("our JSON"));
+            }
+            json(&items)
+        }
+        _ => {
+            let mut docs = Vec::new();
+            for app in apps {
+                docs.push(render(app, target, output, &site)?);
+            }
+            docs.join("---\n")
+        }
+    })
+}
+
 /// What `tracedapp version` prints.
 pub fn version_text() -> String {
     format!(
@@ -366,49 +491,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             output,
             operator_namespace,
             out_dir,
+            namespace,
         } => {
-            let app = read_app(&file)?;
-            if out_dir.is_some() && target != RenderTarget::Lambda {
-                return Err(CliError::BadInput(
-                    "--out-dir is for `render lambda` (the other targets print one document)"
-                        .to_owned(),
-                ));
-            }
-            if target == RenderTarget::Lambda {
-                let rendered = lambda::render(&app)?;
-                for line in tracedapp_api::lambda::ignored_fields(&app.spec) {
-                    eprintln!("note: {line}");
-                }
-                match out_dir {
-                    Some(dir) => print!("{}", lambda::write(&rendered, &dir)?),
-                    None => print!("{}", lambda::document(&rendered, output)),
-                }
-                return Ok(());
-            }
-            let site = manifests::Site { operator_namespace };
-            if target == RenderTarget::K8s
-                && app.spec.ecs.as_ref().is_some_and(|e| e.service.is_some())
-            {
-                eprintln!(
-                    "note: spec.ecs.service is for `tracedapp ecs deploy`; Kubernetes ignores it"
-                );
-            }
-            if target == RenderTarget::K8s {
-                for line in kubernetes_escapes(&app.spec) {
-                    eprintln!("note: {line}");
-                }
-            }
-            if target == RenderTarget::Ecs {
-                // Built once: checked, then printed.
-                warn_ecs(&app, None);
-                let td = tracedapp_ecs::task_definition(&app);
-                // The same verdict as `ecs register` and `ecs deploy`: what ECS would refuse
-                // is refused here, exit 2.
-                refuse_what_ecs_would(&file, &td)?;
-                print!("{}", ecs_output(&td, output));
-                return Ok(());
-            }
-            print!("{}", render(&app, target, output, &site)?);
+            let apps = read_apps(&file, namespace.as_deref())?;
+            print!(
+                "{}",
+                render_command(&file, &apps, target, output, operator_namespace, out_dir)?
+            );
             Ok(())
         }
         Command::Trace {
@@ -500,7 +589,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             warn_ecs(&app, region.as_deref());
             let region = tracedapp_ecs::region(&app.spec, region.as_deref());
             let td = tracedapp_ecs::build::task_definition_in(&app, &region);
-            refuse_what_ecs_would(&file, &td)?;
+            refuse_what_ecs_would(&tracedapp_api::load::source_name(&file), &td)?;
             if dry_run {
                 eprintln!(
                     "dry run: would register family {:?} in {region} if it differs from its latest \
@@ -559,14 +648,13 @@ pub fn kubernetes_escapes(spec: &tracedapp_api::TracedAppSpec) -> Vec<String> {
 /// Exit 2 (bad input) when ECS would refuse the task definition, naming each reason: one
 /// verdict for `render ecs`, `ecs register` and `ecs deploy`.
 pub(crate) fn refuse_what_ecs_would(
-    file: &Path,
+    source: &str,
     td: &tracedapp_ecs::model::TaskDefinition,
 ) -> Result<(), CliError> {
     tracedapp_ecs::check::check(td).map_err(|errs| {
         let lines: Vec<String> = errs.iter().map(|e| format!("  {e}")).collect();
         CliError::BadInput(format!(
-            "{}: ECS would refuse this task definition:\n{}",
-            tracedapp_api::load::source_name(file),
+            "{source}: ECS would refuse this task definition:\n{}",
             lines.join("\n")
         ))
     })

@@ -196,3 +196,111 @@ fn nothing_is_changed_or_dropped_without_a_word() {
         text(&flagged.stderr)
     );
 }
+
+fn app_doc(name: &str, namespace: Option<&str>) -> String {
+    let ns = namespace.map_or(String::new(), |n| format!(", namespace: {n}"));
+    format!(
+        "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {{name: {name}{ns}}}\n\
+         spec:\n  app: {{image: \"i:1\"}}\n  exporters: {{jaeger: {{endpoint: \"j:4317\"}}}}\n"
+    )
+}
+
+fn deployments(yaml: &str) -> Vec<String> {
+    yaml.split("\n---\n")
+        .filter(|d| d.contains("kind: Deployment"))
+        .map(|d| {
+            d.lines()
+                .find_map(|l| l.strip_prefix("  name: "))
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// kubectl's `-f`: several documents in one file, `-f` repeated, a directory; `-n` for
+/// TracedApps that name no namespace.
+#[test]
+fn several_tracedapps_as_kubectl_takes_them() {
+    let dir = testkit::TempDir::new("habits-many");
+    let stream = format!(
+        "{}---\napiVersion: v1\nkind: Service\nmetadata: {{name: other}}\n---\n{}",
+        app_doc("shop", None),
+        app_doc("cart", None)
+    );
+    let out = tracedapp(&["render", "k8s", "-f", "-", "-n", "demo"], Some(&stream));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    assert_eq!(deployments(&yaml), ["shop", "cart"]);
+    assert!(yaml.contains("namespace: demo"));
+
+    let json = tracedapp(
+        &["render", "k8s", "-f", "-", "-n", "demo", "-o", "json"],
+        Some(&stream),
+    );
+    let list: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "Deployment")
+        .map(|i| i["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["shop", "cart"]);
+
+    // A directory (a non-TracedApp manifest and a text file in it are left alone), and -f
+    // repeated.
+    let apps = dir.path().join("apps");
+    std::fs::create_dir(&apps).unwrap();
+    std::fs::write(apps.join("b-shop.yaml"), app_doc("shop", Some("demo"))).unwrap();
+    std::fs::write(apps.join("a-cart.yml"), app_doc("cart", Some("demo"))).unwrap();
+    std::fs::write(
+        apps.join("svc.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
+    )
+    .unwrap();
+    std::fs::write(apps.join("notes.txt"), "not yaml").unwrap();
+    let from_dir = tracedapp(&["render", "k8s", "-f", apps.to_str().unwrap()], None);
+    assert_eq!(
+        from_dir.status.code(),
+        Some(0),
+        "{}",
+        text(&from_dir.stderr)
+    );
+    assert_eq!(deployments(&text(&from_dir.stdout)), ["cart", "shop"]);
+    let repeated = tracedapp(
+        &[
+            "render",
+            "k8s",
+            "-f",
+            apps.join("b-shop.yaml").to_str().unwrap(),
+            "-f",
+            apps.join("a-cart.yml").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(deployments(&text(&repeated.stdout)), ["shop", "cart"]);
+
+    // Refused, exit 2, with the reason.
+    for (args, input, message) in [
+        (
+            vec!["render", "k8s", "-f", "-", "-n", "prod"],
+            app_doc("shop", Some("demo")),
+            "tracedapp: TracedApp shop names namespace demo, not prod (-n): remove one of them\n",
+        ),
+        (
+            vec!["render", "k8s", "-f", "-"],
+            format!("{}---\n{}", app_doc("shop", None), app_doc("shop", None)),
+            "tracedapp: two TracedApps are named shop: names are unique per namespace\n",
+        ),
+        (
+            vec!["render", "lambda", "-f", "-"],
+            stream.clone(),
+            "tracedapp: render lambda takes one TracedApp (a function's two files); got 2\n",
+        ),
+    ] {
+        let out = tracedapp(&args, Some(&input));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(text(&out.stderr), message, "{args:?}");
+    }
+}
