@@ -140,6 +140,16 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
             "ecs-service-no-room-to-deploy",
             "maximumPercent must be above minimumHealthyPercent",
         ),
+        ("bad-name-dotted", "metadata.name"),
+        ("bad-name-long", "metadata.name"),
+        (
+            "misplaced-field",
+            ".spec.replicas: field not declared in schema",
+        ),
+        (
+            "env-value-from",
+            ".spec.app.env[0].valueFrom: field not declared in schema",
+        ),
         (
             "xray-otlp-unbounded-batch",
             "spec.collector.batch.sendBatchMaxSize: Invalid value: collector.batch.sendBatchMaxSize must be 1 to 10000",
@@ -164,11 +174,12 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
             failures.push(format!("{case}: expected {message:?} in: {stderr}"));
         }
     }
-    // Cases that are not TracedApps (a ConfigMap, broken YAML) are the CLI's alone.
+    // Cases that are not TracedApps (a ConfigMap, broken YAML) are the CLI's alone, and so is
+    // a key given twice: kubectl keeps the last value without a word; the CLI refuses it.
     let covered = files_ending(&dir, ".yaml").len();
     assert_eq!(
         covered,
-        expected.len() + 2,
+        expected.len() + 3,
         "every invalid case is listed above or is not a TracedApp"
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -81,10 +81,19 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>)
             "number" => "a number",
             other => other,
         };
+        // A number or true/false where text is wanted: YAML read it so because it was not
+        // quoted; say how to write it.
+        let hint = if kind == "string" && (value.is_number() || value.is_boolean()) {
+            let key = path.rsplit(['.', ']']).next().unwrap_or("value");
+            let key = if key.is_empty() { "value" } else { key };
+            format!("; quote it: `{key}: \"{value}\"`")
+        } else {
+            String::new()
+        };
         fail(
             errors,
             path,
-            format!("must be {what}, got {}", shown(value)),
+            format!("must be {what}, got {}{hint}", shown(value)),
         );
         return;
     }

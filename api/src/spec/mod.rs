@@ -195,7 +195,7 @@ pub struct ResourceAmounts {
     pub cpu: Option<String>,
     /// Memory, e.g. `256Mi` or `1Gi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = MEMORY), length(max = 17))]
+    #[schemars(regex(pattern = MEMORY), length(max = 24))]
     pub memory: Option<String>,
 }
 

@@ -21,7 +21,7 @@ pub(crate) const ENV_NAME: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
 /// A CPU amount (a subset of Kubernetes quantities: no exponents).
 pub(crate) const CPU: &str = r"^([0-9]{1,9}m|[0-9]{1,6}(\.[0-9]{1,3})?)$";
 /// A memory amount.
-pub(crate) const MEMORY: &str = r"^[0-9]{1,15}(Ki|Mi|Gi|Ti|k|M|G|T)?$";
+pub(crate) const MEMORY: &str = r"^[0-9]{1,15}(\.[0-9]{1,6})?(Ki|Mi|Gi|Ti|k|M|G|T)?$";
 /// A non-zero Go duration in ms, s or m.
 pub(crate) const DURATION: &str = r"^[1-9][0-9]{0,5}(ms|s|m)$";
 /// A CloudWatch metric namespace.
@@ -84,7 +84,7 @@ pub const PATTERN_MEANINGS: &[(&str, &str)] = &[
         "letters, digits and '_', not starting with a digit",
     ),
     (CPU, "a CPU amount like 250m, 1 or 0.5"),
-    (MEMORY, "a memory amount like 256Mi or 1Gi"),
+    (MEMORY, "a memory amount like 256Mi, 1Gi or 1.5Gi"),
     (DURATION, "a duration above zero like 200ms, 10s or 1m"),
     (
         CW_NAMESPACE,
@@ -174,7 +174,11 @@ mod tests {
             &["1ms", "200ms", "10s", "1m"],
             &["0s", "1h", "10", "-1s"],
         );
-        check(MEMORY, &["256Mi", "1Gi", "1000"], &["256MB", "1.5Gi", ""]);
+        check(
+            MEMORY,
+            &["256Mi", "1Gi", "1000", "1.5Gi"],
+            &["256MB", "1.5.2Gi", ".5Gi", ""],
+        );
         check(
             CPU,
             &["250m", "1", "0.5", "2.125"],
