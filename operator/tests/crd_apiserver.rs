@@ -141,6 +141,8 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
             "maximumPercent must be above minimumHealthyPercent",
         ),
         ("bad-name-dotted", "metadata.name"),
+        ("bad-image", "spec.app.image"),
+        ("bad-image-digest", "spec.app.image"),
         ("bad-name-long", "metadata.name"),
         (
             "misplaced-field",

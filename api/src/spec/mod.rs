@@ -123,7 +123,7 @@ fn is_default_network(n: &NetworkPolicySpec) -> bool {
 #[x_kube(validation = resources::cel_rule(resources::APP, false))]
 pub struct AppSpec {
     /// Container image of the app, e.g. `ghcr.io/acme/shop:1.4.2`.
-    #[schemars(length(min = 1, max = 1024), regex(pattern = TOKEN))]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = IMAGE))]
     pub image: String,
 
     /// Port the app listens on.

@@ -56,7 +56,7 @@ pub enum Distribution {
 pub struct CollectorSpec {
     /// Collector image. Defaults to the pinned image of the chosen distribution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024), regex(pattern = TOKEN))]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = IMAGE))]
     pub image: Option<String>,
 
     /// Collector build: `contrib` (default) or `adot`.
