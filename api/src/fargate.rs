@@ -105,10 +105,10 @@ pub fn cel_rule() -> Rule {
         .map(|(c, m)| match m {
             Memory::OneOf(sizes) => {
                 let s: Vec<String> = sizes.iter().map(|m| format!("'{m}'")).collect();
-                format!("(self.cpu == '{c}' && self.memory in [{}])", s.join(", "))
+                format!("(string(self.cpu) == '{c}' && string(self.memory) in [{}])", s.join(", "))
             }
             Memory::Range { lo, hi, step } => format!(
-                "(self.cpu == '{c}' && int(self.memory) >= {lo} && int(self.memory) <= {hi} && (int(self.memory) - {lo}) % {step} == 0)"
+                "(string(self.cpu) == '{c}' && int(self.memory) >= {lo} && int(self.memory) <= {hi} && (int(self.memory) - {lo}) % {step} == 0)"
             ),
         })
         .collect::<Vec<_>>()

@@ -52,7 +52,7 @@ pub fn collector_rules() -> [Rule; 2] {
         Rule::new(format!(
             "!has(self.resources) || !has(self.resources.limits) || \
              !has(self.resources.limits.memory) || \
-             quantity(self.resources.limits.memory).asApproximateFloat() >= \
+             quantity(string(self.resources.limits.memory)).asApproximateFloat() >= \
              {COLLECTOR_MEMORY_LIMIT_BYTES_CEL}"
         ))
         .message(
@@ -141,7 +141,7 @@ pub fn cel_rule(defaults: Defaults, collector: bool) -> Rule {
             format!("(has({r}.{side}) ? has({r}.{side}.{k}) : {default})")
         };
         let req = format!(
-            "quantity(has({r}.requests) ? {r}.requests.{k} : '{}')",
+            "quantity(has({r}.requests) ? string({r}.requests.{k}) : '{}')",
             request.unwrap_or("0")
         );
         let default_limit_check = match (limit, computed_limit) {
@@ -150,7 +150,7 @@ pub fn cel_rule(defaults: Defaults, collector: bool) -> Rule {
             (None, None) => "true".to_owned(),
         };
         format!(
-            "!({} && {}) || (has({r}.limits) ? {req}.compareTo(quantity({r}.limits.{k})) <= 0 : {default_limit_check})",
+            "!({} && {}) || (has({r}.limits) ? {req}.compareTo(quantity(string({r}.limits.{k}))) <= 0 : {default_limit_check})",
             present("requests", request.is_some()),
             present("limits", limit.is_some() || computed_limit.is_some()),
         )

@@ -142,6 +142,7 @@ fn crd_accepts_every_valid_spec_and_rejects_every_invalid_one() {
         ),
         ("bad-name-dotted", "metadata.name"),
         ("bad-image", "spec.app.image"),
+        ("cpu-fraction-unquoted", "spec.app.resources.limits.cpu"),
         ("bad-image-digest", "spec.app.image"),
         ("bad-name-long", "metadata.name"),
         (

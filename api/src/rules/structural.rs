@@ -59,7 +59,12 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>)
     {
         return;
     }
-    let Some(kind) = schema["type"].as_str() else {
+    // `x-kubernetes-int-or-string` (a quantity): a whole number, or text checked as text.
+    let int_or_string = schema["x-kubernetes-int-or-string"] == true;
+    let Some(kind) = schema["type"]
+        .as_str()
+        .or(int_or_string.then_some("int-or-string"))
+    else {
         return;
     };
     let type_ok = match kind {
@@ -69,6 +74,7 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>)
         "boolean" => value.is_boolean(),
         "integer" => value.is_i64() || value.is_u64(),
         "number" => value.is_number(),
+        "int-or-string" => value.is_i64() || value.is_u64() || value.is_string(),
         _ => true,
     };
     if !type_ok {
@@ -79,11 +85,14 @@ fn walk(schema: &Value, value: &Value, path: &str, errors: &mut Vec<FieldError>)
             "boolean" => "true or false",
             "integer" => "a whole number",
             "number" => "a number",
+            "int-or-string" => "a whole number or text",
             other => other,
         };
         // A number or true/false where text is wanted: YAML read it so because it was not
         // quoted; say how to write it.
-        let hint = if kind == "string" && (value.is_number() || value.is_boolean()) {
+        let hint = if matches!(kind, "string" | "int-or-string")
+            && (value.is_number() || value.is_boolean())
+        {
             let key = path.rsplit(['.', ']']).next().unwrap_or("value");
             let key = if key.is_empty() { "value" } else { key };
             format!("; quote it: `{key}: \"{value}\"`")

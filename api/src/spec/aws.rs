@@ -65,13 +65,19 @@ pub struct EcsSpec {
     /// `FARGATE` (default) or `EC2`.
     #[serde(default)]
     pub launch_type: LaunchType,
-    /// Task CPU units (`256` = 0.25 vCPU).
-    #[serde(default = "default_ecs_cpu")]
-    #[schemars(regex(pattern = ECS_CPU))]
+    /// Task CPU units (`256` = 0.25 vCPU), a whole number or its text.
+    #[serde(
+        default = "default_ecs_cpu",
+        deserialize_with = "super::int_or_string_text"
+    )]
+    #[schemars(schema_with = "ecs_cpu_schema")]
     pub cpu: String,
-    /// Task memory in MiB.
-    #[serde(default = "default_ecs_memory")]
-    #[schemars(regex(pattern = ECS_MEMORY))]
+    /// Task memory in MiB, a whole number or its text.
+    #[serde(
+        default = "default_ecs_memory",
+        deserialize_with = "super::int_or_string_text"
+    )]
+    #[schemars(schema_with = "ecs_memory_schema")]
     pub memory: String,
     /// Role ECS uses to pull images and write logs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -239,6 +245,14 @@ fn default_ecs_cpu() -> String {
 
 fn default_ecs_memory() -> String {
     "512".into()
+}
+
+fn ecs_cpu_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    super::int_or_string_schema("Task CPU units (`256` = 0.25 vCPU).", ECS_CPU, None)
+}
+
+fn ecs_memory_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    super::int_or_string_schema("Task memory in MiB.", ECS_MEMORY, None)
 }
 
 fn default_region() -> String {

@@ -186,17 +186,80 @@ pub struct Resources {
     pub limits: Option<ResourceAmounts>,
 }
 
-/// A CPU and a memory amount.
+/// A CPU and a memory amount: Kubernetes quantities, as a Deployment takes them in a CRD — text
+/// (`250m`, `0.5`, `1.5Gi`) or a whole number (`cpu: 2`, `memory: 268435456`), kept as text.
 #[derive(JsonSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Default)]
 pub struct ResourceAmounts {
     /// CPU, e.g. `250m`, `1` or `0.5`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = CPU), length(max = 10))]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "int_or_string"
+    )]
+    #[schemars(schema_with = "cpu_schema")]
     pub cpu: Option<String>,
-    /// Memory, e.g. `256Mi` or `1Gi`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = MEMORY), length(max = 24))]
+    /// Memory, e.g. `256Mi`, `1Gi` or `1.5Gi`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "int_or_string"
+    )]
+    #[schemars(schema_with = "memory_schema")]
     pub memory: Option<String>,
+}
+
+/// The schema of a value that is a whole number or text (`x-kubernetes-int-or-string`): its
+/// pattern and length apply to text.
+pub(crate) fn int_or_string_schema(
+    description: &str,
+    pattern: &str,
+    max: Option<u32>,
+) -> schemars::Schema {
+    let mut schema = schemars::json_schema!({
+        "description": description,
+        "x-kubernetes-int-or-string": true,
+        "pattern": pattern,
+    });
+    if let Some(max) = max {
+        schema.insert("maxLength".into(), max.into());
+    }
+    schema
+}
+
+fn cpu_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    int_or_string_schema("CPU, e.g. `250m`, `1` or `0.5`.", CPU, Some(10))
+}
+
+fn memory_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    int_or_string_schema("Memory, e.g. `256Mi`, `1Gi` or `1.5Gi`.", MEMORY, Some(24))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IntOrString {
+    Int(i64),
+    Text(String),
+}
+
+impl IntOrString {
+    fn text(self) -> String {
+        match self {
+            IntOrString::Int(n) => n.to_string(),
+            IntOrString::Text(s) => s,
+        }
+    }
+}
+
+/// A whole number or text, kept as text (a quantity), when given.
+fn int_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<IntOrString>::deserialize(d)?.map(IntOrString::text))
+}
+
+/// A whole number or text, kept as text.
+pub(crate) fn int_or_string_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<String, D::Error> {
+    IntOrString::deserialize(d).map(IntOrString::text)
 }
 
 /// Observed state, written by the operator.
