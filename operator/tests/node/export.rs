@@ -187,8 +187,26 @@ fn xray_over_otlp(
         },
     )
     .map_err(|e| {
-        let missing: Vec<&String> = ids.iter().filter(|id| !complete(&spans, id)).collect();
-        format!("{e}: missing {missing:?}; outcomes {:?}", xray.outcomes())
+        // For each trace not whole: the spans of it that did arrive (service, name).
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !complete(&spans, id))
+            .map(|id| {
+                let got: Vec<String> = spans
+                    .iter()
+                    .filter(|s| &s.trace_id == id)
+                    .map(|s| format!("{}:{}", s.service, s.name))
+                    .collect();
+                format!("{id} has {got:?}")
+            })
+            .collect();
+        let outcomes = xray.outcomes();
+        format!(
+            "{e}: {missing:#?}; {} spans received in {} requests, all accepted: {}",
+            spans.len(),
+            outcomes.len(),
+            outcomes.iter().all(|o| o.status == 200)
+        )
     })?;
     let outcomes = xray.outcomes();
     assert!(

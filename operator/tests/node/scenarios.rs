@@ -415,6 +415,19 @@ pub(crate) fn service_addr(rig: &Rig, ns: &str, service: &str, port: u16) -> Str
 }
 
 pub(crate) fn rolled_out(rig: &Rig) -> Result<(), Failed> {
+    // First the operator's pass over the latest spec: until it has applied the Deployment,
+    // `rollout status` and the conditions still describe the previous spec's pods (a patch
+    // followed at once by this wait raced the operator, and traffic reached the old pods).
+    wait(
+        "the operator to apply the TracedApp's latest spec",
+        Duration::from_secs(60),
+        || {
+            let ta = format!("ta/{APP}");
+            let generation = rig.jsonpath(DEMO, &ta, "{.metadata.generation}");
+            !generation.is_empty()
+                && rig.jsonpath(DEMO, &ta, "{.status.observedGeneration}") == generation
+        },
+    )?;
     rig.kubectl_ok(&[
         "rollout",
         "status",
@@ -429,6 +442,25 @@ pub(crate) fn rolled_out(rig: &Rig) -> Result<(), Failed> {
         || {
             rig.condition(DEMO, APP, "Ready").0 == "True"
                 && rig.condition(DEMO, APP, "Progressing").1 == "RolloutComplete"
+        },
+    )?;
+    // And the previous pods gone, not only replaced: a terminating pod still answers on the
+    // connections it holds (a `/chain` downstream call, a client's keep-alive), with the
+    // previous spec's exporters.
+    wait(
+        "the previous pods to be gone",
+        Duration::from_secs(90),
+        || {
+            let deleting = rig.kubectl(&[
+                "get",
+                "pods",
+                "-n",
+                DEMO,
+                "-l",
+                &format!("tracedapp.dev/name={APP}"),
+                "-o=jsonpath={range .items[*]}{.metadata.deletionTimestamp}{end}",
+            ]);
+            deleting.status.success() && deleting.stdout.is_empty()
         },
     )?;
     Ok(())
