@@ -2,7 +2,11 @@
 //! SigV4 signatures as AWS does and answers `GetTraceSegmentDestination` as the test sets it:
 //! no emulator implements that call).
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::{text, tracedapp_aws};
 
 use testkit::repo_root;
 use testkit::xray_otlp::{Key, Options, Verifier};
@@ -23,25 +27,12 @@ fn xray() -> Verifier {
 
 /// `tracedapp aws check -f manifests/examples/<example>` against `xray`, signing with `key`.
 fn check(xray: &Verifier, example: &str, key: &Key) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tracedapp"))
-        .args(["aws", "check", "-f"])
+    tracedapp_aws(&["aws", "check", "-f"])
         .arg(repo_root().join("manifests/examples").join(example))
         .args(["--endpoint-url", &xray.endpoint()])
         .envs(key.env())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-        .env_remove("AWS_PROFILE")
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> (Option<i32>, String, String) {
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 /// Transaction Search on: the OTLP example passes, with one signed call.

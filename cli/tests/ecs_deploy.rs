@@ -4,10 +4,13 @@
 //! must end with the right exit code and say why. (Creating, updating, diffing and rolling back
 //! against moto itself: `ecs_service.rs`.)
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use common::{text, tracedapp_aws};
 use testkit::ecs_script::{Play, ScriptedEcs};
 
 fn write_app(dir: &Path, image: &str) -> PathBuf {
@@ -36,14 +39,8 @@ spec:
 }
 
 fn command(args: &[&str], ecs: &ScriptedEcs) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tracedapp"));
-    cmd.args(args)
-        .args(["--endpoint-url", &ecs.url])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env_remove("AWS_PROFILE");
+    let mut cmd = tracedapp_aws(args);
+    cmd.args(["--endpoint-url", &ecs.url]);
     cmd
 }
 
@@ -75,14 +72,6 @@ fn deploy_with(play: Play, extra: &[&str]) -> (Output, ScriptedEcs) {
     args.extend_from_slice(extra);
     let out = command(&args, &ecs).output().unwrap();
     (out, ecs)
-}
-
-fn text(o: &Output) -> (Option<i32>, String, String) {
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 #[test]

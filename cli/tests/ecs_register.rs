@@ -4,21 +4,18 @@
 //! it through `TRACEDAPP_MOTO_SERVER` or the cache and fail, not skip, when it is missing.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
+
+use common::tracedapp_aws;
 
 use testkit::moto::Moto;
 
 use tracedapp_ecs::register::describe_latest;
 
 fn tracedapp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tracedapp"))
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .output()
-        .unwrap()
+    tracedapp_aws(args).output().unwrap()
 }
 
 fn write_app(dir: &std::path::Path, image: &str) -> PathBuf {

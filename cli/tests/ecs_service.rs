@@ -4,9 +4,12 @@
 //! `UpdateService`, so updates and rollbacks run with `--no-wait` here; how waiting ends is
 //! proven against the scripted endpoint (`ecs_deploy.rs`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{text, tracedapp_aws};
 use testkit::moto::Moto;
 
 const REGION: &str = "eu-west-1";
@@ -39,26 +42,12 @@ spec:
 }
 
 fn tracedapp(moto: &Moto, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tracedapp"))
-        .args(args)
+    tracedapp_aws(args)
         .args(["--endpoint-url", &moto.url])
         // IAM, EC2, CloudWatch Logs and ECR (verify, status) at moto too.
         .env("AWS_ENDPOINT_URL", &moto.url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env_remove("AWS_PROFILE")
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> (Option<i32>, String, String) {
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
 }
 
 /// moto with a cluster and a network.

@@ -4,10 +4,13 @@
 //! `tracedapp ecs status` reads the counters back and judges them as the operator does, and
 //! `ecs deploy --wait-for-telemetry` waits for them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use common::tracedapp_aws;
 use testkit::collector::{Collector, Options};
 use testkit::ecs_script::{Play, ScriptedEcs};
 use testkit::moto::Moto;
@@ -133,15 +136,9 @@ impl Drop for Traffic {
 }
 
 fn tracedapp(moto: &Moto, ecs_endpoint: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tracedapp"))
-        .args(args)
+    tracedapp_aws(args)
         .args(["--endpoint-url", ecs_endpoint])
         .env("AWS_ENDPOINT_URL", &moto.url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env_remove("AWS_PROFILE")
         .output()
         .unwrap()
 }
