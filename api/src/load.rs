@@ -140,11 +140,15 @@ pub fn documents(text: &str) -> Result<Vec<Value>, LoadError> {
 /// The one TracedApp of a YAML stream (files may carry other objects too, e.g. a Service next
 /// to the TracedApp), checked and typed.
 pub fn from_yaml(text: &str) -> Result<TracedApp, LoadError> {
-    let docs = documents(text)?;
+    the_app(&documents(text)?)
+}
+
+/// The one TracedApp among `docs` (see [`from_yaml`]).
+fn the_app(docs: &[Value]) -> Result<TracedApp, LoadError> {
     let apps: Vec<&Value> = docs.iter().filter(|d| d["kind"] == KIND).collect();
     match apps.as_slice() {
         [one] => from_value(one),
-        [] => match docs.as_slice() {
+        [] => match docs {
             // One document that is not a TracedApp: say what is wrong with it.
             [one] => from_value(one),
             [] => Err(invalid("(document)", "the file is empty")),
@@ -223,12 +227,10 @@ pub fn read_all(path: &std::path::Path) -> Result<Vec<TracedApp>, String> {
         files.sort();
         let mut apps = Vec::new();
         for file in files {
-            let text = read_text(&file)?;
-            let docs = documents(&text).map_err(|e| describe(&file.display().to_string(), e))?;
+            let name = file.display().to_string();
+            let docs = documents(&read_text(&file)?).map_err(|e| describe(&name, e))?;
             if docs.iter().any(|d| d["kind"] == KIND) {
-                apps.extend(
-                    apps_from_yaml(&text).map_err(|e| describe(&file.display().to_string(), e))?,
-                );
+                apps.extend(apps_from_documents(&docs).map_err(|e| describe(&name, e))?);
             }
         }
         if apps.is_empty() {
@@ -246,14 +248,18 @@ pub fn read_all(path: &std::path::Path) -> Result<Vec<TracedApp>, String> {
 /// Every TracedApp of a YAML stream, each checked; an error names the document
 /// (`(document 2)`) when the stream holds several.
 pub fn apps_from_yaml(text: &str) -> Result<Vec<TracedApp>, LoadError> {
-    let docs = documents(text)?;
+    apps_from_documents(&documents(text)?)
+}
+
+/// [`apps_from_yaml`] of documents already read.
+fn apps_from_documents(docs: &[Value]) -> Result<Vec<TracedApp>, LoadError> {
     let apps: Vec<(usize, &Value)> = docs
         .iter()
         .enumerate()
         .filter(|(_, d)| d["kind"] == KIND)
         .collect();
     if apps.len() <= 1 {
-        return from_yaml(text).map(|a| vec![a]);
+        return the_app(docs).map(|a| vec![a]);
     }
     let mut out = Vec::new();
     let mut errors = Vec::new();
