@@ -35,12 +35,8 @@ pub fn document(rendered: &LambdaRender, format: Option<Format>) -> String {
         "environment": {"Variables": rendered.environment},
     });
     match format {
-        Some(Format::Json) => {
-            let mut s = serde_json::to_string_pretty(&doc).expect("JSON");
-            s.push('\n');
-            s
-        }
-        None | Some(Format::Yaml) => serde_saphyr::to_string(&doc).expect("YAML"),
+        Some(Format::Json) => crate::json(&doc),
+        None | Some(Format::Yaml) => crate::yaml(&doc),
     }
 }
 
@@ -54,9 +50,7 @@ pub fn write(rendered: &LambdaRender, dir: &Path) -> Result<String, CliError> {
     let collector = dir.join(COLLECTOR_FILE);
     std::fs::write(&collector, rendered.collector.to_yaml()).map_err(|e| io(&collector, e))?;
     let environment = dir.join(ENVIRONMENT_FILE);
-    let mut env =
-        serde_json::to_string_pretty(&json!({"Variables": rendered.environment})).expect("JSON");
-    env.push('\n');
+    let env = crate::json(&json!({"Variables": rendered.environment}));
     std::fs::write(&environment, env).map_err(|e| io(&environment, e))?;
     Ok(format!(
         "wrote {} (zip it beside bootstrap: the layer reads {CONFIG_PATH})\n\

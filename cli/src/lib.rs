@@ -454,13 +454,13 @@ fn ecs_output(td: &tracedapp_ecs::model::TaskDefinition, format: Option<Format>)
     }
 }
 
-fn json<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> String {
     let mut s = serde_json::to_string_pretty(v).expect("our models always serialise");
     s.push('\n');
     s
 }
 
-fn yaml<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn yaml<T: serde::Serialize>(v: &T) -> String {
     serde_saphyr::to_string(v).expect("our models always serialise")
 }
 
