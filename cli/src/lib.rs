@@ -338,7 +338,8 @@ pub fn render_command(
         };
     }
     let site = manifests::Site { operator_namespace };
-    let mut parts = Vec::new();
+    // ECS: each task definition is built once, checked, and is what is printed.
+    let mut task_definitions = Vec::new();
     for app in apps {
         if target == RenderTarget::K8s {
             if app.spec.ecs.as_ref().is_some_and(|e| e.service.is_some()) {
@@ -360,36 +361,34 @@ pub fn render_command(
                 _ => format!("TracedApp {}", app.metadata.name.as_deref().unwrap_or("")),
             };
             refuse_what_ecs_would(&source, &td)?;
+            task_definitions.push(td);
         }
-        parts.push(app);
-    }
-    if let [app] = parts.as_slice() {
-        return render(app, target, output, &site);
     }
     // Several: YAML documents one after the other, or one JSON list.
-    Ok(match (target, output) {
-        (RenderTarget::K8s, Some(Format::Json)) => {
+    let yaml_documents = |docs: Vec<String>| docs.join("---\n");
+    Ok(match (target, output, apps) {
+        (RenderTarget::Ecs, _, [_]) => ecs_output(&task_definitions[0], output),
+        (_, _, [app]) => render(app, target, output, &site)?,
+        (RenderTarget::Ecs, Some(Format::Yaml), _) => {
+            yaml_documents(task_definitions.iter().map(yaml).collect())
+        }
+        (RenderTarget::Ecs, _, _) => json(&task_definitions),
+        (RenderTarget::K8s, Some(Format::Json), _) => {
             let items: Vec<_> = apps
                 .iter()
                 .flat_map(|a| manifests::build_at(a, &site).list())
                 .collect();
             json(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))
         }
-        (_, Some(Format::Json)) | (RenderTarget::Ecs, None) => {
-            let mut items = Vec::new();
-            for app in apps {
-                let one = render(app, target, Some(Format::Json), &site)?;
-                items.push(serde_json::from_str::<serde_json::Value>(&one).expect("our JSON"));
-            }
-            json(&items)
+        (RenderTarget::Collector, Some(Format::Json), _) => {
+            let configs: Vec<_> = apps.iter().map(manifests::Rendered::config).collect();
+            json(&configs)
         }
-        _ => {
-            let mut docs = Vec::new();
-            for app in apps {
-                docs.push(render(app, target, output, &site)?);
-            }
-            docs.join("---\n")
-        }
+        _ => yaml_documents(
+            apps.iter()
+                .map(|app| render(app, target, output, &site))
+                .collect::<Result<_, _>>()?,
+        ),
     })
 }
 
