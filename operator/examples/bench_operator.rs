@@ -6,10 +6,14 @@
 //!    has its five children and `ConfigValid=True` for its generation (the children are
 //!    listed only once every app says so, and the apps followed with one watch, to keep the
 //!    benchmark's own load off the API server it measures).
-//! 3. Reports the operator's passes and writes (its own /metrics), every request the API server
-//!    answered minus the benchmark's own (its `apiserver_request_total`), and peak RSS.
+//! 3. Plays the Deployment controller (none runs here): every Deployment's status says its pod
+//!    was made, then that it is available; waits until every app is `Ready=True`. Reports the
+//!    operator's passes and writes (its own /metrics), every request the API server answered
+//!    minus the benchmark's own (its `apiserver_request_total`) per app until Ready, and peak
+//!    RSS.
 //! 4. Steady state: for S seconds, with one metadata-only change to every app at the start
-//!    (forcing a pass each), counts writes to children and status: the target is 0.
+//!    (forcing a pass each), counts writes to children and status, and every request other
+//!    than a watch: the target is 0.
 //! 5. Export health (unless `EXPORT_HEALTH=off`): each app gets one Pod object, marked Ready
 //!    with the IP 127.0.0.1, where a real collector serves its own metrics; the operator reads
 //!    them every 5 s (window 20 s). Reported: reads, the operator's CPU seconds over the steady
@@ -33,6 +37,9 @@ use testkit::{Process, free_port};
 use tracedapp_api::TracedApp;
 
 const NS: &str = "bench";
+
+/// Requests kube-apiserver sends itself (`VERB resource`, by their end): not the operator's.
+const API_SERVER_OWN: &[&str] = &[" ipaddresses", " endpoints", " leases", " endpointslices"];
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -136,9 +143,56 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let converged_in = started.elapsed();
+    let (apiserver_mid, etcd_mid) = cp.cpu_seconds();
+    let operator_mid = testkit::process::cpu_seconds(operator.pid());
+
+    // Until Ready. No controller-manager runs here, so the benchmark writes each Deployment's
+    // status as the Deployment controller would: its pod made but not available, then
+    // available. Every request the operator sends for an app, from its creation until
+    // `Ready=True`, is then counted.
+    eprintln!("playing the Deployment controller: each Deployment made, then available...");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    for available in [0, 1] {
+        join_all((0..apps).map(|i| {
+            let deployments = deployments.clone();
+            async move {
+                let status = serde_json::json!({"status": {
+                    "observedGeneration": 1, "replicas": 1, "updatedReplicas": 1,
+                    "availableReplicas": available, "readyReplicas": available,
+                    "unavailableReplicas": 1 - available,
+                }});
+                deployments
+                    .patch_status(
+                        &format!("app-{i:03}"),
+                        &PatchParams::default(),
+                        &Patch::Merge(&status),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }))
+        .await;
+        own_requests += apps as u64;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    testkit::wait_until("every app Ready=True", Duration::from_secs(300), || {
+        apps_seen.state().iter().all(|a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        })
+    });
+    let ready_in = started.elapsed();
     watching.abort();
     let (apiserver_now, etcd_now) = cp.cpu_seconds();
     let cpu = (
+        apiserver_mid - apiserver_cpu,
+        etcd_mid - etcd_cpu,
+        operator_mid - operator_cpu,
+    );
+    let cpu_to_ready = (
         apiserver_now - apiserver_cpu,
         etcd_now - etcd_cpu,
         testkit::process::cpu_seconds(operator.pid()) - operator_cpu,
@@ -148,8 +202,19 @@ async fn main() {
     let passes = testkit::prom::sum(&m, "tracedapp_reconciles_total");
     let writes = testkit::prom::sum(&m, "tracedapp_api_writes_total");
     let metrics_after = cp.metrics();
-    let apiserver =
-        apiserver_requests(&metrics_after) - apiserver_requests(&metrics_before) - own_requests;
+    // The API server's requests to itself: a Service's IP allocated as an object, the
+    // `kubernetes` Service's endpoints, its identity lease.
+    let internal = |m: &str| -> u64 {
+        apiserver_requests_by_kind(m)
+            .iter()
+            .filter(|(k, _)| API_SERVER_OWN.iter().any(|own| k.ends_with(own)))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let apiserver = apiserver_requests(&metrics_after)
+        - apiserver_requests(&metrics_before)
+        - own_requests
+        - (internal(&metrics_after) - internal(&metrics_before));
 
     println!("apps: {apps}");
     println!("created (concurrent POSTs): {:.2} s", created.as_secs_f64());
@@ -162,6 +227,15 @@ async fn main() {
         cpu.0, cpu.1, cpu.2
     );
     println!(
+        "until every app Ready=True (the benchmark's Deployment statuses included): {:.2} s; \
+         CPU kube-apiserver {:.2} s ({:.1} ms per app), etcd {:.2} s, operator {:.2} s",
+        ready_in.as_secs_f64(),
+        cpu_to_ready.0,
+        1000.0 * cpu_to_ready.0 / apps as f64,
+        cpu_to_ready.1,
+        cpu_to_ready.2
+    );
+    println!(
         "operator passes: {passes} ({:.2} per app), {:.0} ms each on average",
         passes / apps as f64,
         1000.0 * testkit::prom::sum(&m, "tracedapp_reconcile_duration_seconds_sum") / passes
@@ -172,7 +246,10 @@ async fn main() {
         writes / passes
     );
     println!(
-        "API requests by the operator (API server count minus the benchmark's): {apiserver} ({:.2} per pass)",
+        "API requests by the operator until Ready (API server count minus the benchmark's and \
+         its own): \
+         {apiserver} ({:.2} per app, {:.2} per pass)",
+        apiserver as f64 / apps as f64,
         apiserver as f64 / passes
     );
     let by_kind_before = apiserver_requests_by_kind(&metrics_before);
@@ -216,6 +293,7 @@ async fn main() {
     let reads_before = testkit::prom::sum(&metrics(port).unwrap(), "tracedapp_export_reads_total");
     let kinds = testkit::kube::OPERATOR_WRITE_RESOURCES;
     let writes_before: Vec<u64> = kinds.iter().map(|k| cp.writes(k)).collect();
+    let requests_before = apiserver_requests_by_kind(&cp.metrics());
     let passes_before = passes;
     let op_writes_before = writes;
     let patch =
@@ -242,6 +320,23 @@ async fn main() {
         "steady state {steady} s: {} passes, operator writes {}, API server writes by resource {delta:?}",
         testkit::prom::sum(&m, "tracedapp_reconciles_total") - passes_before,
         testkit::prom::sum(&m, "tracedapp_api_writes_total") - op_writes_before,
+    );
+    // Requests other than watches in the steady state, the benchmark's patches left out.
+    let requests_after = apiserver_requests_by_kind(&cp.metrics());
+    let others: BTreeMap<&String, u64> = requests_after
+        .iter()
+        .filter(|(k, _)| !k.starts_with("WATCH"))
+        .map(|(k, n)| (k, n - requests_before.get(k).copied().unwrap_or(0)))
+        .filter(|(k, n)| {
+            *n > 0
+                && k.as_str() != "PATCH tracedapps"
+                && !k.ends_with(' ')
+                && !API_SERVER_OWN.iter().any(|own| k.ends_with(own))
+        })
+        .collect();
+    println!(
+        "steady state {steady} s: API requests other than watches, the benchmark's own left \
+         out: {others:?}"
     );
     let reads = testkit::prom::sum(&m, "tracedapp_export_reads_total") - reads_before;
     let failed =

@@ -60,15 +60,17 @@ fn reconciles_children_status_changes_drift_and_writes_nothing_when_converged() 
     );
     let table = cp.kubectl_ok(&["get", "ta", "-n", "demo"]);
     assert!(table.contains("False") && table.contains("0/2"), "{table}");
-    wait_until("an Applied event", WAIT, || {
-        event_reasons(&cp, "shop").contains(&"Applied".to_owned())
-    });
 
     // Converged: a pass triggered by a metadata-only change sends no write.
     let kinds = testkit::kube::OPERATOR_WRITE_RESOURCES;
     let writes = |cp: &testkit::kube::ControlPlane| kinds.map(|k| cp.writes(k));
     let passes = || op.metric("tracedapp_reconciles_total{result=\"ok\"}");
     std::thread::sleep(Duration::from_secs(2)); // let the passes our own writes caused finish
+    assert_eq!(
+        event_reasons(&cp, "shop"),
+        Vec::<String>::new(),
+        "a first rollout publishes no Event: the status tells it"
+    );
     let (before, passes_before, op_writes_before) = (writes(&cp), passes(), op.writes());
     cp.kubectl_ok(&["annotate", "-n", "demo", "ta/shop", "touched=1"]);
     wait_until("a pass after the annotation", WAIT, || {
@@ -495,7 +497,42 @@ fn ready_follows_the_deployments_real_availability() {
             "{.status.conditions[?(@.type==\"Progressing\")].reason}",
         ) == "RolloutComplete"
     });
-    wait_until("a Ready event", WAIT, || {
+    assert!(
+        !event_reasons(&cp, "web").contains(&"Ready".to_owned()),
+        "a first Ready is in the status, not an Event"
+    );
+
+    // Lost, then back: a warning, then a Ready event.
+    let set_ready = |ready: &str| {
+        for pod in pods(&cp) {
+            let patch = format!(
+                r#"{{"status":{{"conditions":[{{"type":"Ready","status":"{ready}","lastTransitionTime":"2026-01-02T00:00:00Z"}}]}}}}"#
+            );
+            cp.kubectl_ok(&[
+                "patch",
+                "-n",
+                "demo",
+                &pod,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &patch,
+            ]);
+        }
+    };
+    set_ready("False");
+    wait_until("Ready=False (Unavailable)", Duration::from_secs(60), || {
+        jsonpath(
+            &cp,
+            "ta/web",
+            "{.status.conditions[?(@.type==\"Ready\")].reason}",
+        ) == "Unavailable"
+    });
+    wait_until("a NotReady event", WAIT, || {
+        event_reasons(&cp, "web").contains(&"NotReady".to_owned())
+    });
+    set_ready("True");
+    wait_until("a Ready event", Duration::from_secs(60), || {
         event_reasons(&cp, "web").contains(&"Ready".to_owned())
     });
 }

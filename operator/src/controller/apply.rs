@@ -1,13 +1,15 @@
 //! Applying a TracedApp's children: compare each with the cached live object and
-//! server-side apply (one field manager, with force) only what differs; delete collector
-//! ConfigMaps of configs older than the ones kept for rollback.
+//! server-side apply (one field manager; with force once the object is known to be ours) only
+//! what differs; delete collector ConfigMaps of configs older than the ones kept for rollback.
 //!
 //! Guarantees: a child the cache already shows as wanted costs no request; a cache older
-//! than our own last write is not mistaken for drift; nothing is applied while a child's name
-//! is taken by an object that is not ours ([`Context::foreign_children`]).
+//! than our own last write is not mistaken for drift, and a child we created moments ago is
+//! not created again; nothing is applied while a child's name is taken by an object that is
+//! not ours ([`Context::foreign_children`], and a first apply without force). A new app
+//! costs its five applies and nothing else here.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -20,6 +22,7 @@ use serde::de::DeserializeOwned;
 use tracedapp_api::spec::TracedApp;
 use tracing::Instrument;
 
+use super::context::{LastWrite, json_hash};
 use super::{Context, Error, diff, ownership};
 use tracedapp_k8s::labels::MANAGER;
 use tracedapp_k8s::manifests::Children;
@@ -32,29 +35,26 @@ pub struct Applied {
     /// Where children differed from what we apply although the spec did not change
     /// (`Deployment spec.replicas`): edited by hand, now restored.
     pub drifted: Vec<String>,
+    /// A child we created is not in its cache yet: look again after [`CACHE_CATCH_UP`].
+    pub pending: bool,
 }
 
 impl Context {
-    /// Why the children cannot be applied, if an object of one of their names is not ours.
-    pub(crate) async fn foreign_children(
-        &self,
-        ns: &str,
-        children: &Children,
-    ) -> Result<Option<String>, Error> {
-        let c = &self.client;
-        // At once: for a new app each is a read the API server answers in parallel.
-        let (config_map, account, deployment, service, policy) = futures::try_join!(
-            ownership::foreign(c, &self.config_maps, ns, &children.config_map),
-            ownership::foreign(c, &self.accounts, ns, &children.service_account),
-            ownership::foreign(c, &self.deployments, ns, &children.deployment),
-            ownership::foreign(c, &self.services, ns, &children.service),
-            ownership::foreign(c, &self.network_policies, ns, &children.network_policy),
-        )?;
-        let conflicts: Vec<String> = [config_map, account, deployment, service, policy]
-            .into_iter()
-            .flatten()
-            .collect();
-        Ok((!conflicts.is_empty()).then(|| conflicts.join("; ")))
+    /// Why the children cannot be applied, if an object of one of their names is not ours
+    /// (read from the names caches: no request).
+    pub(crate) fn foreign_children(&self, ns: &str, children: &Children) -> Option<String> {
+        let n = &self.names;
+        let conflicts: Vec<String> = [
+            ownership::foreign(&n.config_maps, ns, &children.config_map),
+            ownership::foreign(&n.accounts, ns, &children.service_account),
+            ownership::foreign(&n.deployments, ns, &children.deployment),
+            ownership::foreign(&n.services, ns, &children.service),
+            ownership::foreign(&n.network_policies, ns, &children.network_policy),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        (!conflicts.is_empty()).then(|| conflicts.join("; "))
     }
 
     /// Whether the live Deployment was made with another selector than `desired`'s (by an
@@ -102,30 +102,33 @@ impl Context {
     /// before the pods that use them.
     pub(crate) async fn apply_all(&self, ns: &str, children: &Children) -> Result<Applied, Error> {
         let mut drifted = Vec::new();
-        let mut note = |kind: &str, e: Option<&str>| {
+        let mut pending = false;
+        let mut note = |kind: &str, e: Option<&str>, p: bool| {
             drifted.extend(e.map(|p| format!("{kind} {p}")));
+            pending |= p;
         };
         let e = self
             .ensure(&self.config_maps, ns, &children.config_map)
             .await?;
-        note("ConfigMap", e.drift());
+        note("ConfigMap", e.drift(), e.pending());
         let e = self
             .ensure(&self.accounts, ns, &children.service_account)
             .await?;
-        note("ServiceAccount", e.drift());
+        note("ServiceAccount", e.drift(), e.pending());
         let deployment = self
             .ensure(&self.deployments, ns, &children.deployment)
             .await?;
-        note("Deployment", deployment.drift());
+        note("Deployment", deployment.drift(), deployment.pending());
         let e = self.ensure(&self.services, ns, &children.service).await?;
-        note("Service", e.drift());
+        note("Service", e.drift(), e.pending());
         let e = self
             .ensure(&self.network_policies, ns, &children.network_policy)
             .await?;
-        note("NetworkPolicy", e.drift());
+        note("NetworkPolicy", e.drift(), e.pending());
         Ok(Applied {
             deployment: deployment.object(),
             drifted,
+            pending,
         })
     }
 
@@ -143,20 +146,13 @@ impl Context {
         let name = desired.meta().name.clone().unwrap_or_default();
         let key = format!("{kind}/{ns}/{name}");
         let want = serde_json::to_value(desired).expect("k8s objects serialise");
-        let want_hash = {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            want.to_string().hash(&mut h);
-            h.finish()
-        };
+        let want_hash = json_hash(&want);
         let live = store.get(&ObjectRef::new(&name).within(ns));
+        let ours = self.last_write(&key).filter(|w| w.hash == want_hash);
         let mut drift = None;
         if let Some(live) = &live {
-            let ours = self
-                .last_writes
-                .lock()
-                .ok()
-                .and_then(|m| m.get(&key).copied());
-            let cache_is_older = matches!(ours, Some((rv, h)) if h == want_hash && resource_version(live.as_ref()) < rv);
+            let cache_is_older =
+                ours.is_some_and(|w| resource_version(live.as_ref()) < w.resource_version);
             if cache_is_older {
                 return Ok(Ensured::Unchanged(live.as_ref().clone()));
             }
@@ -165,17 +161,45 @@ impl Context {
                 None => return Ok(Ensured::Unchanged(live.as_ref().clone())),
                 Some(path) => drift = Some(path),
             }
+        } else if ours.is_some_and(|w| w.at.elapsed() < CACHE_CATCH_UP) {
+            // We created it moments ago and its watch event is still on its way (a pass that
+            // follows another one closely); the pass comes back once the window is over, in
+            // case it was deleted meanwhile.
+            return Ok(Ensured::Pending(desired.clone()));
         }
         let api: Api<K> = Api::namespaced(self.client.clone(), ns);
-        let params = PatchParams::apply(MANAGER).force();
         let span = tracing::info_span!("apply", kind, name = %name, drift = drift.as_deref());
-        let applied = api
-            .patch(&name, &params, &Patch::Apply(desired))
-            .instrument(span)
-            .await?;
+        // A child the cache does not show is applied without force: if an object of its name
+        // appeared since the names cache was read and another manager holds its fields, the
+        // API server answers 409 instead of handing them to us.
+        let params = PatchParams::apply(MANAGER);
+        let first = if live.is_some() {
+            Err(None)
+        } else {
+            api.patch(&name, &params, &Patch::Apply(desired))
+                .instrument(span.clone())
+                .await
+                .map_err(Some)
+        };
+        let applied = match first {
+            Ok(applied) => applied,
+            Err(Some(kube::Error::Api(e))) if e.code == 409 => {
+                if let Some(why) = ownership::foreign_read(&self.client, ns, desired).await? {
+                    return Err(Error::ChildTaken(why));
+                }
+                self.apply_forced(&api, &name, desired, span).await?
+            }
+            Err(Some(e)) => return Err(e.into()),
+            Err(None) => self.apply_forced(&api, &name, desired, span).await?,
+        };
         self.metrics.wrote("apply", kind);
         if let Ok(mut m) = self.last_writes.lock() {
-            m.insert(key, (resource_version(&applied), want_hash));
+            let write = LastWrite {
+                resource_version: resource_version(&applied),
+                hash: want_hash,
+                at: Instant::now(),
+            };
+            m.insert(key, write);
             // Forget children that are gone (deleted apps), now and then.
             let cached = self.config_maps.len()
                 + self.accounts.len()
@@ -190,6 +214,23 @@ impl Context {
             None => Ensured::Created(applied),
             Some(path) => Ensured::Updated(applied, path),
         })
+    }
+
+    /// Server-side apply of `desired` with force: our fields are ours.
+    async fn apply_forced<K>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        desired: &K,
+        span: tracing::Span,
+    ) -> Result<K, kube::Error>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+    {
+        let params = PatchParams::apply(MANAGER).force();
+        api.patch(name, &params, &Patch::Apply(desired))
+            .instrument(span)
+            .await
     }
 
     /// Whether the child `Kind/namespace/name` is in its watch cache.
@@ -228,6 +269,9 @@ impl Context {
 enum Ensured<K> {
     /// The live object already held what we apply; nothing sent.
     Unchanged(K),
+    /// We created it within [`CACHE_CATCH_UP`] and the cache has not shown it yet: nothing
+    /// sent; the object is what we applied.
+    Pending(K),
     Created(K),
     /// It differed at this path; applied.
     Updated(K, String),
@@ -242,9 +286,16 @@ impl<K> Ensured<K> {
         }
     }
 
+    fn pending(&self) -> bool {
+        matches!(self, Ensured::Pending(_))
+    }
+
     fn object(self) -> K {
         match self {
-            Ensured::Unchanged(k) | Ensured::Created(k) | Ensured::Updated(k, _) => k,
+            Ensured::Unchanged(k)
+            | Ensured::Pending(k)
+            | Ensured::Created(k)
+            | Ensured::Updated(k, _) => k,
         }
     }
 }
@@ -256,6 +307,9 @@ fn resource_version<K: Resource>(k: &K) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// How long a child we created may be missing from its cache before it is applied again.
+pub const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
 
 /// Collector ConfigMaps of older config hashes kept for rollback (besides the current one).
 pub const KEEP_OLD_CONFIG_MAPS: usize = 2;

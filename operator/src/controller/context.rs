@@ -13,7 +13,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
 use super::metrics::Metrics;
-use super::{health, owned};
+use super::{health, owned, ownership};
 
 /// What can go wrong in a reconcile (each retried by the error policy).
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +22,10 @@ pub enum Error {
     NoNamespace,
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// A child's name turned out to be taken by an object that is not ours when it was
+    /// applied (the caches had not shown it yet).
+    #[error("{0}")]
+    ChildTaken(String),
 }
 
 /// Shared by every reconcile of one controller.
@@ -34,6 +38,8 @@ pub struct Context {
     pub(super) deployments: Store<Deployment>,
     pub(super) services: Store<Service>,
     pub(super) network_policies: Store<NetworkPolicy>,
+    /// Every object of the child kinds, metadata only: whose a name is.
+    pub(super) names: ownership::Names,
     /// The app's pods, found through their owners.
     pub(super) chain: owned::Chain,
     /// Where the operator runs (its namespace goes into each NetworkPolicy).
@@ -42,9 +48,37 @@ pub struct Context {
     pub(super) export: Arc<health::ExportHealth>,
     /// Consecutive failures per TracedApp (namespace/name), for the back-off.
     pub(super) failures: Mutex<HashMap<String, u32>>,
-    /// Per child (`Kind/ns/name`): the resourceVersion our last apply returned and a hash of
-    /// what we applied. A cache older than our own write is not mistaken for drift.
-    pub(super) last_writes: Mutex<HashMap<String, (u64, u64)>>,
+    /// Per child (`Kind/ns/name`) and per status (`TracedApp/ns/name`): our last write. A
+    /// cache older than our own write is not mistaken for drift, nor answered with the same
+    /// write again.
+    pub(super) last_writes: Mutex<HashMap<String, LastWrite>>,
+}
+
+/// What we last wrote to one object.
+#[derive(Debug, Clone, Copy)]
+pub struct LastWrite {
+    /// The resourceVersion the API server answered.
+    pub resource_version: u64,
+    /// A hash of what we sent.
+    pub hash: u64,
+    pub at: std::time::Instant,
+}
+
+impl Context {
+    /// Our last write to `key`, if we remember one.
+    pub(super) fn last_write(&self, key: &str) -> Option<LastWrite> {
+        self.last_writes.lock().ok()?.get(key).copied()
+    }
+}
+
+/// A hash of `value`'s JSON form (what a write sent).
+pub fn json_hash<T: serde::Serialize>(value: &T) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(value)
+        .expect("k8s objects serialise")
+        .hash(&mut h);
+    h.finish()
 }
 
 impl std::fmt::Debug for Context {

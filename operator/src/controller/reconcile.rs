@@ -29,6 +29,7 @@ use tracedapp_api::spec::{TracedApp, TracedAppStatus};
 use tracedapp_api::validate::validate;
 
 use super::apply::prune_config_maps;
+use super::context::{LastWrite, json_hash};
 use super::status::{self, EventKind};
 use super::{Context, Error, metrics, pods};
 use tracedapp_k8s::labels::MANAGER;
@@ -97,17 +98,18 @@ async fn pass(app: &TracedApp, ctx: &Context) -> Result<Outcome, Error> {
         return Ok(Outcome::Invalid);
     }
     let children = manifests::build_at(app, &ctx.site);
-    if let Some(message) = ctx.foreign_children(&ns, &children).await? {
-        tracing::warn!(app = %status::key(app), %message, "a child's name is taken");
-        write_status(ctx, app, status::conflict(app, &message)).await?;
-        return Ok(Outcome::Conflict);
+    if let Some(message) = ctx.foreign_children(&ns, &children) {
+        return conflict(ctx, app, &message).await;
     }
     if ctx.moving_selector(&ns, &children.deployment).await? {
         return Ok(Outcome::Applied {
             next: SELECTOR_MOVE_RETRY,
         });
     }
-    let applied = ctx.apply_all(&ns, &children).await?;
+    let applied = match ctx.apply_all(&ns, &children).await {
+        Err(Error::ChildTaken(message)) => return conflict(ctx, app, &message).await,
+        applied => applied?,
+    };
     prune_config_maps(ctx, &ns, app, &children.rendered.config_hash).await?;
     report_drift(ctx, app, &children, &applied.drifted).await;
     let verdict = pods_verdict(ctx, app);
@@ -119,8 +121,18 @@ async fn pass(app: &TracedApp, ctx: &Context) -> Result<Outcome, Error> {
         &ctx.export.news(&status::key(app)),
     );
     write_status(ctx, app, observed).await?;
-    let next = verdict.recheck.map_or(RESYNC, |d| d.min(RESYNC));
+    let mut next = verdict.recheck.map_or(RESYNC, |d| d.min(RESYNC));
+    if applied.pending {
+        next = next.min(super::apply::CACHE_CATCH_UP);
+    }
     Ok(Outcome::Applied { next })
+}
+
+/// A child's name is taken by an object that is not ours: nothing more is applied.
+async fn conflict(ctx: &Context, app: &TracedApp, message: &str) -> Result<Outcome, Error> {
+    tracing::warn!(app = %status::key(app), %message, "a child's name is taken");
+    write_status(ctx, app, status::conflict(app, message)).await?;
+    Ok(Outcome::Conflict)
 }
 
 /// Children changed although the spec did not: someone edited them by hand (now restored).
@@ -153,6 +165,22 @@ async fn write_status(ctx: &Context, app: &TracedApp, new: TracedAppStatus) -> R
     if app.status.as_ref() == Some(&new) {
         return Ok(());
     }
+    // A pass that follows our own status write closely can see the app from before it (the
+    // watch event is on its way): the same status again is not written twice.
+    let key = format!("TracedApp/{}", status::key(app));
+    let hash = json_hash(&new);
+    let app_version = app
+        .metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    if ctx
+        .last_write(&key)
+        .is_some_and(|w| w.hash == hash && app_version < w.resource_version)
+    {
+        return Ok(());
+    }
     let apps: Api<TracedApp> =
         Api::namespaced(ctx.client.clone(), &app.namespace().unwrap_or_default());
     let patch = serde_json::json!({
@@ -161,9 +189,26 @@ async fn write_status(ctx: &Context, app: &TracedApp, new: TracedAppStatus) -> R
         "status": new,
     });
     let params = PatchParams::apply(MANAGER).force();
-    apps.patch_status(&app.name_any(), &params, &Patch::Apply(&patch))
+    let written = apps
+        .patch_status(&app.name_any(), &params, &Patch::Apply(&patch))
         .await?;
     ctx.metrics.wrote("apply", "TracedApp/status");
+    if let Ok(mut m) = ctx.last_writes.lock() {
+        let resource_version = written
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        m.insert(
+            key,
+            LastWrite {
+                resource_version,
+                hash,
+                at: Instant::now(),
+            },
+        );
+    }
     for n in status::transitions(app.status.as_ref(), &new) {
         ctx.publish(app, n.kind, n.reason, n.message).await;
     }
@@ -230,6 +275,7 @@ pub fn error_policy(app: Arc<TracedApp>, error: &Error, ctx: Arc<Context>) -> Ac
     let reason = match error {
         Error::Kube(e) => metrics::reason(e),
         Error::NoNamespace => "NoNamespace".into(),
+        Error::ChildTaken(_) => "ChildTaken".into(),
     };
     ctx.metrics.failed(reason.clone());
     let delay = backoff(failures);

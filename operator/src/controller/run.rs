@@ -273,6 +273,26 @@ async fn one_controller(
     // Metadata only (`PartialObjectMeta`): owners and labels are all that is read.
     let (replica_sets, rs_events) =
         cached::<PartialObjectMeta<ReplicaSet>>(&client, ns, children(), &metrics);
+    // Every object of the five child kinds, labelled or not, metadata only: whose a name is
+    // (the ownership check before a child is applied) is read here, not asked per new app.
+    let all = watcher::Config::default;
+    let (cm_names, cm_names_events) =
+        cached::<PartialObjectMeta<ConfigMap>>(&client, ns, all(), &metrics);
+    let (sa_names, sa_names_events) =
+        cached::<PartialObjectMeta<ServiceAccount>>(&client, ns, all(), &metrics);
+    let (deploy_names, deploy_names_events) =
+        cached::<PartialObjectMeta<Deployment>>(&client, ns, all(), &metrics);
+    let (svc_names, svc_names_events) =
+        cached::<PartialObjectMeta<Service>>(&client, ns, all(), &metrics);
+    let (np_names, np_names_events) =
+        cached::<PartialObjectMeta<NetworkPolicy>>(&client, ns, all(), &metrics);
+    let names = super::ownership::Names {
+        config_maps: cm_names,
+        accounts: sa_names,
+        deployments: deploy_names,
+        services: svc_names,
+        network_policies: np_names,
+    };
     let chain = super::owned::Chain {
         deployments: deployments.clone(),
         replica_sets,
@@ -288,8 +308,16 @@ async fn one_controller(
         export_trigger,
         stop.clone(),
     ));
-    // Its own task: the ReplicaSet cache is read, not a trigger of passes.
-    let rs_watch = tokio::spawn(rs_events.for_each(|_| std::future::ready(())));
+    // Their own task: these caches are read, not triggers of passes.
+    let read_only = futures::stream::select_all([
+        rs_events.map(|_| ()).boxed(),
+        cm_names_events.map(|_| ()).boxed(),
+        sa_names_events.map(|_| ()).boxed(),
+        deploy_names_events.map(|_| ()).boxed(),
+        svc_names_events.map(|_| ()).boxed(),
+        np_names_events.map(|_| ()).boxed(),
+    ]);
+    let read_only_watches = tokio::spawn(read_only.for_each(|()| std::future::ready(())));
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics: metrics.clone(),
@@ -299,6 +327,7 @@ async fn one_controller(
         deployments,
         services,
         network_policies,
+        names,
         chain,
         site,
         export,
@@ -336,7 +365,7 @@ async fn one_controller(
         })
         .await;
     sampler.abort();
-    rs_watch.abort();
+    read_only_watches.abort();
     tracing::info!(namespace = ns_label(ns), "controller stopped");
 }
 

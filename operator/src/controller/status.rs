@@ -19,8 +19,11 @@ use tracedapp_api::spec::{Condition, TracedApp, TracedAppStatus};
 
 use super::pods::Problem;
 
-/// `Ready=False` reasons that are not a problem: pods on their way.
+/// `Ready=False` while a new app's first pods are on their way: not a problem, and no Event
+/// (the status tells a first rollout; Events are for what changes in a running app).
 const WAITING: &str = "Waiting";
+/// `Ready=False` for an app that was Ready and lost pods, with no pod problem to name.
+const UNAVAILABLE: &str = "Unavailable";
 
 /// The status of an app whose spec passed validation.
 /// `problem` is what keeps the pods from being ready, if their status says
@@ -76,12 +79,14 @@ pub fn observed(
             &format!("{updated} pods run the current spec"),
         )
     } else {
+        // The message leaves out the updated count: each of its steps would be a status write
+        // of its own, and the Deployment shows it.
         condition(
             app,
             ConditionType::Progressing,
             true,
             "RollingOut",
-            &format!("{updated}/{wanted} pods updated, {available} available"),
+            &format!("rolling out the current spec: {available}/{wanted} pods available"),
         )
     };
     let degraded = match (stuck, replica_failure) {
@@ -118,7 +123,13 @@ pub fn observed(
                     app,
                     ConditionType::Ready,
                     ready,
-                    if ready { "Available" } else { WAITING },
+                    if ready {
+                        "Available"
+                    } else if was_ready(app) {
+                        UNAVAILABLE
+                    } else {
+                        WAITING
+                    },
                     &format!("{available}/{wanted} pods available"),
                 ),
                 Some(p) => condition(
@@ -141,6 +152,15 @@ pub fn observed(
         exporters: Some(tracedapp_api::collector::exporters_summary(&app.spec)),
         collector_config_hash: Some(config_hash.to_owned()),
     }
+}
+
+/// Whether `app` has been Ready since its pods last stopped being on their way (Ready now, or
+/// not Ready for a reason other than a first rollout's).
+fn was_ready(app: &TracedApp) -> bool {
+    app.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| c.status == "True" || c.reason == UNAVAILABLE)
 }
 
 /// The status of an app whose spec our validation rejected: nothing is applied.
@@ -231,29 +251,30 @@ pub fn transitions(before: Option<&TracedAppStatus>, after: &TracedAppStatus) ->
         });
     }
     let old_hash = before.and_then(|s| s.collector_config_hash.as_deref());
-    match (old_hash, after.collector_config_hash.as_deref()) {
-        (None, Some(new)) => notes.push(Note {
-            kind: EventKind::Normal,
-            reason: "Applied",
-            message: format!(
-                "collector config {new}: ConfigMap, ServiceAccount, Deployment, Service and NetworkPolicy applied"
-            ),
-        }),
-        (Some(old), Some(new)) if old != new => notes.push(Note {
+    // A new app's first apply and first Ready publish nothing: its status says both (with
+    // their times), and two Events per new app would be two more requests to the API server.
+    if let (Some(old), Some(new)) = (old_hash, after.collector_config_hash.as_deref())
+        && old != new
+    {
+        notes.push(Note {
             kind: EventKind::Normal,
             reason: "ConfigChanged",
             message: format!("collector config {old} → {new}; the pods roll"),
-        }),
-        _ => {}
+        });
     }
     if let Some(c) = changed("Ready") {
-        let was_ready = find(before, "Ready").is_some_and(|c| c.status == "True");
-        if c.status == "True" {
+        let before_ready = find(before, "Ready");
+        let was_ready = before_ready.as_ref().is_some_and(|c| c.status == "True");
+        let first_rollout = before_ready.is_none_or(|c| c.reason == WAITING);
+        if c.status == "True" && !first_rollout {
+            // Back after a NotReady warning.
             notes.push(Note {
                 kind: EventKind::Normal,
                 reason: "Ready",
                 message: c.message,
             });
+        } else if c.status == "True" {
+            // A first rollout done: the status says so.
         } else if was_ready || c.reason != WAITING {
             // Lost readiness, or pods that will not get there by themselves: say why.
             notes.push(Note {
@@ -393,18 +414,31 @@ mod tests {
     fn events_only_on_transitions() {
         let first = observed(
             &app(1),
-            Some(&deployment(1, 1, 0)),
+            Some(&deployment(1, 0, 0)),
             None,
             "abc",
             &ExportNews::Off,
         );
         let reasons = |n: Vec<Note>| n.into_iter().map(|n| n.reason).collect::<Vec<_>>();
-        assert_eq!(reasons(transitions(None, &first)), ["Applied"]);
+        assert_eq!(
+            reasons(transitions(None, &first)),
+            Vec::<&str>::new(),
+            "a new app: its status tells it"
+        );
         assert_eq!(
             reasons(transitions(Some(&first), &first)),
             Vec::<&str>::new(),
             "steady state: no events"
         );
+        // The pod made but not yet available: the same status, so no write.
+        let made = observed(
+            &app(1),
+            Some(&deployment(1, 1, 0)),
+            None,
+            "abc",
+            &ExportNews::Off,
+        );
+        assert_eq!(made, first);
 
         let ready = observed(
             &app(1),
@@ -413,7 +447,11 @@ mod tests {
             "abc",
             &ExportNews::Off,
         );
-        assert_eq!(reasons(transitions(Some(&first), &ready)), ["Ready"]);
+        assert_eq!(
+            reasons(transitions(Some(&first), &ready)),
+            Vec::<&str>::new(),
+            "a first rollout done: the status says so"
+        );
         let changed = observed(
             &app(1),
             Some(&deployment(1, 1, 1)),
@@ -425,14 +463,33 @@ mod tests {
             reasons(transitions(Some(&ready), &changed)),
             ["ConfigChanged"]
         );
+        let mut running = app(1);
+        running.status = Some(changed.clone());
         let lost = observed(
-            &app(1),
+            &running,
             Some(&deployment(1, 1, 0)),
             None,
             "def",
             &ExportNews::Off,
         );
+        assert_eq!(
+            lost.conditions
+                .iter()
+                .find(|c| c.type_ == "Ready")
+                .unwrap()
+                .reason,
+            "Unavailable"
+        );
         assert_eq!(reasons(transitions(Some(&changed), &lost)), ["NotReady"]);
+        running.status = Some(lost.clone());
+        let back = observed(
+            &running,
+            Some(&deployment(1, 1, 1)),
+            None,
+            "def",
+            &ExportNews::Off,
+        );
+        assert_eq!(reasons(transitions(Some(&lost), &back)), ["Ready"]);
         let bad = invalid(&app(1), "spec.app.port: must be 1-65535");
         let notes = transitions(Some(&lost), &bad);
         assert_eq!(notes.len(), 1);

@@ -4,8 +4,9 @@
 //! (`operator/tests/controller.rs`, and real pods in `operator/tests/node/`).
 //!
 //! The fake answers like an API server for what a pass uses: a GET of an object it does not
-//! hold is a 404, an apply returns the applied object with a new resourceVersion, an Event is
-//! accepted. Every request is recorded, so a test asserts exactly what was sent.
+//! hold is a 404, an apply returns the applied object with a new resourceVersion (or a 409 for
+//! an apply without force on a name in `held`), an Event is accepted. Every request is
+//! recorded, so a test asserts exactly what was sent.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +17,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::client::Body;
+use kube::core::{PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher;
@@ -57,6 +59,9 @@ impl Sent {
 struct FakeApi {
     sent: Mutex<Vec<Sent>>,
     failing: Vec<&'static str>,
+    /// Objects the server holds although the caches do not show them, by short path
+    /// (`services/shop`): an apply without force conflicts, a GET returns them.
+    held: Vec<(&'static str, Value)>,
     /// The TracedApp, to answer a status patch with the whole object.
     app: Value,
 }
@@ -66,6 +71,16 @@ impl FakeApi {
         self.sent.lock().unwrap().push(sent.clone());
         if self.failing.contains(&sent.short().as_str()) {
             return (StatusCode::INTERNAL_SERVER_ERROR, status(500, "injected"));
+        }
+        let short = sent.short();
+        let path = short.split_once(' ').map_or("", |(_, p)| p);
+        let held = self.held.iter().find(|(p, _)| *p == path).map(|(_, v)| v);
+        match (sent.method.as_str(), held) {
+            ("GET", Some(object)) => return (StatusCode::OK, object.clone()),
+            ("PATCH", Some(_)) if !sent.query.contains("force=true") => {
+                return (StatusCode::CONFLICT, status(409, "Conflict"));
+            }
+            _ => {}
         }
         match sent.method.as_str() {
             "GET" => (StatusCode::NOT_FOUND, status(404, "NotFound")),
@@ -175,6 +190,19 @@ where
     reader
 }
 
+/// The names cache of `objects` (their metadata).
+fn names<K>(objects: &[K]) -> Store<PartialObjectMeta<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    store(
+        objects
+            .iter()
+            .map(|k| k.meta().clone().into_response_partial::<K>())
+            .collect(),
+    )
+}
+
 /// Runs one pass of `app` with caches holding `live`, against `api`.
 async fn pass(app: &TracedApp, live: Live, api: FakeApi) -> (Result<(), Error>, Arc<FakeApi>) {
     let off = super::health::Settings {
@@ -200,6 +228,13 @@ async fn pass_with(
         controller: "tracedapp-operator".into(),
         instance: None,
     };
+    let names = super::ownership::Names {
+        config_maps: names(&live.config_maps),
+        accounts: names(&live.accounts),
+        deployments: names(&live.deployments),
+        services: names(&live.services),
+        network_policies: names(&live.network_policies),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         metrics: Arc::new(Metrics::default()),
@@ -208,6 +243,7 @@ async fn pass_with(
         accounts: store(live.accounts),
         deployments: store(live.deployments.clone()),
         services: store(live.services),
+        names,
         network_policies: store(live.network_policies),
         chain: super::owned::Chain {
             deployments: store(live.deployments),
@@ -255,13 +291,8 @@ async fn a_new_app_gets_its_children_in_order_then_a_status() {
     assert_eq!(
         api.shorts(),
         [
-            // Is any of the names taken? (Not in the caches: asked.)
-            format!("GET configmaps/{cm}"),
-            "GET serviceaccounts/shop".into(),
-            "GET deployments/shop".into(),
-            "GET services/shop".into(),
-            "GET networkpolicies/shop".into(),
-            // Config and identity before the pods that use them.
+            // No read: whose a name is comes from the names caches. Config and identity
+            // before the pods that use them.
             format!("PATCH configmaps/{cm}"),
             "PATCH serviceaccounts/shop".into(),
             "PATCH deployments/shop".into(),
@@ -271,20 +302,32 @@ async fn a_new_app_gets_its_children_in_order_then_a_status() {
         ]
     );
     let sent = api.sent();
-    for patch in sent.iter().filter(|s| s.method == "PATCH") {
+    for (i, patch) in sent.iter().enumerate() {
         assert!(
-            patch.query.contains(&format!("fieldManager={MANAGER}"))
-                && patch.query.contains("force=true"),
+            patch.query.contains(&format!("fieldManager={MANAGER}")),
             "server-side apply with our field manager: {}",
             patch.query
         );
+        // A child no cache shows is created without force (a name taken since the caches
+        // were read then conflicts instead of being taken over); the status is ours alone.
+        assert_eq!(
+            patch.query.contains("force=true"),
+            i == 5,
+            "{}",
+            patch.query
+        );
     }
-    let deployment = &sent[7].body;
+    assert_eq!(
+        api.events(),
+        Vec::<String>::new(),
+        "a first rollout is told by its status"
+    );
+    let deployment = &sent[2].body;
     assert_eq!(
         deployment,
         &serde_json::to_value(&children.deployment).unwrap()
     );
-    let status = &sent[10].body["status"];
+    let status = &sent[5].body["status"];
     assert_eq!(
         condition(status, "ConfigValid"),
         ("True".into(), "Valid".into())
@@ -370,6 +413,68 @@ async fn a_name_taken_by_another_owner_applies_nothing() {
         condition(status, "Degraded"),
         ("True".into(), "ChildConflict".into())
     );
+}
+
+/// A Service created by someone else after the names cache was read: the apply without force
+/// conflicts, one GET says whose it is, and nothing after it is applied.
+#[tokio::test]
+async fn a_name_taken_since_the_caches_were_read_is_not_taken_over() {
+    let app = app().stored();
+    let mut theirs = serde_json::to_value(manifests::build(&app).service).unwrap();
+    theirs["metadata"]["ownerReferences"] = json!([]);
+    let api = FakeApi {
+        held: vec![("services/shop", theirs)],
+        ..FakeApi::default()
+    };
+    let (result, api) = pass(&app, Live::default(), api).await;
+    result.unwrap();
+    let shorts = api.shorts();
+    let at = shorts
+        .iter()
+        .position(|s| s == "GET services/shop")
+        .unwrap();
+    assert_eq!(shorts[at - 1], "PATCH services/shop", "{shorts:?}");
+    assert_eq!(
+        shorts[at + 1..],
+        ["PATCH tracedapps/shop/status"],
+        "nothing applied after: {shorts:?}"
+    );
+    let sent = api.sent();
+    let status = &sent.last().unwrap().body["status"];
+    assert_eq!(
+        condition(status, "Degraded"),
+        ("True".into(), "ChildConflict".into())
+    );
+}
+
+/// Our own Service, not yet in the caches (an event on its way) and held in part by another
+/// manager: the conflict is resolved by one GET and an apply with force.
+#[tokio::test]
+async fn our_own_child_missing_from_the_caches_is_applied_with_force_after_a_read() {
+    let app = app().stored();
+    let ours = serde_json::to_value(manifests::build(&app).service).unwrap();
+    let api = FakeApi {
+        held: vec![("services/shop", ours)],
+        ..FakeApi::default()
+    };
+    let (result, api) = pass(&app, Live::default(), api).await;
+    result.unwrap();
+    let sent = api.sent();
+    let services: Vec<(String, bool)> = sent
+        .iter()
+        .filter(|s| s.short().ends_with("services/shop") && !s.short().contains("account"))
+        .map(|s| (s.method.clone(), s.query.contains("force=true")))
+        .collect();
+    assert_eq!(
+        services,
+        [
+            ("PATCH".into(), false),
+            ("GET".into(), false),
+            ("PATCH".into(), true)
+        ]
+    );
+    let status = &sent.last().unwrap().body["status"];
+    assert_eq!(condition(status, "Degraded").0, "False");
 }
 
 #[tokio::test]
