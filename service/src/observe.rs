@@ -16,7 +16,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use opentelemetry::global::{self, BoxedTracer};
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
-use opentelemetry::trace::{FutureExt, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{FutureExt, Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{KeyValue, StringValue};
 use opentelemetry_http::HeaderExtractor;
 
@@ -36,7 +36,6 @@ pub struct HttpMetrics(Arc<Instruments>);
 #[derive(Debug)]
 struct Instruments {
     tracer: BoxedTracer,
-    server_duration: Histogram<f64>,
     /// The headers the global propagator reads, looked up once: most requests carry none,
     /// and then the propagator (behind a global lock) is not asked at all.
     trace_headers: Vec<http::HeaderName>,
@@ -45,22 +44,68 @@ struct Instruments {
     unmatched: ByEndpoint,
 }
 
-/// `app.requests` and `app.request.duration` bound to one `endpoint`: a record goes straight to
-/// its series, without the SDK hashing the attributes to find it.
+/// A route's three metrics, bound to their series: a record goes straight to its series,
+/// without the SDK hashing the attributes to find it. `app.requests` and `app.request.duration`
+/// are bound to the `endpoint`; `http.server.request.duration`, whose attributes also hold the
+/// method and the status code, once per method and status seen (a bounded set: ten verbs, and
+/// the codes the handlers answer with).
 #[derive(Debug)]
 struct ByEndpoint {
     requests: BoundCounter<u64>,
     duration: BoundHistogram<f64>,
+    route: Option<&'static str>,
+    server_duration: Histogram<f64>,
+    server_bound: RwLock<HashMap<(usize, u16), BoundHistogram<f64>>>,
 }
 
 impl ByEndpoint {
-    fn new(requests: &Counter<u64>, duration: &Histogram<f64>, endpoint: &'static str) -> Self {
+    fn new(m: &Meters, endpoint: &'static str, route: Option<&'static str>) -> Self {
         let attributes = [KeyValue::new("endpoint", endpoint)];
         Self {
-            requests: requests.bind(&attributes),
-            duration: duration.bind(&attributes),
+            requests: m.requests.bind(&attributes),
+            duration: m.request_duration.bind(&attributes),
+            route,
+            server_duration: m.server_duration.clone(),
+            server_bound: RwLock::default(),
         }
     }
+
+    /// Records one request's three metric points.
+    fn record(&self, verb: usize, status: http::StatusCode, elapsed: f64) {
+        self.requests.add(1);
+        self.duration.record(elapsed);
+        let key = (verb, status.as_u16());
+        if let Some(bound) = self.server_bound.read().ok().and_then(|m| {
+            m.get(&key).map(|b| {
+                b.record(elapsed);
+            })
+        }) {
+            return bound;
+        }
+        let mut attrs = vec![
+            KeyValue::new("http.request.method", method_name(verb)),
+            KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
+            KeyValue::new("url.scheme", "http"),
+        ];
+        if let Some(r) = self.route {
+            attrs.push(KeyValue::new("http.route", r));
+        }
+        if status.is_server_error() {
+            attrs.push(KeyValue::new("error.type", status.as_str().to_owned()));
+        }
+        let mut map = self.server_bound.write().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| self.server_duration.bind(&attrs))
+            .record(elapsed);
+    }
+}
+
+/// The three instruments, unbound.
+#[derive(Debug, Clone)]
+struct Meters {
+    requests: Counter<u64>,
+    request_duration: Histogram<f64>,
+    server_duration: Histogram<f64>,
 }
 
 impl HttpMetrics {
@@ -83,17 +128,21 @@ impl HttpMetrics {
             .with_unit("s")
             .with_boundaries(DURATION_BUCKETS.to_vec())
             .build();
-        Self(Arc::new(Instruments {
-            trace_headers,
-            unmatched: ByEndpoint::new(&requests, &request_duration, UNMATCHED_ENDPOINT),
-            routes: RouteTexts::new(requests, request_duration),
-            tracer: global::tracer("traced-service"),
+        let meters = Meters {
+            requests,
+            request_duration,
             server_duration: meter
                 .f64_histogram("http.server.request.duration")
                 .with_description("Duration of HTTP server requests")
                 .with_unit("s")
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
+        };
+        Self(Arc::new(Instruments {
+            trace_headers,
+            unmatched: ByEndpoint::new(&meters, UNMATCHED_ENDPOINT, None),
+            routes: RouteTexts::new(meters),
+            tracer: global::tracer("traced-service"),
         }))
     }
 }
@@ -119,8 +168,7 @@ impl Connected<SocketAddr> for Peer {
 #[derive(Debug)]
 struct RouteTexts {
     seen: RwLock<HashMap<String, &'static RouteText>>,
-    requests: Counter<u64>,
-    request_duration: Histogram<f64>,
+    meters: Meters,
 }
 
 #[derive(Debug)]
@@ -158,11 +206,10 @@ fn method_name(verb: usize) -> &'static str {
 }
 
 impl RouteTexts {
-    fn new(requests: Counter<u64>, request_duration: Histogram<f64>) -> Self {
+    fn new(meters: Meters) -> Self {
         Self {
             seen: RwLock::default(),
-            requests,
-            request_duration,
+            meters,
         }
     }
 
@@ -176,7 +223,7 @@ impl RouteTexts {
             Box::leak(Box::new(RouteText {
                 route,
                 span_names: VERBS.map(|v| &*Box::leak(format!("{v} {route}").into_boxed_str())),
-                by_endpoint: ByEndpoint::new(&self.requests, &self.request_duration, route),
+                by_endpoint: ByEndpoint::new(&self.meters, route, Some(route)),
             }))
         })
     }
@@ -191,13 +238,74 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
     let metrics = &*metrics.0;
     let started = Instant::now();
     let verb = verb_index(req.method());
-    let method = method_name(verb);
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| metrics.routes.get(p.as_str()));
     let name = route.map_or(VERBS[verb], |r| r.span_names[verb]);
 
+    // Most requests carry no trace context: then there is nothing to extract.
+    let headers = req.headers();
+    let parent = if metrics
+        .trace_headers
+        .iter()
+        .any(|h| headers.contains_key(h))
+    {
+        global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+    } else {
+        opentelemetry::Context::current()
+    };
+    // The sampler decides first; the attributes are made only for a span that records (an
+    // unsampled request formats and copies nothing). The samplers `OTEL_TRACES_SAMPLER` names
+    // decide on the trace id and the parent, never on attributes.
+    let mut span = metrics
+        .tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Server)
+        .start_with_context(&metrics.tracer, &parent);
+    let recording = span.is_recording();
+    if recording {
+        span.set_attributes(request_attributes(&req, verb, route));
+    }
+    let cx = parent.with_span(span);
+
+    let response = next.run(req).with_context(cx.clone()).await;
+
+    let status = response.status();
+    let elapsed = started.elapsed().as_secs_f64();
+    if recording {
+        let span = cx.span();
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        ));
+        if status.is_server_error() {
+            span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
+            span.set_status(Status::error(""));
+        }
+        span.end();
+    }
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let _guard = cx.clone().attach();
+        tracing::debug!(
+            status = status.as_u16(),
+            duration_s = elapsed,
+            "request finished"
+        );
+    }
+    route
+        .map_or(&metrics.unmatched, |r| &r.by_endpoint)
+        .record(verb, status, elapsed);
+    response
+}
+
+/// The SERVER span's attributes known when the request arrives (a recording span only).
+fn request_attributes(
+    req: &Request,
+    verb: usize,
+    route: Option<&'static RouteText>,
+) -> Vec<KeyValue> {
+    let method = method_name(verb);
     let mut attributes = Vec::with_capacity(13);
     attributes.push(KeyValue::new("http.request.method", method));
     if method == OTHER_METHOD {
@@ -211,7 +319,7 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
     }
     attributes.push(KeyValue::new("url.path", req.uri().path().to_owned()));
     attributes.push(KeyValue::new("url.scheme", "http"));
-    if let Some(authority) = host_and_port(&req) {
+    if let Some(authority) = host_and_port(req) {
         attributes.push(KeyValue::new("server.address", authority.host().to_owned()));
         if let Some(port) = authority.port_u16() {
             attributes.push(KeyValue::new("server.port", i64::from(port)));
@@ -230,65 +338,7 @@ pub async fn observe(State(metrics): State<HttpMetrics>, req: Request, next: Nex
     {
         attributes.push(KeyValue::new("user_agent.original", ua.to_owned()));
     }
-
-    // Most requests carry no trace context: then there is nothing to extract.
-    let headers = req.headers();
-    let parent = if metrics
-        .trace_headers
-        .iter()
-        .any(|h| headers.contains_key(h))
-    {
-        global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
-    } else {
-        opentelemetry::Context::current()
-    };
-    let span = metrics
-        .tracer
-        .span_builder(name)
-        .with_kind(SpanKind::Server)
-        .with_attributes(attributes)
-        .start_with_context(&metrics.tracer, &parent);
-    let cx = parent.with_span(span);
-
-    let response = next.run(req).with_context(cx.clone()).await;
-
-    let status = response.status();
-    let elapsed = started.elapsed().as_secs_f64();
-    let span = cx.span();
-    span.set_attribute(KeyValue::new(
-        "http.response.status_code",
-        i64::from(status.as_u16()),
-    ));
-    if status.is_server_error() {
-        span.set_attribute(KeyValue::new("error.type", status.as_str().to_owned()));
-        span.set_status(Status::error(""));
-    }
-    if tracing::enabled!(tracing::Level::DEBUG) {
-        let _guard = cx.clone().attach();
-        tracing::debug!(
-            status = status.as_u16(),
-            duration_s = elapsed,
-            "request finished"
-        );
-    }
-    span.end();
-
-    let mut attrs = vec![
-        KeyValue::new("http.request.method", method),
-        KeyValue::new("http.response.status_code", i64::from(status.as_u16())),
-        KeyValue::new("url.scheme", "http"),
-    ];
-    if let Some(r) = route {
-        attrs.push(KeyValue::new("http.route", r.route));
-    }
-    if status.is_server_error() {
-        attrs.push(KeyValue::new("error.type", status.as_str().to_owned()));
-    }
-    metrics.server_duration.record(elapsed, &attrs);
-    let by_endpoint = route.map_or(&metrics.unmatched, |r| &r.by_endpoint);
-    by_endpoint.requests.add(1);
-    by_endpoint.duration.record(elapsed);
-    response
+    attributes
 }
 
 /// What `http.request.method` holds for a method the conventions do not know.
@@ -316,10 +366,11 @@ mod tests {
     #[test]
     fn route_texts_are_made_once_per_route() {
         let meter = global::meter("test");
-        let routes = RouteTexts::new(
-            meter.u64_counter("c").build(),
-            meter.f64_histogram("h").build(),
-        );
+        let routes = RouteTexts::new(Meters {
+            requests: meter.u64_counter("c").build(),
+            request_duration: meter.f64_histogram("h").build(),
+            server_duration: meter.f64_histogram("s").build(),
+        });
         let chain = routes.get("/chain");
         assert!(std::ptr::eq(chain, routes.get("/chain")), "made once");
         assert_eq!(chain.route, "/chain");
