@@ -322,6 +322,12 @@ impl Handler for Recorder {
 }
 
 impl Recorder {
+    /// Forgets what was received (a long benchmark keeps no spans it will not read).
+    pub fn clear(&self) {
+        self.traces.lock().unwrap().clear();
+        self.metrics.lock().unwrap().clear();
+    }
+
     /// Every span received so far.
     pub fn spans(&self) -> Vec<Span> {
         let mut out = Vec::new();

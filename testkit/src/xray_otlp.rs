@@ -508,6 +508,12 @@ impl Verifier {
         self.recorder.spans()
     }
 
+    /// Forgets the spans and answers so far (a benchmark sends millions).
+    pub fn forget(&self) {
+        self.recorder.clear();
+        self.outcomes.lock().unwrap().clear();
+    }
+
     /// Every request answered so far.
     pub fn outcomes(&self) -> Vec<Outcome> {
         self.outcomes.lock().unwrap().clone()
