@@ -13,7 +13,8 @@
 //!   (`bench/collector/operator-sidecar.yaml`).
 //!
 //! A name may end in `+NAME=value`, an environment variable for that run (e.g.
-//! `rendered+GOGC=50`).
+//! `rendered+GOGC=50`), and in `~path: value`, a change to the configuration (a collector
+//! `--config=yaml:` override, e.g. `rendered~exporters::otlp_grpc/jaeger::compression: none`).
 //!
 //! Every configuration gets the same own-telemetry setting (metrics at `normal`, pulled: what
 //! the operator reads in a pod). `ROUNDS` repeats the whole set, configurations alternating.
@@ -175,6 +176,7 @@ async fn main() {
 
 /// Starts `config` (see the module docs) with its own metrics pulled on a free port.
 fn start(rig: &Rig, config: &str) -> (Collector, u16) {
+    let (config, changes) = config.split_once('~').unwrap_or((config, ""));
     let mut parts = config.split('+');
     let config = parts.next().unwrap_or_default();
     let extra_env: Vec<(String, String)> = parts
@@ -182,13 +184,19 @@ fn start(rig: &Rig, config: &str) -> (Collector, u16) {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     let own = free_port();
-    let flags = vec![
+    let mut flags = vec![
         "--config=yaml:service::telemetry::metrics::level: normal".to_owned(),
         format!(
             "--config=yaml:service::telemetry::metrics::readers: [{{pull: {{exporter: \
              {{prometheus: {{host: 127.0.0.1, port: {own}}}}}}}}}]"
         ),
     ];
+    flags.extend(
+        changes
+            .split('~')
+            .filter(|c| !c.is_empty())
+            .map(|c| format!("--config=yaml:{c}")),
+    );
     let mut env = rig.key.env();
     env.extend(
         moto::credentials()
