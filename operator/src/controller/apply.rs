@@ -169,47 +169,30 @@ impl Context {
         }
         let api: Api<K> = Api::namespaced(self.client.clone(), ns);
         let span = tracing::info_span!("apply", kind, name = %name, drift = drift.as_deref());
-        // A child the cache does not show is applied without force: if an object of its name
-        // appeared since the names cache was read and another manager holds its fields, the
-        // API server answers 409 instead of handing them to us.
-        let params = PatchParams::apply(MANAGER);
-        let first = if live.is_some() {
-            Err(None)
+        let applied = if live.is_some() {
+            self.apply_forced(&api, &name, desired, span).await?
         } else {
-            api.patch(&name, &params, &Patch::Apply(desired))
+            // A child the cache does not show is applied without force: if an object of its
+            // name appeared since the names cache was read and another manager holds its
+            // fields, the API server answers 409 instead of handing them to us.
+            let params = PatchParams::apply(MANAGER);
+            match api
+                .patch(&name, &params, &Patch::Apply(desired))
                 .instrument(span.clone())
                 .await
-                .map_err(Some)
-        };
-        let applied = match first {
-            Ok(applied) => applied,
-            Err(Some(kube::Error::Api(e))) if e.code == 409 => {
-                if let Some(why) = ownership::foreign_read(&self.client, ns, desired).await? {
-                    return Err(Error::ChildTaken(why));
+            {
+                Ok(applied) => applied,
+                Err(kube::Error::Api(e)) if e.code == 409 => {
+                    if let Some(why) = ownership::foreign_read(&self.client, ns, desired).await? {
+                        return Err(Error::ChildTaken(why));
+                    }
+                    self.apply_forced(&api, &name, desired, span).await?
                 }
-                self.apply_forced(&api, &name, desired, span).await?
+                Err(e) => return Err(e.into()),
             }
-            Err(Some(e)) => return Err(e.into()),
-            Err(None) => self.apply_forced(&api, &name, desired, span).await?,
         };
         self.metrics.wrote("apply", kind);
-        if let Ok(mut m) = self.last_writes.lock() {
-            let write = LastWrite {
-                resource_version: resource_version(&applied),
-                hash: want_hash,
-                at: Instant::now(),
-            };
-            m.insert(key, write);
-            // Forget children that are gone (deleted apps), now and then.
-            let cached = self.config_maps.len()
-                + self.accounts.len()
-                + self.deployments.len()
-                + self.services.len()
-                + self.network_policies.len();
-            if m.len() > 64 + 2 * cached {
-                m.retain(|key, _| self.in_cache(key));
-            }
-        }
+        self.remember_write(key, &applied, want_hash);
         Ok(match drift {
             None => Ensured::Created(applied),
             Some(path) => Ensured::Updated(applied, path),
@@ -231,6 +214,28 @@ impl Context {
         api.patch(name, &params, &Patch::Apply(desired))
             .instrument(span)
             .await
+    }
+
+    /// Remembers our write to `key` (`Kind/ns/name`): what the API server answered and a hash
+    /// of what we sent; now and then forgets children that are gone (deleted apps).
+    pub(super) fn remember_write<K: Resource>(&self, key: String, answer: &K, hash: u64) {
+        let Ok(mut m) = self.last_writes.lock() else {
+            return;
+        };
+        let write = LastWrite {
+            resource_version: resource_version(answer),
+            hash,
+            at: Instant::now(),
+        };
+        m.insert(key, write);
+        let cached = self.config_maps.len()
+            + self.accounts.len()
+            + self.deployments.len()
+            + self.services.len()
+            + self.network_policies.len();
+        if m.len() > 64 + 2 * cached {
+            m.retain(|key, _| self.in_cache(key));
+        }
     }
 
     /// Whether the child `Kind/namespace/name` is in its watch cache.
@@ -300,7 +305,8 @@ impl<K> Ensured<K> {
     }
 }
 
-fn resource_version<K: Resource>(k: &K) -> u64 {
+/// `k`'s resourceVersion as a number (0 if it has none).
+pub(super) fn resource_version<K: Resource>(k: &K) -> u64 {
     k.meta()
         .resource_version
         .as_deref()

@@ -29,7 +29,8 @@ use tracedapp_api::spec::{TracedApp, TracedAppStatus};
 use tracedapp_api::validate::validate;
 
 use super::apply::prune_config_maps;
-use super::context::{LastWrite, json_hash};
+use super::apply::resource_version;
+use super::context::json_hash;
 use super::status::{self, EventKind};
 use super::{Context, Error, metrics, pods};
 use tracedapp_k8s::labels::MANAGER;
@@ -169,15 +170,9 @@ async fn write_status(ctx: &Context, app: &TracedApp, new: TracedAppStatus) -> R
     // watch event is on its way): the same status again is not written twice.
     let key = format!("TracedApp/{}", status::key(app));
     let hash = json_hash(&new);
-    let app_version = app
-        .metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
     if ctx
         .last_write(&key)
-        .is_some_and(|w| w.hash == hash && app_version < w.resource_version)
+        .is_some_and(|w| w.hash == hash && resource_version(app) < w.resource_version)
     {
         return Ok(());
     }
@@ -193,22 +188,7 @@ async fn write_status(ctx: &Context, app: &TracedApp, new: TracedAppStatus) -> R
         .patch_status(&app.name_any(), &params, &Patch::Apply(&patch))
         .await?;
     ctx.metrics.wrote("apply", "TracedApp/status");
-    if let Ok(mut m) = ctx.last_writes.lock() {
-        let resource_version = written
-            .metadata
-            .resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        m.insert(
-            key,
-            LastWrite {
-                resource_version,
-                hash,
-                at: Instant::now(),
-            },
-        );
-    }
+    ctx.remember_write(key, &written, hash);
     for n in status::transitions(app.status.as_ref(), &new) {
         ctx.publish(app, n.kind, n.reason, n.message).await;
     }
