@@ -474,18 +474,25 @@ fn ready_follows_the_deployments_real_availability() {
     );
     assert_eq!(condition(&cp, "web", "Ready"), "False");
     assert_eq!(condition(&cp, "web", "Progressing"), "True");
-    for pod in pods(&cp) {
-        cp.kubectl_ok(&[
-            "patch",
-            "-n",
-            "demo",
-            &pod,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True","lastTransitionTime":"2026-01-01T00:00:00Z"}]}}"#,
-        ]);
-    }
+    // No kubelet here: the pods' status is written as one would write it.
+    let set_ready = |ready: &str| {
+        for pod in pods(&cp) {
+            let patch = format!(
+                r#"{{"status":{{"phase":"Running","conditions":[{{"type":"Ready","status":"{ready}","lastTransitionTime":"2026-01-01T00:00:00Z"}}]}}}}"#
+            );
+            cp.kubectl_ok(&[
+                "patch",
+                "-n",
+                "demo",
+                &pod,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &patch,
+            ]);
+        }
+    };
+    set_ready("True");
     wait_until("Ready=True", Duration::from_secs(60), || {
         condition(&cp, "web", "Ready") == "True"
     });
@@ -503,23 +510,6 @@ fn ready_follows_the_deployments_real_availability() {
     );
 
     // Lost, then back: a warning, then a Ready event.
-    let set_ready = |ready: &str| {
-        for pod in pods(&cp) {
-            let patch = format!(
-                r#"{{"status":{{"conditions":[{{"type":"Ready","status":"{ready}","lastTransitionTime":"2026-01-02T00:00:00Z"}}]}}}}"#
-            );
-            cp.kubectl_ok(&[
-                "patch",
-                "-n",
-                "demo",
-                &pod,
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                &patch,
-            ]);
-        }
-    };
     set_ready("False");
     wait_until("Ready=False (Unavailable)", Duration::from_secs(60), || {
         jsonpath(
