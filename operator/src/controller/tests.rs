@@ -407,6 +407,11 @@ async fn a_name_taken_by_another_owner_applies_nothing() {
         "no child applied: {:?}",
         api.shorts()
     );
+    assert_last_status_says_child_conflict(&api);
+}
+
+/// The last request was a status with `Degraded=True`, `ChildConflict`.
+fn assert_last_status_says_child_conflict(api: &FakeApi) {
     let sent = api.sent();
     let status = &sent.last().unwrap().body["status"];
     assert_eq!(
@@ -439,12 +444,7 @@ async fn a_name_taken_since_the_caches_were_read_is_not_taken_over() {
         ["PATCH tracedapps/shop/status"],
         "nothing applied after: {shorts:?}"
     );
-    let sent = api.sent();
-    let status = &sent.last().unwrap().body["status"];
-    assert_eq!(
-        condition(status, "Degraded"),
-        ("True".into(), "ChildConflict".into())
-    );
+    assert_last_status_says_child_conflict(&api);
 }
 
 /// Our own Service, not yet in the caches (an event on its way) and held in part by another
