@@ -75,12 +75,11 @@ impl ByEndpoint {
         self.requests.add(1);
         self.duration.record(elapsed);
         let key = (verb, status.as_u16());
-        if let Some(bound) = self.server_bound.read().ok().and_then(|m| {
-            m.get(&key).map(|b| {
-                b.record(elapsed);
-            })
-        }) {
-            return bound;
+        if let Ok(bound) = self.server_bound.read()
+            && let Some(b) = bound.get(&key)
+        {
+            b.record(elapsed);
+            return;
         }
         let mut attrs = vec![
             KeyValue::new("http.request.method", method_name(verb)),
