@@ -25,24 +25,16 @@
 //! Usage: `[CONFIGS=rendered,adot-ecs] [ROUNDS=1] [MEMORY_LIMIT_MIB=256] bench/collector.sh
 //! [seconds=20] [rates=1000,5000,20000]` (needs `cargo xtask setup`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span};
 use testkit::collector::{Collector, Options};
 use testkit::jaeger::Jaeger;
+use testkit::load::Load;
 use testkit::moto::{self, Moto};
 use testkit::process::{cpu_seconds, free_port, memory_mib};
 use testkit::xray_otlp::{Key, Verifier};
 use tracedapp_api::resources;
 use tracedapp_api::spec::{TracedApp, XrayProtocol};
-
-/// Spans per request: what the service's batch exporter sends under load is larger (512), but
-/// smaller requests give the rate control a finer grain.
-const SPANS_PER_REQUEST: usize = 100;
 
 /// What every configuration runs against.
 struct Rig {
@@ -125,7 +117,7 @@ async fn main() {
         for config in &configs {
             let (collector, own_port) = start(&rig, config);
             let pid = collector.pid();
-            let mut client = TraceServiceClient::connect(collector.otlp_grpc_url.clone())
+            let mut client = Load::connect(collector.otlp_grpc_url.clone())
                 .await
                 .expect("the collector's OTLP/gRPC receiver");
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -246,23 +238,21 @@ fn start(rig: &Rig, config: &str) -> (Collector, u16) {
 }
 
 struct Phase {
-    offered: u64,
-    refused: u64,
+    sent: testkit::load::Sent,
     delivered: f64,
-    elapsed: Duration,
     cpu: f64,
     peak_mib: f64,
 }
 
 impl Phase {
     fn print(&self, config: &str, label: &str) {
-        let accepted = (self.offered - self.refused).max(1) as f64;
+        let accepted = self.sent.accepted().max(1) as f64;
         println!(
             "{config:<17} {label:<20} {:>9.0} {:>8} {:>10.0} {:>7.3} {:>8.1} {:>6.1} MiB",
-            self.offered as f64 / self.elapsed.as_secs_f64(),
-            self.refused,
+            self.sent.per_second(),
+            self.sent.refused,
             self.delivered,
-            self.cpu / self.elapsed.as_secs_f64(),
+            self.cpu / self.sent.elapsed.as_secs_f64(),
             self.cpu * 1e6 / accepted,
             self.peak_mib
         );
@@ -276,125 +266,21 @@ fn sent_spans(own_port: u16) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Sends batches at `rate` spans/s (or as fast as answered) for `length`, sampling the
+/// Sends requests at `rate` spans/s (or as fast as answered) for `length`, sampling the
 /// collector's memory every 200 ms; then waits a little for what is batched to leave.
-async fn run(
-    client: &mut TraceServiceClient<tonic::transport::Channel>,
-    pid: u32,
-    own_port: u16,
-    rate: Option<u64>,
-    length: Duration,
-) -> Phase {
-    let started = Instant::now();
+async fn run(load: &mut Load, pid: u32, own_port: u16, rate: Option<u64>, length: Duration) -> Phase {
     let cpu_before = cpu_seconds(pid);
     let sent_before = sent_spans(own_port);
-    let (mut offered, mut refused) = (0u64, 0u64);
-    let mut peak: f64 = memory_mib(pid, "VmRSS");
-    let mut last_sample = Instant::now();
-    let mut n = 0u64;
-    while started.elapsed() < length {
-        if let Some(rate) = rate {
-            // Where the schedule says we should be; sleep until the next request is due.
-            let due = Duration::from_secs_f64(offered as f64 / rate as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                tokio::time::sleep(wait).await;
-            }
-        }
-        n += 1;
-        let request = batch(n);
-        offered += SPANS_PER_REQUEST as u64;
-        match client.export(request).await {
-            Ok(answer) => {
-                if let Some(partial) = answer.into_inner().partial_success {
-                    refused += partial.rejected_spans as u64;
-                }
-            }
-            Err(_) => refused += SPANS_PER_REQUEST as u64,
-        }
-        if last_sample.elapsed() >= Duration::from_millis(200) {
-            peak = peak.max(memory_mib(pid, "VmRSS"));
-            last_sample = Instant::now();
-        }
-    }
-    let elapsed = started.elapsed();
+    let mut peak: f64 = 0.0;
+    let sent = load
+        .run(rate, length, || peak = peak.max(memory_mib(pid, "VmRSS")))
+        .await;
     let cpu = cpu_seconds(pid) - cpu_before;
     tokio::time::sleep(Duration::from_secs(2)).await;
     Phase {
-        offered,
-        refused,
+        sent,
         delivered: sent_spans(own_port) - sent_before,
-        elapsed,
         cpu,
         peak_mib: peak.max(memory_mib(pid, "VmRSS")),
-    }
-}
-
-/// One request of server spans shaped like traced-service's (the same attribute keys).
-fn batch(n: u64) -> ExportTraceServiceRequest {
-    let text = |k: &str, v: &str| KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(v.into())),
-        }),
-        ..Default::default()
-    };
-    let int = |k: &str, v: i64| KeyValue {
-        key: k.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::IntValue(v)),
-        }),
-        ..Default::default()
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let spans = (0..SPANS_PER_REQUEST as u64)
-        .map(|i| {
-            let id = n * SPANS_PER_REQUEST as u64 + i + 1;
-            Span {
-                // X-Ray's shape: the first 4 bytes are the epoch second (its exporter drops
-                // spans whose trace id does not start with a recent time).
-                trace_id: [
-                    &((now / 1_000_000_000) as u32).to_be_bytes()[..],
-                    &id.to_be_bytes(),
-                    &1u32.to_be_bytes(),
-                ]
-                .concat(),
-                span_id: id.to_be_bytes().to_vec(),
-                name: "GET /chain".into(),
-                kind: span::SpanKind::Server as i32,
-                start_time_unix_nano: now - 1_000_000,
-                end_time_unix_nano: now,
-                attributes: vec![
-                    text("http.request.method", "GET"),
-                    text("http.route", "/chain"),
-                    text("url.path", "/chain"),
-                    text("url.scheme", "http"),
-                    text("server.address", "shop.demo.svc"),
-                    int("server.port", 8080),
-                    text("client.address", "10.88.0.7"),
-                    text("user_agent.original", "curl/8.5.0"),
-                    int("http.response.status_code", 200),
-                ],
-                ..Default::default()
-            }
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    text("service.name", "shop"),
-                    text("service.version", "0.1.0"),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
     }
 }

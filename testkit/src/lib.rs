@@ -15,6 +15,8 @@
 //! - [`node`]: a one-node Kubernetes with real pods (containerd, kubelet, kube-proxy, CoreDNS).
 //! - [`http`]: a blocking HTTP GET.
 //! - `otlp` (feature `otlp`): an in-process OTLP receiver that records or counts.
+//! - `load` (feature `otlp`): OTLP span requests at a fixed rate, from the host or from inside
+//!   a pod.
 //! - [`prom`]: reading samples from Prometheus text.
 //! - `ecs_script` (feature `otlp`): a scripted ECS endpoint for fault injection (deployments
 //!   that complete, roll back, hang, are replaced; throttling).
@@ -29,6 +31,8 @@ pub mod image;
 pub mod jaeger;
 pub mod kube;
 pub mod lambda;
+#[cfg(feature = "otlp")]
+pub mod load;
 pub mod moto;
 pub mod node;
 #[cfg(feature = "otlp")]

@@ -406,6 +406,30 @@ mod tests {
         set(dir.path(), 0o755);
     }
 
+    /// The collector distribution's Dockerfile builds the manifest the tests build, with the
+    /// builder they use, and runs the binary the manifest names.
+    #[test]
+    fn the_collector_dockerfile_builds_what_the_tests_run() {
+        let dockerfile = otelcol_manifest().with_file_name("otelcol.Dockerfile");
+        let text = std::fs::read_to_string(&dockerfile).unwrap();
+        assert!(
+            text.contains(&format!("ARG BUILDER_VERSION={COLLECTOR_BUILDER_VERSION}\n")),
+            "{} builds with builder {COLLECTOR_BUILDER_VERSION}",
+            dockerfile.display()
+        );
+        assert!(text.contains("COPY tools/otelcol-builder.yaml ."));
+        let manifest = std::fs::read_to_string(otelcol_manifest()).unwrap();
+        let name = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name: "))
+            .expect("dist.name in the manifest");
+        assert!(
+            text.contains(&format!("/build/out/{name} /{name}\n"))
+                && text.contains(&format!("ENTRYPOINT [\"/{name}\"]")),
+            "the image runs the manifest's {name}"
+        );
+    }
+
     /// Each committed Go module requires the version this file pins (one fact, one place:
     /// a bump here without the module, or the other way round, fails).
     #[test]

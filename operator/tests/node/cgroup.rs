@@ -88,3 +88,89 @@ impl MemoryCgroup {
             .unwrap_or(0)
     }
 }
+
+/// One cgroup's CPU accounting: CPU time used, and how often the CPU limit throttled it.
+pub struct CpuCgroup {
+    /// v1: `cpuacct.usage` (ns); v2: `cpu.stat`'s `usage_usec`.
+    usage: PathBuf,
+    /// `cpu.stat`: `nr_throttled`, and `throttled_time` (v1, ns) or `throttled_usec` (v2).
+    stat: PathBuf,
+    v2: bool,
+}
+
+/// A reading of a [`CpuCgroup`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuUse {
+    pub seconds: f64,
+    pub throttled_periods: u64,
+    pub throttled_seconds: f64,
+}
+
+impl CpuCgroup {
+    /// The cgroup of process `pid`: the v1 `cpuacct` and `cpu` controllers' lines (mounted
+    /// apart or together), else the v2 line.
+    pub fn of_process(pid: u32) -> Result<Self, Failed> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+        // `4:cpu,cpuacct:/path` → ("cpu,cpuacct", "path").
+        let v1 = |controller: &str| {
+            text.lines().find_map(|l| {
+                let mut parts = l.splitn(3, ':').skip(1);
+                let (list, path) = (parts.next()?, parts.next()?);
+                list.split(',').any(|c| c == controller).then(|| {
+                    Path::new("/sys/fs/cgroup")
+                        .join(list)
+                        .join(path.trim_start_matches('/'))
+                })
+            })
+        };
+        let found = match (v1("cpuacct"), v1("cpu")) {
+            (Some(acct), Some(cpu)) => Self {
+                usage: acct.join("cpuacct.usage"),
+                stat: cpu.join("cpu.stat"),
+                v2: false,
+            },
+            _ => {
+                let path = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("0::"))
+                    .ok_or("no cgroup")?;
+                let dir = Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+                Self {
+                    usage: dir.join("cpu.stat"),
+                    stat: dir.join("cpu.stat"),
+                    v2: true,
+                }
+            }
+        };
+        if !found.usage.exists() || !found.stat.exists() {
+            return Err(format!("no {} or {}", found.usage.display(), found.stat.display()).into());
+        }
+        Ok(found)
+    }
+
+    pub fn read(&self) -> CpuUse {
+        let stat = std::fs::read_to_string(&self.stat).unwrap_or_default();
+        let field = |name: &str| {
+            stat.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        if self.v2 {
+            CpuUse {
+                seconds: field("usage_usec") as f64 / 1e6,
+                throttled_periods: field("nr_throttled"),
+                throttled_seconds: field("throttled_usec") as f64 / 1e6,
+            }
+        } else {
+            let usage = std::fs::read_to_string(&self.usage)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+            CpuUse {
+                seconds: usage as f64 / 1e9,
+                throttled_periods: field("nr_throttled"),
+                throttled_seconds: field("throttled_time") as f64 / 1e9,
+            }
+        }
+    }
+}

@@ -14,6 +14,7 @@ mod cluster;
 mod export;
 mod policy;
 mod scenarios;
+mod sidecar;
 
 use std::sync::Arc;
 
@@ -58,15 +59,27 @@ fn main() {
             .with_ignored_flag(!root)
         })
         .collect();
-    // Last: it needs the operator and Jaeger, and installs them itself under `--bench`.
+    // Last: they need the operator and Jaeger, and install them themselves under `--bench`.
     let rig = cluster.clone();
     trials.push(
-        Trial::bench("bench_apply_to_ready_and_memory", move |test_mode| {
+        Trial::bench(BENCHES[0], move |test_mode| {
             let rig = rig.ok_or_else(|| Failed::from("no cluster"))?;
             let apps = if test_mode { 2 } else { 10 };
             let median = bench::apply_to_ready(&rig, apps)?;
             Ok((!test_mode).then_some(Measurement {
                 avg: (median * 1e9) as u64,
+                variance: 0,
+            }))
+        })
+        .with_ignored_flag(!root),
+    );
+    let rig = cluster.clone();
+    trials.push(
+        Trial::bench(BENCHES[1], move |test_mode| {
+            let rig = rig.ok_or_else(|| Failed::from("no cluster"))?;
+            let ns_per_span = sidecar::rates(&rig, &sidecar::Plan::new(test_mode))?;
+            Ok((!test_mode).then_some(Measurement {
+                avg: ns_per_span as u64,
                 variance: 0,
             }))
         })
@@ -88,6 +101,9 @@ fn main() {
     conclusion.exit();
 }
 
+/// The measurements after the scenarios (`--bench` runs them in full).
+const BENCHES: [&str; 2] = ["bench_apply_to_ready_and_memory", "bench_sidecar_rates"];
+
 /// Whether a name filter leaves no scenario to run (then no cluster is started).
 fn filtered_out(args: &Arguments) -> bool {
     match &args.filter {
@@ -95,7 +111,7 @@ fn filtered_out(args: &Arguments) -> bool {
         Some(f) => !scenarios::ALL
             .iter()
             .map(|(n, _)| n)
-            .chain(["bench_apply_to_ready_and_memory"].iter())
+            .chain(BENCHES.iter())
             .any(|name| {
                 if args.exact {
                     name == f

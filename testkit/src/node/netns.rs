@@ -287,3 +287,30 @@ pub fn connect_from(
         .map_err(|_| std::io::Error::other("the connecting thread panicked"))?
     })
 }
+
+/// `GET path` over plain HTTP to `addr` from inside another network namespace (`ns`, as in
+/// [`connect_from`]): the body, if it answered 200.
+pub fn http_get_from(
+    ns: &std::path::Path,
+    addr: SocketAddr,
+    path: &str,
+) -> std::io::Result<String> {
+    let mut s = connect_from(ns, addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP head"))?;
+    if head.split_whitespace().nth(1) != Some("200") {
+        return Err(std::io::Error::other(format!(
+            "{addr}{path}: {}",
+            head.lines().next().unwrap_or_default()
+        )));
+    }
+    Ok(body.to_owned())
+}
