@@ -136,6 +136,15 @@ async fn main() {
                 )
                 .await;
                 r.print(config, &format!("{rate} spans/s"));
+                let xray = rig.xray.received();
+                if xray.spans > 0 {
+                    println!(
+                        "{config:<17} {:<20} the X-Ray hop: {:.0} bytes per span sent, {:.0} uncompressed",
+                        "",
+                        xray.wire_bytes as f64 / xray.spans as f64,
+                        xray.decoded_bytes as f64 / xray.spans as f64,
+                    );
+                }
                 rig.xray.forget();
             }
             if round == rounds
@@ -268,7 +277,13 @@ fn sent_spans(own_port: u16) -> f64 {
 
 /// Sends requests at `rate` spans/s (or as fast as answered) for `length`, sampling the
 /// collector's memory every 200 ms; then waits a little for what is batched to leave.
-async fn run(load: &mut Load, pid: u32, own_port: u16, rate: Option<u64>, length: Duration) -> Phase {
+async fn run(
+    load: &mut Load,
+    pid: u32,
+    own_port: u16,
+    rate: Option<u64>,
+    length: Duration,
+) -> Phase {
     let cpu_before = cpu_seconds(pid);
     let sent_before = sent_spans(own_port);
     let mut peak: f64 = 0.0;

@@ -15,10 +15,16 @@ use serde_json::Value;
 use testkit::collector::Collector;
 use testkit::jaeger::Jaeger;
 use testkit::wait_until;
+use tracedapp_api::spec::Compression;
 
 /// The example's collector config, with Jaeger pointed at `jaeger` and X-Ray left out (see
 /// the module docs).
 fn rendered_config(jaeger: &Jaeger) -> String {
+    rendered_config_with(jaeger, Compression::default())
+}
+
+/// The same with `compression` on the Jaeger hop.
+fn rendered_config_with(jaeger: &Jaeger, compression: Compression) -> String {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../manifests/examples/shop.yaml"
@@ -32,6 +38,7 @@ fn rendered_config(jaeger: &Jaeger) -> String {
         .expect("the example exports to Jaeger");
     j.endpoint = jaeger.otlp_grpc.clone();
     j.tls.insecure = true;
+    j.compression = compression;
     app.spec.exporters.xray = None;
     tracedapp_api::collector::render(&app.spec).to_yaml()
 }
@@ -200,4 +207,34 @@ fn every_request_becomes_a_trace_in_jaeger() {
     // Give stragglers a moment, then check there is exactly one trace per request.
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(jaeger.traces("zero-loss", N * 2).len(), N);
+}
+
+/// Every `exporters.jaeger.compression` a spec may choose reaches a real Jaeger whole.
+#[test]
+fn every_jaeger_compression_reaches_jaeger() {
+    const N: usize = 20;
+    let jaeger = Jaeger::start();
+    for compression in [
+        Compression::Gzip,
+        Compression::Zstd,
+        Compression::Snappy,
+        Compression::None,
+    ] {
+        let name = format!("compression-{}", compression.as_str());
+        let collector = Collector::start(&rendered_config_with(&jaeger, compression));
+        let mut svc = Service::start(
+            &collector.otlp_grpc_url,
+            &[("OTEL_SERVICE_NAME", name.as_str())],
+            &[],
+        );
+        for _ in 0..N {
+            assert_eq!(testkit::http::status(&svc.url("/health")), 200);
+        }
+        assert_eq!(svc.terminate(Duration::from_secs(20)), Some(0));
+        wait_until(
+            &format!("{N} traces of {name} in Jaeger"),
+            Duration::from_secs(60),
+            || jaeger.traces(&name, N * 2).len() >= N,
+        );
+    }
 }

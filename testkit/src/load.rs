@@ -150,19 +150,24 @@ pub fn request(n: u64) -> ExportTraceServiceRequest {
     let spans = (0..SPANS_PER_REQUEST)
         .map(|i| {
             let id = n * SPANS_PER_REQUEST + i + 1;
+            // Ids as random as real ones (they are most of what gzip cannot shrink), but the
+            // same for the same `n`: splitmix64 of the span's number.
+            let (a, b) = (mix(id), mix(id ^ 0x5851_f42d_4c95_7f2d));
+            // Durations between 0.1 and 10 ms, as a real service's vary.
+            let duration = 100_000 + a % 9_900_000;
             Span {
                 // X-Ray's shape: the first 4 bytes are the epoch second (its exporter drops
                 // spans whose trace id does not start with a recent time).
                 trace_id: [
                     &((now / 1_000_000_000) as u32).to_be_bytes()[..],
-                    &id.to_be_bytes(),
-                    &1u32.to_be_bytes(),
+                    &a.to_be_bytes(),
+                    &(b as u32).to_be_bytes(),
                 ]
                 .concat(),
-                span_id: id.to_be_bytes().to_vec(),
+                span_id: b.to_be_bytes().to_vec(),
                 name: "GET /chain".into(),
                 kind: span::SpanKind::Server as i32,
-                start_time_unix_nano: now - 1_000_000,
+                start_time_unix_nano: now - duration,
                 end_time_unix_nano: now,
                 attributes: vec![
                     text("http.request.method", "GET"),
@@ -171,7 +176,10 @@ pub fn request(n: u64) -> ExportTraceServiceRequest {
                     text("url.scheme", "http"),
                     text("server.address", "shop.demo.svc"),
                     int("server.port", 8080),
-                    text("client.address", "10.88.0.7"),
+                    text(
+                        "client.address",
+                        &format!("10.88.{}.{}", a % 4, b % 250 + 2),
+                    ),
                     text("user_agent.original", "curl/8.5.0"),
                     int("http.response.status_code", 200),
                 ],
@@ -195,4 +203,12 @@ pub fn request(n: u64) -> ExportTraceServiceRequest {
             ..Default::default()
         }],
     }
+}
+
+/// splitmix64: a well-mixed 64-bit value from a counter.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }

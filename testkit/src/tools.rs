@@ -413,7 +413,9 @@ mod tests {
         let dockerfile = otelcol_manifest().with_file_name("otelcol.Dockerfile");
         let text = std::fs::read_to_string(&dockerfile).unwrap();
         assert!(
-            text.contains(&format!("ARG BUILDER_VERSION={COLLECTOR_BUILDER_VERSION}\n")),
+            text.contains(&format!(
+                "ARG BUILDER_VERSION={COLLECTOR_BUILDER_VERSION}\n"
+            )),
             "{} builds with builder {COLLECTOR_BUILDER_VERSION}",
             dockerfile.display()
         );

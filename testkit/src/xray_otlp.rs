@@ -434,6 +434,18 @@ struct State {
     moto_url: Option<String>,
     recorder: Arc<Recorder>,
     outcomes: Arc<Mutex<Vec<Outcome>>>,
+    /// What the accepted trace requests held.
+    received: Mutex<Received>,
+}
+
+/// What the trace requests a [`Verifier`] accepted held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Received {
+    pub spans: u64,
+    /// Bytes of the bodies as they came (gzip, if the sender compressed).
+    pub wire_bytes: u64,
+    /// Bytes of the same bodies decompressed: the OTLP protobuf.
+    pub decoded_bytes: u64,
 }
 
 impl State {
@@ -476,6 +488,7 @@ impl Verifier {
             moto_url: options.moto_url,
             recorder: recorder.clone(),
             outcomes: outcomes.clone(),
+            received: Mutex::default(),
         });
         let app = axum::Router::new()
             .route(
@@ -508,10 +521,16 @@ impl Verifier {
         self.recorder.spans()
     }
 
-    /// Forgets the spans and answers so far (a benchmark sends millions).
+    /// Forgets the spans, answers and counts so far (a benchmark sends millions).
     pub fn forget(&self) {
         self.recorder.clear();
         self.outcomes.lock().unwrap().clear();
+        *self.state.received.lock().unwrap() = Received::default();
+    }
+
+    /// What the trace requests accepted so far held.
+    pub fn received(&self) -> Received {
+        *self.state.received.lock().unwrap()
     }
 
     /// Every request answered so far.
@@ -676,9 +695,24 @@ async fn handle(
     }
     let decoded = crate::otlp::unpack(&parts.headers, &body)
         .map_err(|(_, e)| e)
-        .and_then(|b| ExportTraceServiceRequest::decode(b.as_slice()).map_err(|e| e.to_string()));
+        .and_then(|b| {
+            let request =
+                ExportTraceServiceRequest::decode(b.as_slice()).map_err(|e| e.to_string())?;
+            Ok((request, b.len()))
+        });
     match decoded {
-        Ok(request) => {
+        Ok((request, decoded_len)) => {
+            {
+                let mut received = state.received.lock().unwrap();
+                received.spans += request
+                    .resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .map(|s| s.spans.len() as u64)
+                    .sum::<u64>();
+                received.wire_bytes += body.len() as u64;
+                received.decoded_bytes += decoded_len as u64;
+            }
             state.recorder.traces(request);
             state.note(access_key_id, 200, "");
             (

@@ -36,6 +36,18 @@ fn jaeger_only_uses_no_aws_component_and_no_extra_flag() {
 }
 
 #[test]
+fn the_jaeger_hop_is_gzip_unless_the_spec_chooses_another_compression() {
+    let c = render(&spec(jaeger()));
+    assert_eq!(c.exporters["otlp_grpc/jaeger"]["compression"], "gzip");
+    for choice in ["zstd", "snappy", "none"] {
+        let c = render(&spec(&format!(
+            "  exporters: {{jaeger: {{endpoint: 'jaeger:4317', compression: {choice}}}}}"
+        )));
+        assert_eq!(c.exporters["otlp_grpc/jaeger"]["compression"], choice);
+    }
+}
+
+#[test]
 fn adot_names_the_otlp_exporter_the_old_way() {
     let c = render(&spec(&format!(
         "{}\n  collector: {{distribution: adot}}",
@@ -56,6 +68,10 @@ fn xray_goes_over_otlp_signed_for_xray_in_its_region_by_default() {
     );
     assert_eq!(x["auth"]["authenticator"], "sigv4auth/xray");
     assert_eq!(x["compression"], "gzip");
+    assert_eq!(
+        x["compression_params"]["level"], 1,
+        "gzip's fastest level: the X-Ray hop's compression is a fifth of the collector's CPU"
+    );
     let auth = &c.extensions["sigv4auth/xray"];
     assert_eq!(auth["region"], "eu-west-1");
     assert_eq!(auth["service"], "xray");
@@ -74,6 +90,10 @@ fn xray_over_otlp_assumes_the_role_and_takes_the_endpoint_override() {
     ));
     let x = &c.exporters["otlphttp/xray"];
     assert_eq!(x["traces_endpoint"], "http://127.0.0.1:4000/v1/traces");
+    assert!(
+        x.get("compression_params").is_none(),
+        "ADOT's image keeps gzip's default level (its version is not tested here): {x}"
+    );
     let role = &c.extensions["sigv4auth/xray"]["assume_role"];
     assert_eq!(role["arn"], "arn:aws:iam::123456789012:role/x");
     assert_eq!(role["sts_region"], "us-west-2");

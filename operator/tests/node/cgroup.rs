@@ -152,7 +152,13 @@ impl CpuCgroup {
         let stat = std::fs::read_to_string(&self.stat).unwrap_or_default();
         let field = |name: &str| {
             stat.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<u64>().ok())
+                .find_map(|l| {
+                    l.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
                 .unwrap_or(0)
         };
         if self.v2 {

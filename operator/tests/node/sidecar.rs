@@ -13,7 +13,8 @@
 //!
 //! `cargo test -p tracedapp-operator --test node -- --bench bench_sidecar_rates` (its ns/iter:
 //! the median collector CPU per span over every phase)
-//! (`SIDECAR_RATES=1000,5000,20000`, `SIDECAR_SECONDS=20`, `SIDECAR_ROUNDS=3`).
+//! (`SIDECAR_RATES=1000,5000,20000`, `SIDECAR_SECONDS=20`, `SIDECAR_ROUNDS=3`; and
+//! `SIDECAR_JAEGER_COMPRESSION=snappy` to measure another `exporters.jaeger.compression`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ pub struct Plan {
     pub rates: Vec<u64>,
     pub seconds: u64,
     pub rounds: usize,
+    /// `exporters.jaeger.compression` (empty: the default).
+    pub jaeger_compression: String,
 }
 
 impl Plan {
@@ -49,6 +52,7 @@ impl Plan {
                 rates: vec![1_000],
                 seconds: 3,
                 rounds: 1,
+                jaeger_compression: String::new(),
             };
         }
         let var = |name: &str| std::env::var(name).ok();
@@ -62,6 +66,7 @@ impl Plan {
             rounds: var("SIDECAR_ROUNDS")
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(3),
+            jaeger_compression: var("SIDECAR_JAEGER_COMPRESSION").unwrap_or_default(),
         }
     }
 }
@@ -132,10 +137,14 @@ fn measure(rig: &Rig, image: &str, plan: &Plan) -> Result<f64, Failed> {
             key.secret_access_key
         ),
     ]);
+    let compression = match plan.jaeger_compression.as_str() {
+        "" => String::new(),
+        c => format!(", compression: {c}"),
+    };
     let spec = format!(
         "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {{name: {NAME}, namespace: {NS}}}\n\
          spec:\n  app: {{image: \"{image}\"}}\n  aws: {{credentialsSecret: {{name: xray-keys}}}}\n  exporters:\n    \
-         jaeger: {{endpoint: \"jaeger-collector.observability:4317\", tls: {{insecure: true}}}}\n    \
+         jaeger: {{endpoint: \"jaeger-collector.observability:4317\", tls: {{insecure: true}}{compression}}}\n    \
          xray: {{protocol: otlp, region: {REGION}, endpoint: \"http://{on_bridge}\"}}\n"
     );
     rig.kubectl_stdin(&["apply", "-f", "-"], &spec);
@@ -168,7 +177,14 @@ fn measure(rig: &Rig, image: &str, plan: &Plan) -> Result<f64, Failed> {
     ))?;
 
     std::thread::sleep(Duration::from_secs(5));
-    println!("sidecar: a real pod at the default limits ({limits}); both exporters on");
+    println!(
+        "sidecar: a real pod at the default limits ({limits}); both exporters on{}",
+        if compression.is_empty() {
+            String::new()
+        } else {
+            format!(" (Jaeger{compression})")
+        }
+    );
     println!(
         "sidecar: idle: cgroup {:.1} MiB, resident {:.1} MiB",
         memory.usage_mib(),
@@ -197,14 +213,11 @@ fn measure(rig: &Rig, image: &str, plan: &Plan) -> Result<f64, Failed> {
             let cpu_before = cpu.read();
             let generator_before = testkit::process::cpu_seconds(generator);
             let (mut cgroup_peak, mut rss_peak) = (0f64, 0f64);
-            let sent = runtime.block_on(load.run(
-                Some(rate),
-                Duration::from_secs(plan.seconds),
-                || {
+            let sent =
+                runtime.block_on(load.run(Some(rate), Duration::from_secs(plan.seconds), || {
                     cgroup_peak = cgroup_peak.max(memory.usage_mib());
                     rss_peak = rss_peak.max(testkit::process::memory_mib(pid, "VmRSS"));
-                },
-            ));
+                }));
             let used = cpu.read();
             let generator_cores = (testkit::process::cpu_seconds(generator) - generator_before)
                 / sent.elapsed.as_secs_f64();
@@ -217,10 +230,7 @@ fn measure(rig: &Rig, image: &str, plan: &Plan) -> Result<f64, Failed> {
                     counted = Counters::read(&ns, telemetry)
                         .unwrap_or_default()
                         .since(&before);
-                    counted
-                        .sent
-                        .iter()
-                        .all(|&s| s >= sent.accepted() as f64)
+                    counted.sent.iter().all(|&s| s >= sent.accepted() as f64)
                 },
             );
             xray.forget();
