@@ -14,6 +14,30 @@ pub fn validate(app: &TracedApp) -> Result<(), ValidationErrors> {
     crate::rules::check(&object)
 }
 
+/// Checks an image reference as the CRD checks `spec.collector.image` (the same schema), for
+/// the settings that fill that field from outside a spec: the operator's and the CLI's
+/// `--collector-image`. The error is the CRD's own message.
+pub fn collector_image(image: &str) -> Result<(), String> {
+    let object = serde_json::json!({
+        "apiVersion": "tracedapp.dev/v1alpha1",
+        "kind": "TracedApp",
+        "metadata": {"name": "image", "namespace": "image"},
+        "spec": {
+            "app": {"image": "app"},
+            "exporters": {"jaeger": {"endpoint": "jaeger:4317"}},
+            "collector": {"image": image},
+        },
+    });
+    crate::rules::check(&object).map_err(|errors| {
+        errors
+            .0
+            .iter()
+            .map(|e| e.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +67,25 @@ mod tests {
         assert_eq!(text.lines().count(), errors.0.len());
         assert!(text.contains("spec.app.replicas"), "{text}");
         assert!(text.contains("spec.exporters.xray.region"), "{text}");
+    }
+
+    #[test]
+    fn a_collector_image_outside_a_spec_meets_the_same_rule() {
+        for good in [
+            "registry.example.com:5000/platform/otelcol-tracedapp:0.161.0",
+            "otelcol-tracedapp",
+        ] {
+            assert_eq!(collector_image(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "Registry/Otelcol:1",
+            "otelcol tracedapp",
+            "otelcol:1 --config=x",
+        ] {
+            let error = collector_image(bad).unwrap_err();
+            assert!(!error.is_empty(), "{bad:?} refused with a message");
+        }
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub fn namespace(s: &str) -> Result<String, String> {
     }
 }
 
+/// `--collector-image`: an image reference, as `spec.collector.image` must be.
+pub fn collector_image(s: &str) -> Result<String, String> {
+    tracedapp_api::validate::collector_image(s).map(|()| s.to_owned())
+}
+
 /// A URL the CLI calls (`--jaeger`/`JAEGER_URL`, endpoint overrides): `http://` or
 /// `https://` and a host.
 pub fn http_url(s: &str) -> Result<String, String> {

@@ -100,6 +100,11 @@ pub enum Command {
         /// own metrics (see the NetworkPolicy).
         #[arg(long, default_value = manifests::DEFAULT_OPERATOR_NAMESPACE, value_parser = flags::namespace)]
         operator_namespace: String,
+        /// k8s: the collector image of apps whose spec names none (and keeps the contrib
+        /// distribution), as the operator's `--collector-image` sets it: e.g. your build of
+        /// `tools/otelcol.Dockerfile`.
+        #[arg(long, value_parser = flags::collector_image)]
+        collector_image: Option<String>,
         /// lambda: write `collector.yaml` (ship it in the function's zip) and
         /// `environment.json` (for `aws lambda ... --environment file://...`) into this
         /// directory instead of printing both.
@@ -313,7 +318,7 @@ pub fn render_command(
     apps: &[TracedApp],
     target: RenderTarget,
     output: Option<Format>,
-    operator_namespace: String,
+    site: manifests::Site,
     out_dir: Option<PathBuf>,
 ) -> Result<String, CliError> {
     if out_dir.is_some() && target != RenderTarget::Lambda {
@@ -337,7 +342,6 @@ pub fn render_command(
             None => Ok(lambda::document(&rendered, output)),
         };
     }
-    let site = manifests::Site { operator_namespace };
     // ECS: each task definition is built once, checked, and is what is printed.
     let mut task_definitions = Vec::new();
     for app in apps {
@@ -489,13 +493,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             file,
             output,
             operator_namespace,
+            collector_image,
             out_dir,
             namespace,
         } => {
             let apps = read_apps(&file, namespace.as_deref())?;
+            let site = manifests::Site {
+                operator_namespace,
+                collector_image,
+            };
             print!(
                 "{}",
-                render_command(&file, &apps, target, output, operator_namespace, out_dir)?
+                render_command(&file, &apps, target, output, site, out_dir)?
             );
             Ok(())
         }

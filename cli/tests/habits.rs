@@ -93,6 +93,10 @@ fn flags_are_checked_like_the_fields_they_stand_for() {
             "error: invalid value 'Bad NS!' for '--operator-namespace <OPERATOR_NAMESPACE>': not a namespace name; use lowercase letters, digits and '-' (at most 63), like tracedapp-system",
         ),
         (
+            vec!["render", "k8s", "-f", &f, "--collector-image", "Bad Image"],
+            "error: invalid value 'Bad Image' for '--collector-image <COLLECTOR_IMAGE>': must be an image reference like ghcr.io/acme/shop:1.4.2 (lowercase repository; a tag of letters, digits, '_', '.', '-'; a digest like @sha256: and 64 hex digits), got \"Bad Image\"",
+        ),
+        (
             vec!["trace", "--service", "shop", "--jaeger", "localhost:16686"],
             "error: invalid value 'localhost:16686' for '--jaeger <JAEGER>': not a URL; add http://, like http://localhost:16686",
         ),

@@ -53,6 +53,12 @@ struct Args {
     /// pods in it read the collectors' own metrics.
     #[arg(long, env = "POD_NAMESPACE", default_value = tracedapp_k8s::manifests::DEFAULT_OPERATOR_NAMESPACE)]
     operator_namespace: String,
+    /// The collector image of every TracedApp whose spec names none (and keeps the default
+    /// contrib distribution), e.g. your build of TracedApp's distribution
+    /// (`tools/otelcol.Dockerfile`). A spec's `collector.image` still wins. Default: the
+    /// distribution's pinned image.
+    #[arg(long, env = "COLLECTOR_IMAGE", value_parser = collector_image)]
+    collector_image: Option<String>,
     /// Export health: read each app's collectors and set the `ExportHealthy` condition
     /// (`false` writes no such condition and reads nothing).
     #[arg(long, env = "EXPORT_HEALTH", default_value_t = true, action = clap::ArgAction::Set)]
@@ -79,6 +85,11 @@ struct Args {
     /// Address for /healthz, /readyz and Prometheus /metrics; `off` to serve none.
     #[arg(long, env = "METRICS_BIND", default_value = "0.0.0.0:8080")]
     metrics_bind: String,
+}
+
+/// `--collector-image`: checked as `spec.collector.image` is.
+fn collector_image(s: &str) -> Result<String, String> {
+    tracedapp_api::validate::collector_image(s).map(|()| s.to_owned())
 }
 
 fn main() -> ExitCode {
@@ -127,6 +138,7 @@ async fn run_controller(args: Args) -> Result<(), (u8, String)> {
         identity,
         site: tracedapp_k8s::manifests::Site {
             operator_namespace: args.operator_namespace,
+            collector_image: args.collector_image,
         },
         export_health,
     };

@@ -68,6 +68,7 @@ fn rendered_chart_matches_goldens() {
                 "watchNamespaces={team-a,team-b}",
                 "crds.install=false",
                 "replicaCount=2",
+                "collectorImage=registry.example.com/platform/otelcol-tracedapp:0.161.0",
             ],
         ),
         (
@@ -165,6 +166,8 @@ fn values_schema_rejects_typos_and_bad_values() {
             "leaseDurationSeconds",
         ),
         ("otlpEndpoint=jaeger:4317", "otlpEndpoint"),
+        ("collectorImage=Registry/Otelcol:1", "collectorImage"),
+        ("collectorImage=otelcol:1 --config=x", "collectorImage"),
     ] {
         let out = helm(
             &["template", "x", CHART, "--namespace", NS, "--set", set],
@@ -174,6 +177,20 @@ fn values_schema_rejects_typos_and_bad_values() {
         assert!(!out.status.success(), "{set} was accepted");
         assert!(stderr.contains(expect), "{set}: {stderr}");
     }
+}
+
+/// The values schema checks `collectorImage` with the CRD's own image pattern (one rule, two
+/// places it is read: the chart and the operator's `--collector-image`).
+#[test]
+fn the_collector_image_value_uses_the_crds_image_pattern() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo_root().join(CHART).join("values.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        schema["properties"]["collectorImage"]["pattern"],
+        format!("^$|{}", tracedapp_api::spec::IMAGE_PATTERN)
+    );
 }
 
 /// A kubeconfig that authenticates as the chart's ServiceAccount (a TokenRequest token).
@@ -255,6 +272,19 @@ fn install_and_reconcile(sets: &[&str]) {
         condition(&cp, "shop", "ConfigValid") == "True"
             && jsonpath(&cp, "deployment/shop", "{.metadata.name}") == "shop"
     });
+    // The chart's collectorImage reaches the sidecar of an app whose spec names none.
+    let collector_image = sets
+        .iter()
+        .find_map(|s| s.strip_prefix("collectorImage="))
+        .unwrap_or(tracedapp_api::collector::CONTRIB_IMAGE);
+    assert_eq!(
+        jsonpath(
+            &cp,
+            "deployment/shop",
+            "{.spec.template.spec.initContainers[?(@.name==\"otel-collector\")].image}"
+        ),
+        collector_image
+    );
     // A drift repair (and its Event: a first rollout publishes none) and a prune exercise the
     // rest of the rules.
     cp.kubectl_ok(&["scale", "-n", "demo", "deployment/shop", "--replicas=4"]);
@@ -308,7 +338,10 @@ fn helm_install_cluster_wide_then_the_operator_works_with_the_charts_rbac() {
 
 #[test]
 fn helm_install_namespaced_then_the_operator_works_with_only_a_role() {
-    install_and_reconcile(&["watchNamespaces={demo}"]);
+    install_and_reconcile(&[
+        "watchNamespaces={demo}",
+        "collectorImage=registry.example.com/platform/otelcol-tracedapp:0.161.0",
+    ]);
 }
 
 /// Every manifest a user applies is accepted by a real API server (server-side dry run).

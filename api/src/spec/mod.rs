@@ -24,7 +24,9 @@ pub use aws::*;
 pub use crd::{crd, crd_yaml};
 pub use network::*;
 use patterns::*;
-pub use patterns::{NAME_MAX, NAME_PATTERN, PATTERN_MEANINGS, is_aws_region};
+pub use patterns::{
+    IMAGE as IMAGE_PATTERN, NAME_MAX, NAME_PATTERN, PATTERN_MEANINGS, is_aws_region,
+};
 pub use pipeline::*;
 
 /// Environment variables the generated app container sets itself; a user `env` entry may not

@@ -21,7 +21,7 @@ pub(crate) const ENV_NAME: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
 /// A container image reference, the OCI distribution grammar: an optional registry host (with
 /// a port), lowercase path components, an optional tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`)
 /// and an optional digest (`sha256:` and 64 hex digits, or `sha512:` and 128).
-pub(crate) const IMAGE: &str = r"^(([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(\.([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}))?$";
+pub const IMAGE: &str = r"^(([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(\.([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))*(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}))?$";
 /// A CPU amount (a subset of Kubernetes quantities: no exponents).
 pub(crate) const CPU: &str = r"^([0-9]{1,9}m|[0-9]{1,6}(\.[0-9]{1,3})?)$";
 /// A memory amount.

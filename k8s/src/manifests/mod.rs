@@ -17,6 +17,8 @@ pub use networkpolicy::network_policy;
 pub use service::service;
 pub use serviceaccount::service_account;
 
+use std::borrow::Cow;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -25,6 +27,7 @@ use kube::Resource;
 use serde::Serialize;
 use tracedapp_api::TracedApp;
 use tracedapp_api::collector::{self, CollectorConfig};
+use tracedapp_api::spec::Distribution;
 
 use crate::labels;
 
@@ -82,6 +85,28 @@ pub struct Children {
 pub struct Site {
     /// The operator's namespace: its pods alone may read the collectors' own metrics.
     pub operator_namespace: String,
+    /// The collector image of every app whose spec names none and keeps the default (contrib)
+    /// distribution: e.g. the site's build of TracedApp's distribution
+    /// (`tools/otelcol.Dockerfile`). `None`: the distribution's pinned image.
+    pub collector_image: Option<String>,
+}
+
+impl Site {
+    /// `app` as this site runs it: its collector image taken from [`Site::collector_image`]
+    /// where the spec names none and keeps the contrib distribution (a spec's own choice wins).
+    pub fn applied_to<'a>(&self, app: &'a TracedApp) -> Cow<'a, TracedApp> {
+        let collector = &app.spec.collector;
+        match &self.collector_image {
+            Some(image)
+                if collector.image.is_none() && collector.distribution == Distribution::Contrib =>
+            {
+                let mut app = app.clone();
+                app.spec.collector.image = Some(image.clone());
+                Cow::Owned(app)
+            }
+            _ => Cow::Borrowed(app),
+        }
+    }
 }
 
 /// The namespace the README and the chart install the operator into.
@@ -91,6 +116,7 @@ impl Default for Site {
     fn default() -> Self {
         Self {
             operator_namespace: DEFAULT_OPERATOR_NAMESPACE.to_owned(),
+            collector_image: None,
         }
     }
 }
@@ -131,6 +157,7 @@ pub fn build(app: &TracedApp) -> Children {
 
 /// Builds every child of a (validated) TracedApp, for an operator at `site`.
 pub fn build_at(app: &TracedApp, site: &Site) -> Children {
+    let app = &*site.applied_to(app);
     let rendered = Rendered::new(app);
     Children {
         config_map: config_map(app, &rendered),
@@ -192,6 +219,49 @@ mod tests {
             "the app waits for a healthy collector"
         );
         assert_eq!(pod.containers[0].name, naming::APP_CONTAINER);
+    }
+
+    /// A site's collector image reaches apps whose spec leaves the choice to it, and no other.
+    #[test]
+    fn the_sites_collector_image_fills_only_what_the_spec_leaves_open() {
+        let site = Site {
+            collector_image: Some("registry.example.com/otelcol-tracedapp:0.161.0".into()),
+            ..Site::default()
+        };
+        let image_of = |app: &TracedApp| {
+            containers(&build_at(app, &site))
+                .into_iter()
+                .find(|c| c.name == naming::COLLECTOR_CONTAINER)
+                .and_then(|c| c.image)
+                .unwrap()
+        };
+        assert_eq!(
+            image_of(&app()),
+            "registry.example.com/otelcol-tracedapp:0.161.0"
+        );
+        let mut own = app();
+        own.spec.collector.image = Some("ghcr.io/acme/collector:2".into());
+        assert_eq!(
+            image_of(&own),
+            "ghcr.io/acme/collector:2",
+            "the spec's own image"
+        );
+        let mut adot = app();
+        adot.spec.collector.distribution = Distribution::Adot;
+        assert_eq!(
+            image_of(&adot),
+            collector::ADOT_IMAGE,
+            "the spec chose ADOT"
+        );
+        assert_eq!(
+            containers(&build(&app()))
+                .into_iter()
+                .find(|c| c.name == naming::COLLECTOR_CONTAINER)
+                .and_then(|c| c.image)
+                .unwrap(),
+            collector::CONTRIB_IMAGE,
+            "no site image: the pinned contrib image"
+        );
     }
 
     /// Every container meets the restricted Pod Security Standard.

@@ -127,6 +127,7 @@ mod tests {
     fn by_default_only_the_operator_reaches_the_telemetry_port() {
         let site = Site {
             operator_namespace: "ops".into(),
+            ..Site::default()
         };
         let policy = network_policy(&app(), &site);
         let rules = rules(&policy);

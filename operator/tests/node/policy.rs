@@ -268,6 +268,7 @@ pub fn selector_upgrade(rig: &Rig) -> Result<(), Failed> {
         serde_json::from_value(rig.json(&["get", "-n", DEMO, &format!("ta/{APP}")]))?;
     let site = tracedapp_k8s::manifests::Site {
         operator_namespace: OPERATOR_NS.to_owned(),
+        ..tracedapp_k8s::manifests::Site::default()
     };
     let mut old = tracedapp_k8s::manifests::build_at(&app, &site).deployment;
     old.spec.as_mut().expect("a spec").selector.match_labels = Some(
