@@ -6,14 +6,20 @@
 # setting minus "off" in the same round. With two binaries (before / after a change) the rounds
 # alternate between them, so the machine's drift falls on both alike.
 #
-# Usage: bench/service-cost.sh [rounds=6] [seconds=8] [binary A] [binary B]
+# RATE=5000: instead of wrk's closed loop, an open loop at that many requests per second
+# (examples/fixed_rate.rs), so that the service's CPU per request is not shaped by how fast it
+# answers (under a closed loop, a slower answer changes how the kernel batches the next ones).
+#
+# Usage: [RATE=5000] bench/service-cost.sh [rounds=6] [seconds=8] [binary A] [binary B]
 #   (default: the release traced-service alone). Prints medians and ranges.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-6}
 SECS=${2:-8}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-cargo build --release -q -p traced-service --bin traced-service --example otlp_sink
+RATE=${RATE:-}
+[ -n "$RATE" ] || command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+cargo build --release -q -p traced-service --bin traced-service --example otlp_sink --example fixed_rate
+FIXED=target/release/examples/fixed_rate
 A=${3:-target/release/traced-service}
 B=${4:-}
 SINK=target/release/examples/otlp_sink
@@ -39,13 +45,21 @@ one() { # $1 binary label, $2 binary, $3 setting
   env "${env[@]}" "$2" --port "$SVC_PORT" --bind 127.0.0.1 2>>"$OUT/service.log" &
   local pid=$!; pids+=("$pid")
   wait_port "$SVC_PORT"
-  wrk -t1 -c1 -d1s "http://127.0.0.1:$SVC_PORT/" >/dev/null
-  local before; before=$(ticks "$pid")
-  wrk -t2 -c16 -d"${SECS}s" "http://127.0.0.1:$SVC_PORT/" >"$OUT/wrk"
-  local after; after=$(ticks "$pid")
+  local n rps before after
+  if [ -n "$RATE" ]; then
+    "$FIXED" "http://127.0.0.1:$SVC_PORT/" "$RATE" 1 >/dev/null
+    before=$(ticks "$pid")
+    read -r n rps < <("$FIXED" "http://127.0.0.1:$SVC_PORT/" "$RATE" "$SECS")
+    after=$(ticks "$pid")
+  else
+    wrk -t1 -c1 -d1s "http://127.0.0.1:$SVC_PORT/" >/dev/null
+    before=$(ticks "$pid")
+    wrk -t2 -c16 -d"${SECS}s" "http://127.0.0.1:$SVC_PORT/" >"$OUT/wrk"
+    after=$(ticks "$pid")
+    n=$(awk '/requests in/ {print $1}' "$OUT/wrk")
+    rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk")
+  fi
   kill -TERM "$pid"; wait "$pid" || true
-  local n; n=$(awk '/requests in/ {print $1}' "$OUT/wrk")
-  local rps; rps=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk")
   echo "$1 $3 $(awk -v a="$before" -v b="$after" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.3f", (b - a) / hz * 1e6 / n}') $rps" | tee -a "$OUT/rows" >&2
 }
 
