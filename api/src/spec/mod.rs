@@ -107,7 +107,7 @@ pub struct TracedAppSpec {
 
     /// Who may reach the app's pods (Kubernetes). Default: nobody beyond the namespace's own
     /// NetworkPolicies; the operator alone reaches the collector's telemetry port.
-    #[serde(default, skip_serializing_if = "is_default_network")]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub network_policy: NetworkPolicySpec,
 
     /// AWS ECS task-definition settings (used by `tracedapp render ecs` and `tracedapp ecs register`).
@@ -115,8 +115,9 @@ pub struct TracedAppSpec {
     pub ecs: Option<EcsSpec>,
 }
 
-fn is_default_network(n: &NetworkPolicySpec) -> bool {
-    n == &NetworkPolicySpec::default()
+/// For `skip_serializing_if`: a field left at its default is not written out.
+pub(crate) fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// The application container.

@@ -4,8 +4,8 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::Resources;
 use super::patterns::*;
+use super::{Resources, is_default};
 use crate::resources;
 
 /// Sampling: a parent-based ratio in the app, and optionally probabilistic sampling in the
@@ -190,10 +190,6 @@ impl Compression {
             Self::None => "none",
         }
     }
-}
-
-fn is_default<T: Default + PartialEq>(value: &T) -> bool {
-    *value == T::default()
 }
 
 /// TLS settings for an exporter.

@@ -228,13 +228,14 @@ mod tests {
             collector_image: Some("registry.example.com/otelcol-tracedapp:0.161.0".into()),
             ..Site::default()
         };
-        let image_of = |app: &TracedApp| {
-            containers(&build_at(app, &site))
+        let collector_image = |children: &Children| {
+            containers(children)
                 .into_iter()
                 .find(|c| c.name == naming::COLLECTOR_CONTAINER)
                 .and_then(|c| c.image)
                 .unwrap()
         };
+        let image_of = |app: &TracedApp| collector_image(&build_at(app, &site));
         assert_eq!(
             image_of(&app()),
             "registry.example.com/otelcol-tracedapp:0.161.0"
@@ -254,11 +255,7 @@ mod tests {
             "the spec chose ADOT"
         );
         assert_eq!(
-            containers(&build(&app()))
-                .into_iter()
-                .find(|c| c.name == naming::COLLECTOR_CONTAINER)
-                .and_then(|c| c.image)
-                .unwrap(),
+            collector_image(&build(&app())),
             collector::CONTRIB_IMAGE,
             "no site image: the pinned contrib image"
         );

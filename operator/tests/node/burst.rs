@@ -16,7 +16,7 @@ use libtest_mimic::Failed;
 use serde_json::Value;
 
 use crate::cgroup::MemoryCgroup;
-use crate::cluster::{Rig, wait};
+use crate::cluster::{Rig, collector_container, container_statuses};
 
 const NS: &str = "burst";
 const NAME: &str = "burst";
@@ -110,25 +110,10 @@ fn burst(rig: &Rig, image: &str) -> Result<(), Failed> {
         "apiVersion: tracedapp.dev/v1alpha1\nkind: TracedApp\nmetadata: {{name: {NAME}, namespace: {NS}}}\n\
          spec:\n  app: {{image: \"{image}\"}}\n  exporters: {{jaeger: {{endpoint: \"nowhere.{NS}.svc.cluster.local:4317\", tls: {{insecure: true}}}}}}\n"
     );
-    rig.kubectl_stdin(&["apply", "-f", "-"], &spec);
-    wait(
-        &format!("{NAME} READY True"),
-        Duration::from_secs(180),
-        || rig.condition(NS, NAME, "Ready").0 == "True",
-    )?;
-    let pod = rig
-        .pods(NS, &format!("app.kubernetes.io/instance={NAME}"))
-        .into_iter()
-        .next()
-        .ok_or("no pod")?;
-    let pid = rig.container_pid(NS, &pod, "otel-collector");
-    let pod_json = rig.json(&["get", "pod", "-n", NS, &pod]);
-    let limit_mib = collector_memory_limit_mib(&pod_json)?;
-    let pod_ip = pod_json
-        .pointer("/status/podIP")
-        .and_then(Value::as_str)
-        .ok_or("the pod's IP")?
-        .to_owned();
+    let ready = rig.apply_until_ready(NS, NAME, &spec)?;
+    let (pod, pid) = (&ready.pod, ready.collector_pid);
+    let limit_mib = collector_memory_limit_mib(&ready.json)?;
+    let pod_ip = ready.ip.to_string();
     let cgroup = MemoryCgroup::of_process(pid)?;
 
     let mut loader = Command::new("nsenter")
@@ -166,12 +151,8 @@ fn burst(rig: &Rig, image: &str) -> Result<(), Failed> {
     let oom_kills = cgroup.oom_kills();
     // The collector's own peak (its cgroup's figure above counts the page cache too).
     let process_peak = testkit::process::memory_mib(pid, "VmHWM");
-    let status = rig.json(&["get", "pod", "-n", NS, &pod])["status"].clone();
-    let containers: Vec<&Value> = ["initContainerStatuses", "containerStatuses"]
-        .iter()
-        .filter_map(|k| status[*k].as_array())
-        .flatten()
-        .collect();
+    let pod_now = rig.json(&["get", "pod", "-n", NS, pod]);
+    let containers = container_statuses(&pod_now);
     let restarts: Vec<(&str, u64)> = containers
         .iter()
         .map(|s| {
@@ -224,10 +205,7 @@ fn burst(rig: &Rig, image: &str) -> Result<(), Failed> {
 
 /// The sidecar's memory limit from the pod (`320Mi` → 320).
 fn collector_memory_limit_mib(pod: &Value) -> Result<f64, Failed> {
-    let limit = pod
-        .pointer("/spec/initContainers")
-        .and_then(Value::as_array)
-        .and_then(|c| c.iter().find(|c| c["name"] == "otel-collector"))
+    let limit = collector_container(pod)
         .and_then(|c| c.pointer("/resources/limits/memory"))
         .and_then(Value::as_str)
         .ok_or("the collector's memory limit")?;

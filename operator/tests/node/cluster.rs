@@ -9,6 +9,7 @@ use libtest_mimic::Failed;
 use serde_json::Value;
 use testkit::node::{Cluster, NODE_IP, images};
 use testkit::{repo_root, tools};
+use tracedapp_k8s::naming::COLLECTOR_CONTAINER;
 
 pub type Scenario = fn(&Rig) -> Result<(), Failed>;
 
@@ -16,6 +17,34 @@ pub type Scenario = fn(&Rig) -> Result<(), Failed>;
 #[derive(Debug)]
 pub struct Rig {
     pub cluster: Cluster,
+}
+
+/// A TracedApp that reached READY True ([`Rig::apply_until_ready`]).
+pub struct ReadyApp {
+    /// Its first pod's name.
+    pub pod: String,
+    /// The host PID of that pod's collector.
+    pub collector_pid: u32,
+    pub ip: std::net::IpAddr,
+    /// The pod as `kubectl get -o json` printed it then.
+    pub json: Value,
+}
+
+/// The collector's container (a native sidecar: an init container) in a pod's JSON.
+pub fn collector_container(pod: &Value) -> Option<&Value> {
+    pod.pointer("/spec/initContainers")?
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == COLLECTOR_CONTAINER)
+}
+
+/// Every container status in a pod's JSON, the init containers' first.
+pub fn container_statuses(pod: &Value) -> Vec<&Value> {
+    ["initContainerStatuses", "containerStatuses"]
+        .iter()
+        .filter_map(|k| pod["status"][*k].as_array())
+        .flatten()
+        .collect()
 }
 
 /// Our binaries, next to each other in cargo's target folder (`cargo test --workspace` builds
@@ -210,6 +239,35 @@ impl Rig {
             .lines()
             .map(|l| l.trim_start_matches("pod/").to_owned())
             .collect()
+    }
+
+    /// Applies `spec` (the TracedApp `name` in `ns`), waits up to 3 minutes for READY True,
+    /// and finds its first pod and the collector in it.
+    pub fn apply_until_ready(&self, ns: &str, name: &str, spec: &str) -> Result<ReadyApp, Failed> {
+        self.kubectl_stdin(&["apply", "-f", "-"], spec);
+        wait(
+            &format!("{name} READY True"),
+            Duration::from_secs(180),
+            || self.condition(ns, name, "Ready").0 == "True",
+        )?;
+        let pod = self
+            .pods(ns, &format!("app.kubernetes.io/instance={name}"))
+            .into_iter()
+            .next()
+            .ok_or("no pod")?;
+        let collector_pid = self.container_pid(ns, &pod, COLLECTOR_CONTAINER);
+        let json = self.json(&["get", "pod", "-n", ns, &pod]);
+        let ip = json
+            .pointer("/status/podIP")
+            .and_then(Value::as_str)
+            .and_then(|ip| ip.parse().ok())
+            .ok_or("the pod's IP")?;
+        Ok(ReadyApp {
+            pod,
+            collector_pid,
+            ip,
+            json,
+        })
     }
 
     /// The host PID of a container (`<pod>`/`<container>`), from containerd; waits up to a

@@ -21,13 +21,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use libtest_mimic::Failed;
-use serde_json::Value;
 use testkit::node::netns;
 use testkit::xray_otlp::{Key, Options, Verifier};
 use tracedapp_api::sidecar::{OTLP_GRPC_PORT, TELEMETRY_PORT};
 
 use crate::cgroup::{CpuCgroup, MemoryCgroup};
-use crate::cluster::{Rig, wait};
+use crate::cluster::{Rig, collector_container, container_statuses, wait};
 
 const NS: &str = "sidecar";
 const NAME: &str = "rates";
@@ -147,27 +146,13 @@ fn measure(rig: &Rig, image: &str, plan: &Plan) -> Result<f64, Failed> {
          jaeger: {{endpoint: \"jaeger-collector.observability:4317\", tls: {{insecure: true}}{compression}}}\n    \
          xray: {{protocol: otlp, region: {REGION}, endpoint: \"http://{on_bridge}\"}}\n"
     );
-    rig.kubectl_stdin(&["apply", "-f", "-"], &spec);
-    wait(
-        &format!("{NAME} READY True"),
-        Duration::from_secs(180),
-        || rig.condition(NS, NAME, "Ready").0 == "True",
-    )?;
-    let pod = rig
-        .pods(NS, &format!("app.kubernetes.io/instance={NAME}"))
-        .into_iter()
-        .next()
-        .ok_or("no pod")?;
-    let pid = rig.container_pid(NS, &pod, "otel-collector");
-    let pod_json = rig.json(&["get", "pod", "-n", NS, &pod]);
-    let pod_ip: std::net::IpAddr = pod_json
-        .pointer("/status/podIP")
-        .and_then(Value::as_str)
-        .and_then(|ip| ip.parse().ok())
-        .ok_or("the pod's IP")?;
-    let limits = sidecar_resources(&pod_json);
+    let ready = rig.apply_until_ready(NS, NAME, &spec)?;
+    let (pod, pid) = (&ready.pod, ready.collector_pid);
+    let limits = collector_container(&ready.json)
+        .map(|c| c["resources"].to_string())
+        .unwrap_or_default();
     let ns = PathBuf::from(format!("/proc/{pid}/ns/net"));
-    let telemetry = SocketAddr::new(pod_ip, TELEMETRY_PORT as u16);
+    let telemetry = SocketAddr::new(ready.ip, TELEMETRY_PORT as u16);
     let memory = MemoryCgroup::of_process(pid)?;
     let cpu = CpuCgroup::of_process(pid)?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -272,14 +257,9 @@ fn measure(rig: &Rig, image: &str, plan: &Plan) -> Result<f64, Failed> {
             }
         }
     }
-    let ended: Vec<String> = ["initContainerStatuses", "containerStatuses"]
-        .iter()
-        .filter_map(|k| {
-            rig.json(&["get", "pod", "-n", NS, &pod])["status"][*k]
-                .as_array()
-                .cloned()
-        })
-        .flatten()
+    let pod_now = rig.json(&["get", "pod", "-n", NS, pod]);
+    let ended: Vec<String> = container_statuses(&pod_now)
+        .into_iter()
         .filter(|s| s["restartCount"].as_u64().unwrap_or(0) > 0)
         .map(|s| format!("{} restarted ({})", s["name"], s["lastState"]))
         .collect();
@@ -298,13 +278,4 @@ fn measure(rig: &Rig, image: &str, plan: &Plan) -> Result<f64, Failed> {
     );
     per_span.sort_by(f64::total_cmp);
     Ok(per_span[per_span.len() / 2])
-}
-
-/// The collector container's requests and limits, as the pod has them.
-fn sidecar_resources(pod: &Value) -> String {
-    pod.pointer("/spec/initContainers")
-        .and_then(Value::as_array)
-        .and_then(|c| c.iter().find(|c| c["name"] == "otel-collector"))
-        .map(|c| c["resources"].to_string())
-        .unwrap_or_default()
 }
